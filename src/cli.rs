@@ -1,0 +1,107 @@
+//! The command line: argument parsing, dispatch and the exit-code contract
+//! (0 nothing at error severity, 1 findings or failed checks, 2 unreadable input or usage error).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::{self, Format, Sink};
+use crate::{run, validate};
+
+#[derive(Parser)]
+#[command(
+    name = "camunda-conformance",
+    version,
+    about = "Prove that a Camunda 7 deployment on Kubernetes really works"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate kustomize overlays or plain manifests offline (no cluster needed).
+    Validate(ValidateArgs),
+    /// Run the live suites against a deployment described by a target file.
+    Run(RunArgs),
+    /// List the rules of `validate` with their ids and severities.
+    Rules,
+    /// List the checks of `run` with their ids and suites.
+    Checks,
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Kustomize directories, manifest files or directories of manifests.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Fail on warnings too.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The target description (TOML) of the deployment under test.
+    #[arg(long, value_name = "FILE")]
+    target: PathBuf,
+    /// Only these suites (comma separated): metrics, auth, tls, sessions, cluster, scaling.
+    #[arg(long, value_delimiter = ',', value_name = "SUITE")]
+    suite: Vec<String>,
+    /// Also write report.json, junit.xml and report.txt into this folder.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Validate(args) => validate_command(args),
+        Command::Run(args) => run::command(
+            &args.target,
+            &args.suite,
+            args.report_dir.as_deref(),
+            Sink::new(args.output.format, args.output.output),
+        ),
+        Command::Rules => {
+            report::print_rules();
+            Ok(true)
+        }
+        Command::Checks => {
+            report::print_checks();
+            Ok(true)
+        }
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `Ok(false)` when a finding fails the run (an error, or a warning under `--strict`).
+fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
+    let validated = validate::validate_paths(&args.paths)?;
+    let sink = Sink::new(args.output.format, args.output.output);
+    sink.write_validate(&validated, args.strict)?;
+    Ok(report::validate_passed(&validated, args.strict))
+}

@@ -1,0 +1,7 @@
+//! camunda-conformance: offline validation of Camunda 7 manifests (`validate`) and the live
+//! suites against a running deployment (`run`).
+
+pub mod cli;
+pub mod report;
+pub mod run;
+pub mod validate;

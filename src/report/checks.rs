@@ -1,0 +1,221 @@
+//! Reports of `run`: live progress while checks run, then human text, JSON or JUnit XML.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use camunda_conformance_suites::{CheckResult, RunEvent, Status};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde::Serialize;
+
+use super::{Format, Paint, Sink};
+
+/// The results of one `run`, with what they ran against.
+pub struct CheckReport {
+    pub target: String,
+    pub results: Vec<CheckResult>,
+    pub duration: Duration,
+}
+
+impl CheckReport {
+    pub fn passed(&self) -> bool {
+        !self.results.iter().any(|r| r.status == Status::Fail)
+    }
+
+    fn count(&self, status: Status) -> usize {
+        self.results.iter().filter(|r| r.status == status).count()
+    }
+
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.count(Status::Pass),
+            self.count(Status::Fail),
+            self.count(Status::Skip)
+        )
+    }
+}
+
+/// Shows each check as it finishes, and a spinner naming the running one (terminal only).
+/// With a human report on standard output the finished lines are the report itself; otherwise
+/// they go to standard error so that CI logs still show progress.
+pub struct LiveProgress {
+    spinner: ProgressBar,
+    paint: Paint,
+    to_stdout: bool,
+}
+
+impl LiveProgress {
+    pub fn new(sink: &Sink) -> Self {
+        let to_stdout = sink.format == Format::Human && sink.output.is_none();
+        let spinner = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            spinner,
+            paint: Paint(to_stdout && sink.colours()),
+            to_stdout,
+        }
+    }
+
+    pub fn on_event(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::SuiteStarted(suite) => self.line(&self.paint.bold(&format!("suite {suite}"))),
+            RunEvent::CheckStarted { id, .. } => {
+                self.spinner.reset_elapsed();
+                self.spinner.set_message(id);
+            }
+            RunEvent::CheckFinished(result) => self.line(&human_result(&result, self.paint)),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        self.spinner.suspend(|| {
+            if self.to_stdout {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+        });
+    }
+
+    pub fn finish(self) {
+        self.spinner.finish_and_clear();
+    }
+}
+
+fn human_result(result: &CheckResult, paint: Paint) -> String {
+    let status = match result.status {
+        Status::Pass => paint.green("PASS"),
+        Status::Fail => paint.red("FAIL"),
+        Status::Skip => paint.yellow("SKIP"),
+    };
+    let mut line = format!(
+        "  {status} {:<40} {}",
+        result.id,
+        paint.dim(&format!("{} ms", result.duration_ms))
+    );
+    for message_line in result.message.lines() {
+        let _ = write!(line, "\n         {message_line}");
+    }
+    line
+}
+
+impl Sink {
+    /// The final report. For a human report on standard output the checks were already shown
+    /// live, so only the summary remains.
+    pub fn write_checks(&self, report: &CheckReport) -> Result<()> {
+        let text = match self.format {
+            Format::Human if self.output.is_none() => human_summary(report, Paint(self.colours())),
+            Format::Human => human_full(report),
+            Format::Json => json(report)?,
+            Format::Junit => junit(report)?,
+        };
+        self.emit(&text)
+    }
+}
+
+fn human_summary(report: &CheckReport, paint: Paint) -> String {
+    let verdict = if report.passed() {
+        paint.green("ok")
+    } else {
+        paint.red("FAILED")
+    };
+    format!(
+        "\n{verdict}: {} against {} in {:.1} s\n",
+        report.summary_line(),
+        report.target,
+        report.duration.as_secs_f64()
+    )
+}
+
+fn human_full(report: &CheckReport) -> String {
+    let mut out = String::new();
+    for result in &report.results {
+        let _ = writeln!(out, "{}", human_result(result, Paint(false)));
+    }
+    out.push_str(&human_summary(report, Paint(false)));
+    out
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    target: &'a str,
+    checks: &'a [CheckResult],
+    summary: JsonSummary,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    duration_ms: u128,
+}
+
+pub(super) fn json(report: &CheckReport) -> Result<String> {
+    let doc = JsonReport {
+        target: &report.target,
+        checks: &report.results,
+        summary: JsonSummary {
+            passed: report.count(Status::Pass),
+            failed: report.count(Status::Fail),
+            skipped: report.count(Status::Skip),
+            duration_ms: report.duration.as_millis(),
+        },
+    };
+    let mut text = serde_json::to_string_pretty(&doc).context("serialising the JSON report")?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// One JUnit test suite per live suite, one test case per check.
+pub(super) fn junit(report: &CheckReport) -> Result<String> {
+    let mut suites: BTreeMap<String, TestSuite> = BTreeMap::new();
+    for result in &report.results {
+        let suite_name = result.suite.to_string();
+        let status = match result.status {
+            Status::Pass => TestCaseStatus::success(),
+            Status::Fail => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(first_line(&result.message));
+                status.set_description(result.message.clone());
+                status
+            }
+            Status::Skip => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(first_line(&result.message));
+                status
+            }
+        };
+        let mut case = TestCase::new(result.id.clone(), status);
+        case.set_classname(suite_name.clone());
+        case.set_time(Duration::from_millis(result.duration_ms));
+        if result.status == Status::Pass && !result.message.is_empty() {
+            case.set_system_out(result.message.clone());
+        }
+        suites
+            .entry(suite_name.clone())
+            .or_insert_with(|| TestSuite::new(suite_name))
+            .add_test_case(case);
+    }
+    let mut junit = Report::new(format!("camunda-conformance run ({})", report.target));
+    junit.set_time(report.duration);
+    junit.add_test_suites(suites.into_values());
+    junit.to_string().context("serialising the JUnit report")
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_string()
+}

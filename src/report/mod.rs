@@ -1,0 +1,107 @@
+//! Reporters: turn validate findings and check results into human text, JSON or JUnit XML.
+//! They only format; deciding pass/fail lives with the data.
+
+mod checks;
+mod findings;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+
+pub use checks::{CheckReport, LiveProgress};
+pub use findings::validate_passed;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Junit,
+}
+
+/// Where a report goes: standard output (colours only on a terminal) or a file (never colours).
+pub struct Sink {
+    pub format: Format,
+    pub output: Option<PathBuf>,
+}
+
+impl Sink {
+    pub fn new(format: Format, output: Option<PathBuf>) -> Self {
+        Self { format, output }
+    }
+
+    /// Colours only for humans at a terminal, and never when NO_COLOR is set.
+    pub fn colours(&self) -> bool {
+        self.format == Format::Human
+            && self.output.is_none()
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none()
+    }
+
+    pub fn emit(&self, text: &str) -> Result<()> {
+        match &self.output {
+            Some(path) => std::fs::write(path, text)
+                .with_context(|| format!("writing the report to {}", path.display())),
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("writing the report to standard output")
+            }
+        }
+    }
+}
+
+/// ANSI styling that disappears when colours are off.
+#[derive(Clone, Copy)]
+pub(crate) struct Paint(pub bool);
+
+impl Paint {
+    pub fn red(self, text: &str) -> String {
+        self.wrap("1;31", text)
+    }
+    pub fn yellow(self, text: &str) -> String {
+        self.wrap("33", text)
+    }
+    pub fn green(self, text: &str) -> String {
+        self.wrap("32", text)
+    }
+    pub fn dim(self, text: &str) -> String {
+        self.wrap("2", text)
+    }
+    pub fn bold(self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// `camunda-conformance rules`.
+pub fn print_rules() {
+    for rule in crate::validate::rules::catalog() {
+        println!(
+            "{:<28} {:<8} {}",
+            rule.id,
+            rule.severity.as_str(),
+            rule.description
+        );
+    }
+}
+
+/// `camunda-conformance checks`.
+pub fn print_checks() {
+    for check in camunda_conformance_suites::catalog() {
+        let disruptive = if check.disruptive { " (disruptive)" } else { "" };
+        println!(
+            "{:<36} {:<9} {}{disruptive}",
+            check.id, check.suite, check.description
+        );
+    }
+}

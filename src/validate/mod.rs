@@ -1,0 +1,110 @@
+//! `camunda-conformance validate`: offline checks of kustomize overlays and plain manifests.
+//!
+//! Pipeline: [`input`] renders or reads every path into objects, [`schema`] checks each object
+//! against the typed Kubernetes/CRD schemas and keeps the typed value, [`bundle`] indexes the
+//! whole set, and every rule of [`rules`] is a small function over that index.
+
+pub mod bundle;
+mod env;
+pub mod input;
+pub mod rules;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use input::InputError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// `Kind/name`.
+    pub resource: String,
+    pub namespace: Option<String>,
+    /// The manifest the object came from, or the kustomization that generated it.
+    pub file: Option<String>,
+    pub message: String,
+}
+
+/// One rendered or read input path.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputSummary {
+    pub path: PathBuf,
+    /// `kubectl kustomize`, `kustomize` or `plain`.
+    pub renderer: String,
+    pub objects: usize,
+    pub render_ms: u128,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidateReport {
+    pub findings: Vec<Finding>,
+    pub inputs: Vec<InputSummary>,
+    pub render_ms: u128,
+    pub check_ms: u128,
+}
+
+/// Renders/reads every path, then checks all objects together as one bundle: rules such as
+/// `metrics-scraped` follow references across files and inputs.
+pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
+    let started = Instant::now();
+    let mut objects = Vec::new();
+    let mut inputs = Vec::new();
+    for path in paths {
+        let loaded = input::load(path)?;
+        inputs.push(loaded.summary);
+        objects.extend(loaded.objects);
+    }
+    let render_ms = started.elapsed().as_millis();
+    let (findings, check_ms) = check_timed(objects);
+    Ok(ValidateReport {
+        findings,
+        inputs,
+        render_ms,
+        check_ms,
+    })
+}
+
+/// Schema and policy checks over already loaded objects; the benchmark times this apart from
+/// rendering.
+pub fn check(objects: Vec<input::RawObject>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let entries = objects
+        .into_iter()
+        .map(|raw| {
+            let (typed, schema_findings) = schema::check(&raw);
+            findings.extend(schema_findings);
+            bundle::Entry::new(raw, typed)
+        })
+        .collect();
+    let bundle = bundle::Bundle::new(entries);
+    for rule in rules::catalog() {
+        (rule.check)(&bundle, &mut findings);
+    }
+    findings
+}
+
+fn check_timed(objects: Vec<input::RawObject>) -> (Vec<Finding>, u128) {
+    let started = Instant::now();
+    let findings = check(objects);
+    (findings, started.elapsed().as_millis())
+}

@@ -1,0 +1,250 @@
+//! The check model: what a check is, what it reports, and the recorder that turns check bodies
+//! into results and events.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::http::Http;
+use crate::target::{Secret, Target};
+use crate::Suite;
+
+/// One check of the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckInfo {
+    /// Stable id, `<suite>.<name>`.
+    pub id: &'static str,
+    pub suite: Suite,
+    /// One line: what the check proves.
+    pub description: &'static str,
+    /// Stops replicas, writes to the engine database or loads the stack: runs only when the
+    /// target allows disruption.
+    pub disruptive: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub suite: Suite,
+    pub status: Status,
+    pub duration_ms: u64,
+    /// What was seen; on failure what was expected and what came instead, on skip why.
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    SuiteStarted(Suite),
+    CheckStarted { id: String, suite: Suite },
+    CheckFinished(CheckResult),
+}
+
+/// Why a disruptive check is skipped.
+pub(crate) const NOT_ALLOWED: &str =
+    "disruptive check: the target does not allow disruption ([disruptive] allowed = false)";
+
+/// What a check body decides.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Pass(String),
+    Fail(String),
+    Skip(String),
+}
+
+/// A check body: an error is a failure whose message is the error chain.
+pub(crate) type Outcome = anyhow::Result<Verdict>;
+
+/// Shared by the suites of one run.
+pub(crate) struct Ctx<'t> {
+    pub target: &'t Target,
+    pub http: Http,
+    password: Result<Secret, String>,
+}
+
+impl<'t> Ctx<'t> {
+    pub fn new(target: &'t Target, password: anyhow::Result<Secret>) -> anyhow::Result<Self> {
+        Ok(Self {
+            target,
+            http: Http::new(target)?,
+            password: password.map_err(|err| format!("{err:#}")),
+        })
+    }
+
+    /// The suites' password; an error names why it could not be read (never its value).
+    pub fn password(&self) -> anyhow::Result<&Secret> {
+        self.password
+            .as_ref()
+            .map_err(|reason| anyhow::anyhow!("the credentials could not be read: {reason}"))
+    }
+
+    pub fn username(&self) -> &str {
+        &self.target.credentials.username
+    }
+}
+
+pub(crate) struct Recorder<'e> {
+    on_event: &'e mut (dyn FnMut(RunEvent) + Send),
+    disruption_allowed: bool,
+    /// Scrubbed from every message as a last line of defence.
+    secret: Option<String>,
+    reported: HashSet<&'static str>,
+    results: Vec<CheckResult>,
+}
+
+impl<'e> Recorder<'e> {
+    pub fn new(
+        on_event: &'e mut (dyn FnMut(RunEvent) + Send),
+        disruption_allowed: bool,
+        secret: Option<String>,
+    ) -> Self {
+        Self {
+            on_event,
+            disruption_allowed,
+            secret: secret.filter(|s| !s.is_empty()),
+            reported: HashSet::new(),
+            results: Vec::new(),
+        }
+    }
+
+    pub fn suite_started(&mut self, suite: Suite) {
+        (self.on_event)(RunEvent::SuiteStarted(suite));
+    }
+
+    /// Runs one check body, unless the check is disruptive and the target does not allow it.
+    pub async fn check<F>(&mut self, info: &CheckInfo, body: F) -> Status
+    where
+        F: Future<Output = Outcome>,
+    {
+        if info.disruptive && !self.disruption_allowed {
+            return self.skip(info, NOT_ALLOWED);
+        }
+        (self.on_event)(RunEvent::CheckStarted {
+            id: info.id.to_string(),
+            suite: info.suite,
+        });
+        let started = Instant::now();
+        let verdict = body
+            .await
+            .unwrap_or_else(|err| Verdict::Fail(format!("{err:#}")));
+        self.finish(info, verdict, started)
+    }
+
+    pub fn skip(&mut self, info: &CheckInfo, reason: &str) -> Status {
+        self.report(info, Verdict::Skip(reason.to_string()))
+    }
+
+    pub fn fail(&mut self, info: &CheckInfo, reason: &str) -> Status {
+        self.report(info, Verdict::Fail(reason.to_string()))
+    }
+
+    /// A result without a body, still announced so that progress shows every check.
+    fn report(&mut self, info: &CheckInfo, verdict: Verdict) -> Status {
+        (self.on_event)(RunEvent::CheckStarted {
+            id: info.id.to_string(),
+            suite: info.suite,
+        });
+        self.finish(info, verdict, Instant::now())
+    }
+
+    /// Skips every check of the suite that has no result yet.
+    pub fn skip_rest(&mut self, suite: Suite, reason: &str) {
+        for info in suite.checks() {
+            if !self.reported.contains(info.id) {
+                self.skip(info, reason);
+            }
+        }
+    }
+
+    /// Fails every check of the suite that has no result yet.
+    pub fn fail_rest(&mut self, suite: Suite, reason: &str) {
+        for info in suite.checks() {
+            if !self.reported.contains(info.id) {
+                self.fail(info, reason);
+            }
+        }
+    }
+
+    fn finish(&mut self, info: &CheckInfo, verdict: Verdict, started: Instant) -> Status {
+        let (status, message) = match verdict {
+            Verdict::Pass(m) => (Status::Pass, m),
+            Verdict::Fail(m) => (Status::Fail, m),
+            Verdict::Skip(m) => (Status::Skip, m),
+        };
+        let message = match &self.secret {
+            Some(secret) if message.contains(secret.as_str()) => message.replace(secret.as_str(), "***"),
+            _ => message,
+        };
+        let result = CheckResult {
+            id: info.id.to_string(),
+            suite: info.suite,
+            status,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            message,
+        };
+        self.reported.insert(info.id);
+        (self.on_event)(RunEvent::CheckFinished(result.clone()));
+        self.results.push(result);
+        status
+    }
+
+    pub fn into_results(self) -> Vec<CheckResult> {
+        self.results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: CheckInfo = CheckInfo {
+        id: "auth.test-plain",
+        suite: Suite::Auth,
+        description: "test",
+        disruptive: false,
+    };
+    const DISRUPTIVE: CheckInfo = CheckInfo {
+        id: "auth.test-disruptive",
+        suite: Suite::Auth,
+        description: "test",
+        disruptive: true,
+    };
+
+    #[tokio::test]
+    async fn disruptive_checks_skip_without_running_and_secrets_are_scrubbed() {
+        let mut events = Vec::new();
+        let mut on_event = |event: RunEvent| events.push(event);
+        let mut recorder = Recorder::new(&mut on_event, false, Some("s3cret".into()));
+        let mut ran = false;
+        let status = recorder
+            .check(&DISRUPTIVE, async {
+                ran = true;
+                Ok(Verdict::Pass(String::new()))
+            })
+            .await;
+        assert_eq!(status, Status::Skip);
+        assert!(!ran);
+        let status = recorder
+            .check(&PLAIN, async { anyhow::bail!("server echoed s3cret") })
+            .await;
+        assert_eq!(status, Status::Fail);
+        let results = recorder.into_results();
+        assert_eq!(results[1].message, "server echoed ***");
+        assert!(results[0].message.contains("allowed = false"));
+        drop(on_event);
+        let finished = events
+            .iter()
+            .filter(|e| matches!(e, RunEvent::CheckFinished(_)))
+            .count();
+        assert_eq!(finished, 2);
+    }
+}

@@ -1,0 +1,184 @@
+//! The live conformance suites of camunda-conformance and the target description they run
+//! against.
+//!
+//! The runner ([`run`]) only produces [`CheckResult`]s and [`RunEvent`]s; reporters live with
+//! the CLI. Every check has a stable id listed by [`catalog`].
+
+mod check;
+mod cluster;
+mod http;
+mod metrics;
+mod auth;
+mod prom;
+mod scaling;
+mod sessions;
+mod stop;
+mod target;
+mod tls;
+mod webapp;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use check::{CheckInfo, CheckResult, RunEvent, Status};
+pub use scaling::{HpaStatus, KubeFuture, KubeOps, PodState};
+pub use target::{
+    Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus, Replica,
+    SessionMode, Sessions, StopHandle, Target,
+};
+
+/// A live suite. The declaration order is the order [`run`] executes them in: cluster runs
+/// before sessions because the shared-session check stops a replica that cluster needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    Metrics,
+    Auth,
+    Tls,
+    Cluster,
+    Sessions,
+    Scaling,
+}
+
+impl Suite {
+    pub const ALL: [Suite; 6] = [
+        Suite::Metrics,
+        Suite::Auth,
+        Suite::Tls,
+        Suite::Cluster,
+        Suite::Sessions,
+        Suite::Scaling,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suite::Metrics => "metrics",
+            Suite::Auth => "auth",
+            Suite::Tls => "tls",
+            Suite::Cluster => "cluster",
+            Suite::Sessions => "sessions",
+            Suite::Scaling => "scaling",
+        }
+    }
+
+    fn checks(self) -> &'static [CheckInfo] {
+        match self {
+            Suite::Metrics => metrics::CHECKS,
+            Suite::Auth => auth::CHECKS,
+            Suite::Tls => tls::CHECKS,
+            Suite::Cluster => cluster::CHECKS,
+            Suite::Sessions => sessions::CHECKS,
+            Suite::Scaling => scaling::CHECKS,
+        }
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad` so that reporters can align columns with `{:<9}`.
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Suite {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        Suite::ALL
+            .into_iter()
+            .find(|suite| suite.as_str() == name.trim())
+            .ok_or_else(|| {
+                let known: Vec<_> = Suite::ALL.iter().map(|s| s.as_str()).collect();
+                anyhow::anyhow!(
+                    "unknown suite `{name}` (known: {})",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+/// Every check of every suite, in run order: for documentation and `checks` listings.
+pub fn catalog() -> Vec<CheckInfo> {
+    Suite::ALL
+        .iter()
+        .flat_map(|suite| suite.checks().iter().cloned())
+        .collect()
+}
+
+/// Runs the given suites (all when empty) against the target, in the canonical order of
+/// [`Suite::ALL`], reporting progress through `on_event`. Never fails as a whole: a problem
+/// that stops a suite becomes failed checks with the reason.
+pub async fn run(
+    target: &Target,
+    suites: &[Suite],
+    on_event: &mut (dyn FnMut(RunEvent) + Send),
+) -> Vec<CheckResult> {
+    let selected: Vec<Suite> = Suite::ALL
+        .into_iter()
+        .filter(|suite| suites.is_empty() || suites.contains(suite))
+        .collect();
+    let password = target.credentials.password();
+    let mut recorder = check::Recorder::new(
+        on_event,
+        target.disruptive.allowed,
+        password.as_ref().ok().map(|secret| secret.expose().to_string()),
+    );
+    let ctx = match check::Ctx::new(target, password) {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            let reason = format!("the target could not be prepared: {err:#}");
+            for suite in selected {
+                recorder.suite_started(suite);
+                recorder.fail_rest(suite, &reason);
+            }
+            return recorder.into_results();
+        }
+    };
+    for suite in selected {
+        recorder.suite_started(suite);
+        match suite {
+            Suite::Metrics => metrics::run(&ctx, &mut recorder).await,
+            Suite::Auth => auth::run(&ctx, &mut recorder).await,
+            Suite::Tls => tls::run(&ctx, &mut recorder).await,
+            Suite::Cluster => cluster::run(&ctx, &mut recorder).await,
+            Suite::Sessions => sessions::run(&ctx, &mut recorder).await,
+            Suite::Scaling => scaling::run(&ctx, &mut recorder).await,
+        }
+        // A suite that ended early must not drop checks silently.
+        recorder.fail_rest(suite, "the check did not run: the suite ended before reaching it");
+    }
+    recorder.into_results()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn catalog_ids_are_unique_prefixed_and_described() {
+        let catalog = catalog();
+        let mut seen = HashSet::new();
+        for check in &catalog {
+            assert!(seen.insert(check.id), "duplicate check id {}", check.id);
+            assert!(
+                check.id.starts_with(&format!("{}.", check.suite)),
+                "{} is not prefixed by its suite",
+                check.id
+            );
+            assert!(!check.description.is_empty());
+        }
+        for suite in Suite::ALL {
+            assert!(catalog.iter().any(|c| c.suite == suite), "{suite} has no checks");
+        }
+    }
+
+    #[test]
+    fn suites_parse_and_print() {
+        assert_eq!("tls".parse::<Suite>().unwrap(), Suite::Tls);
+        assert!("tsl".parse::<Suite>().is_err());
+        assert_eq!(format!("{:<9}|", Suite::Auth), "auth     |");
+        assert_eq!(serde_json::to_string(&Suite::Scaling).unwrap(), "\"scaling\"");
+    }
+}

@@ -1,0 +1,163 @@
+//! tls: the ingress certificate verifies against the target's CA for the ingress host (the
+//! client trusts nothing else and checks the name), and plain HTTP redirects to HTTPS.
+
+use std::error::Error as _;
+
+use anyhow::Context;
+use reqwest::header::LOCATION;
+use reqwest::{StatusCode, Url};
+
+use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict};
+use crate::Suite;
+
+const CERTIFICATE: CheckInfo = CheckInfo {
+    id: "tls.certificate",
+    suite: Suite::Tls,
+    description: "the ingress certificate verifies against the target CA and covers the host",
+    disruptive: false,
+};
+const HTTP_REDIRECT: CheckInfo = CheckInfo {
+    id: "tls.http-redirect",
+    suite: Suite::Tls,
+    description: "plain HTTP redirects to HTTPS on the same host and path",
+    disruptive: false,
+};
+
+pub(crate) const CHECKS: &[CheckInfo] = &[CERTIFICATE, HTTP_REDIRECT];
+
+pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
+    rec.check(&CERTIFICATE, certificate(ctx)).await;
+    match &ctx.target.ingress.http_url {
+        Some(http_url) => rec.check(&HTTP_REDIRECT, redirect(ctx, http_url)).await,
+        None => rec.skip(&HTTP_REDIRECT, "the target has no ingress.http_url"),
+    };
+}
+
+async fn certificate(ctx: &Ctx<'_>) -> Outcome {
+    let url = ctx.target.rest_url("/engine");
+    let host = ctx.target.host();
+    let ca = ctx.target.ingress.ca_file.display();
+    Ok(match ctx.http.ingress.get(&url).send().await {
+        // Any HTTP answer means the handshake, chain and name verification succeeded.
+        Ok(response) => Verdict::Pass(format!(
+            "the certificate for {host} verifies against {ca} (GET {url}: HTTP {})",
+            response.status().as_u16()
+        )),
+        Err(err) => {
+            let chain = error_chain(&err);
+            Verdict::Fail(format!(
+                "expected a certificate for {host} issued by the CA in {ca}; {}: {chain}",
+                classify_tls_error(&chain)
+            ))
+        }
+    })
+}
+
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// A reader-friendly cause from rustls' error text.
+fn classify_tls_error(chain: &str) -> &'static str {
+    if chain.contains("UnknownIssuer") || chain.contains("BadSignature") {
+        "the certificate is not issued by the target CA"
+    } else if chain.contains("NotValidForName") {
+        "the certificate does not cover the host name"
+    } else if chain.contains("Expired") || chain.contains("NotValidYet") {
+        "the certificate is outside its validity period"
+    } else if chain.contains("InvalidContentType") || chain.contains("CorruptMessage") {
+        "the ingress port does not speak TLS"
+    } else {
+        "the TLS connection failed"
+    }
+}
+
+async fn redirect(ctx: &Ctx<'_>, http_url: &str) -> Outcome {
+    let path = format!("{}/engine", ctx.target.ingress.rest_path);
+    let url = format!("{}{path}", http_url.trim_end_matches('/'));
+    let response = ctx
+        .http
+        .direct
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(
+        match judge_redirect(response.status(), location.as_deref(), &ctx.target.host(), &path) {
+            Ok(seen) => Verdict::Pass(format!("GET {url}: {seen}")),
+            Err(problem) => Verdict::Fail(format!("GET {url}: {problem}")),
+        },
+    )
+}
+
+/// A redirect to `https://{host}[:port]{path}` with 301, 302, 307 or 308.
+fn judge_redirect(
+    status: StatusCode,
+    location: Option<&str>,
+    host: &str,
+    path: &str,
+) -> std::result::Result<String, String> {
+    let expected = format!("a redirect (301/302/307/308) to https://{host}{path}");
+    if !matches!(status.as_u16(), 301 | 302 | 307 | 308) {
+        return Err(format!("expected {expected}, got HTTP {}", status.as_u16()));
+    }
+    let Some(location) = location else {
+        return Err(format!("expected {expected}, got HTTP {} without Location", status.as_u16()));
+    };
+    let target = Url::parse(location)
+        .map_err(|_| format!("expected {expected}, got Location `{location}` (not an absolute URL)"))?;
+    if target.scheme() != "https"
+        || !target.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host))
+        || target.path() != path
+    {
+        return Err(format!("expected {expected}, got Location `{location}`"));
+    }
+    Ok(format!("HTTP {} to {location}", status.as_u16()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const PATH: &str = "/engine-rest/engine";
+
+    #[rstest]
+    #[case(308, Some("https://camunda.test/engine-rest/engine"), true)]
+    #[case(301, Some("https://camunda.test:18443/engine-rest/engine"), true)]
+    #[case(302, Some("https://CAMUNDA.test/engine-rest/engine"), true)]
+    #[case(200, None, false)]
+    #[case(301, None, false)]
+    #[case(301, Some("http://camunda.test/engine-rest/engine"), false)]
+    #[case(301, Some("https://evil.test/engine-rest/engine"), false)]
+    #[case(301, Some("https://camunda.test/"), false)]
+    #[case(301, Some("/engine-rest/engine"), false)]
+    fn redirects(#[case] status: u16, #[case] location: Option<&str>, #[case] ok: bool) {
+        let verdict = judge_redirect(StatusCode::from_u16(status).unwrap(), location, "camunda.test", PATH);
+        assert_eq!(verdict.is_ok(), ok, "{verdict:?}");
+    }
+
+    #[test]
+    fn tls_errors_are_explained() {
+        assert_eq!(
+            classify_tls_error("error sending request: client error (Connect): invalid peer certificate: UnknownIssuer"),
+            "the certificate is not issued by the target CA"
+        );
+        assert_eq!(
+            classify_tls_error("invalid peer certificate: certificate not valid for name \"camunda.test\"; NotValidForName"),
+            "the certificate does not cover the host name"
+        );
+        assert_eq!(classify_tls_error("connection refused"), "the TLS connection failed");
+    }
+}

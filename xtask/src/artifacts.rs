@@ -1,0 +1,88 @@
+//! The run's artifacts folder (logs, rendered config, reports) and phase timings.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::E2eArgs;
+
+/// One folder per run that keeps everything a person needs to debug it.
+pub struct Artifacts {
+    pub dir: PathBuf,
+}
+
+impl Artifacts {
+    pub fn create(args: &E2eArgs, backend: &str) -> Result<Self> {
+        let dir = match &args.artifacts {
+            Some(dir) => dir.clone(),
+            None => {
+                let stamp = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let sessions = serde_json::to_value(args.sessions)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                workspace_root()
+                    .join("target/e2e")
+                    .join(format!("{stamp}-{backend}-{sessions}"))
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the artifacts folder {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// A path inside the folder, its parent created.
+    pub fn path(&self, relative: &str) -> Result<PathBuf> {
+        let path = self.dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        Ok(path)
+    }
+
+    /// The last line of every run names the folder.
+    pub fn announce(&self, passed: bool) {
+        let verdict = if passed { "passed" } else { "FAILED" };
+        println!("e2e {verdict}; artifacts: {}", self.dir.display());
+    }
+}
+
+/// The workspace root, so that the job works from any directory of the checkout.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Phase durations for `cargo xtask bench e2e`.
+#[derive(Default)]
+pub struct Timings {
+    entries: Vec<(String, Duration)>,
+}
+
+impl Timings {
+    pub fn record(&mut self, phase: impl Into<String>, took: Duration) {
+        self.entries.push((phase.into(), took));
+    }
+
+    /// Runs `step` and records how long it took, whatever its outcome.
+    pub fn measure<T>(&mut self, phase: &str, step: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = step();
+        self.record(phase, started.elapsed());
+        result
+    }
+
+    pub fn print(&self) {
+        println!("\n{:<40} {:>10}", "phase", "seconds");
+        for (phase, took) in &self.entries {
+            println!("{phase:<40} {:>10.2}", took.as_secs_f64());
+        }
+    }
+}

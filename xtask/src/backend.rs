@@ -1,0 +1,84 @@
+//! Picks the backend, prepares the run's artifacts folder and hands over to it.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::artifacts::{Artifacts, Timings};
+use crate::{kind, local, BackendChoice, E2eArgs};
+
+/// A backend chosen for this run, with the reason shown on the first line.
+pub struct Chosen {
+    pub backend: BackendChoice,
+    pub reason: String,
+}
+
+pub fn choose(requested: BackendChoice) -> Chosen {
+    match requested {
+        BackendChoice::Auto => match docker_engine_version() {
+            Some(version) => Chosen {
+                backend: BackendChoice::Kind,
+                reason: format!("auto: a Docker engine answers (server {version})"),
+            },
+            None => Chosen {
+                backend: BackendChoice::Local,
+                reason: "auto: no Docker engine answers `docker version`, running the stack as local processes".into(),
+            },
+        },
+        explicit => Chosen {
+            backend: explicit,
+            reason: "named on the command line".into(),
+        },
+    }
+}
+
+/// The server version when a Docker engine answers, `None` when only the client (or nothing) is there.
+fn docker_engine_version() -> Option<String> {
+    let output = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (output.status.success() && !version.is_empty()).then_some(version)
+}
+
+/// Runs the end-to-end job; `Ok(false)` when a check failed.
+pub fn e2e(args: &E2eArgs, timings: Option<&mut Timings>) -> Result<bool> {
+    let chosen = choose(args.backend);
+    println!(
+        "backend: {} ({})",
+        format!("{:?}", chosen.backend).to_lowercase(),
+        chosen.reason
+    );
+    let mut own_timings = Timings::default();
+    let timings = timings.unwrap_or(&mut own_timings);
+    match chosen.backend {
+        BackendChoice::Local => {
+            let artifacts = Artifacts::create(args, "local")?;
+            let outcome = local::e2e(args, &artifacts, timings);
+            artifacts.announce(outcome.as_ref().map(|ok| *ok).unwrap_or(false));
+            outcome
+        }
+        BackendChoice::Kind | BackendChoice::Existing => {
+            let name = if chosen.backend == BackendChoice::Kind { "kind" } else { "existing" };
+            let artifacts = Artifacts::create(args, name)?;
+            let outcome = kind::e2e(args, chosen.backend, &artifacts, timings);
+            artifacts.announce(outcome.as_ref().map(|ok| *ok).unwrap_or(false));
+            outcome
+        }
+        BackendChoice::Auto => unreachable!("choose() never returns Auto"),
+    }
+}
+
+/// `cargo xtask bench e2e`: the same job, with every phase timed and printed.
+pub fn bench_e2e(args: &E2eArgs) -> Result<bool> {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let outcome = e2e(args, Some(&mut timings));
+    timings.record("total", started.elapsed());
+    timings.print();
+    outcome
+}

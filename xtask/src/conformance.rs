@@ -1,0 +1,67 @@
+//! Drives the `camunda-conformance` binary: the e2e job tests through the same CLI users run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::artifacts::workspace_root;
+
+/// Builds the CLI (same profile as xtask) and returns its path.
+pub fn build_cli() -> Result<PathBuf> {
+    let profile_release = !cfg!(debug_assertions);
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "--package", "camunda-conformance", "--bin", "camunda-conformance"]);
+    if profile_release {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().context("running cargo build for camunda-conformance")?;
+    if !status.success() {
+        bail!("cargo build of camunda-conformance failed ({status})");
+    }
+    let profile = if profile_release { "release" } else { "debug" };
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(target_dir.join(profile).join("camunda-conformance"))
+}
+
+/// `camunda-conformance run --target FILE`: human progress on the terminal, JSON and JUnit into
+/// the artifacts folder. `Ok(false)` when a check failed.
+pub fn run_suites(cli: &Path, target: &Path, suites: &[String], report_dir: &Path) -> Result<bool> {
+    let mut command = Command::new(cli);
+    command
+        .arg("run")
+        .arg("--target")
+        .arg(target)
+        .arg("--report-dir")
+        .arg(report_dir);
+    if !suites.is_empty() {
+        command.arg("--suite").arg(suites.join(","));
+    }
+    exit_verdict(&mut command, "camunda-conformance run")
+}
+
+/// `camunda-conformance validate PATH`. `Ok(false)` when it found errors.
+pub fn validate(cli: &Path, path: &Path) -> Result<bool> {
+    let mut command = Command::new(cli);
+    command.arg("validate").arg(path);
+    exit_verdict(&mut command, "camunda-conformance validate")
+}
+
+/// Maps the CLI contract's exit codes: 0 pass, 1 findings/failed checks, anything else an error.
+fn exit_verdict(command: &mut Command, what: &str) -> Result<bool> {
+    let status = command.status().with_context(|| format!("starting {what}"))?;
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => bail!("{what} could not run ({status})"),
+    }
+}
+
+/// `cargo xtask bench validate`.
+pub fn bench_validate() -> Result<bool> {
+    bail!("bench validate is not wired yet")
+}

@@ -1,0 +1,171 @@
+//! The cluster through kube-rs: connecting to a kubeconfig context and server-side applying
+//! manifests (idempotent: applying the same objects again changes nothing).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::config::KubeConfigOptions;
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, ApiCapabilities, Scope};
+use kube::{Api, Client, Config};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::wait;
+
+/// The field manager of every object the harness applies.
+pub const FIELD_MANAGER: &str = "camunda-conformance";
+
+pub async fn connect(context: &str) -> Result<Client> {
+    let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
+    let config = Config::from_kubeconfig(&options)
+        .await
+        .with_context(|| format!("loading kubeconfig context {context}"))?;
+    Client::try_from(config).with_context(|| format!("building a client for context {context}"))
+}
+
+/// Every document of a multi-document YAML stream, `List`s flattened, empty documents dropped.
+pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
+    let mut docs = Vec::new();
+    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(document).with_context(|| format!("parsing YAML document {}", i + 1))?;
+        match value {
+            Value::Null => {}
+            Value::Object(ref map) if map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+                docs.extend(map.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+            }
+            Value::Object(_) => docs.push(value),
+            other => bail!("YAML document {} is not an object: {other}", i + 1),
+        }
+    }
+    Ok(docs)
+}
+
+/// `kind namespace/name` for messages.
+pub fn describe(doc: &Value) -> String {
+    let kind = doc["kind"].as_str().unwrap_or("?");
+    let name = doc["metadata"]["name"].as_str().unwrap_or("?");
+    match doc["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+fn gvk_of(doc: &Value) -> Result<GroupVersionKind> {
+    let api_version = doc["apiVersion"].as_str().ok_or_else(|| anyhow!("{} has no apiVersion", describe(doc)))?;
+    let kind = doc["kind"].as_str().ok_or_else(|| anyhow!("a document has no kind"))?;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    Ok(GroupVersionKind::gvk(group, version, kind))
+}
+
+/// Applies documents with server-side apply, resolving each kind through discovery once.
+pub struct Applier {
+    client: Client,
+    resolved: HashMap<(String, String, String), (ApiResource, ApiCapabilities)>,
+}
+
+impl Applier {
+    pub fn new(client: Client) -> Self {
+        Self { client, resolved: HashMap::new() }
+    }
+
+    /// Namespaces first, then CRDs (awaited Established, so their kinds resolve), then the rest in
+    /// the given order.
+    pub async fn apply(&mut self, docs: &[Value]) -> Result<()> {
+        let rank = |doc: &Value| match doc["kind"].as_str() {
+            Some("Namespace") => 0,
+            Some("CustomResourceDefinition") => 1,
+            _ => 2,
+        };
+        let mut ordered: Vec<&Value> = docs.iter().collect();
+        ordered.sort_by_key(|doc| rank(doc));
+        let mut crds = Vec::new();
+        let mut crds_awaited = false;
+        for doc in ordered {
+            if rank(doc) == 2 && !crds_awaited {
+                self.await_crds(&crds).await?;
+                crds_awaited = true;
+            }
+            self.apply_one(doc).await?;
+            if rank(doc) == 1 {
+                crds.push(doc["metadata"]["name"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        if !crds_awaited {
+            self.await_crds(&crds).await?;
+        }
+        Ok(())
+    }
+
+    async fn await_crds(&self, names: &[String]) -> Result<()> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for name in names {
+            let what = format!("CRD {name} Established");
+            wait::watch_until(api.clone(), name, &what, Duration::from_secs(60), wait::crd_established).await?;
+        }
+        Ok(())
+    }
+
+    async fn resolve(&mut self, gvk: &GroupVersionKind) -> Result<(ApiResource, ApiCapabilities)> {
+        let key = (gvk.group.clone(), gvk.version.clone(), gvk.kind.clone());
+        if let Some(found) = self.resolved.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = discovery::pinned_kind(&self.client, gvk)
+            .await
+            .with_context(|| format!("the cluster does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind))?;
+        self.resolved.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// The typed handle of the document's kind, in its namespace.
+    pub async fn api_for(&mut self, doc: &Value) -> Result<Api<DynamicObject>> {
+        let (resource, caps) = self.resolve(&gvk_of(doc)?).await?;
+        Ok(match caps.scope {
+            Scope::Cluster => Api::all_with(self.client.clone(), &resource),
+            Scope::Namespaced => {
+                let namespace = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+                Api::namespaced_with(self.client.clone(), namespace, &resource)
+            }
+        })
+    }
+
+    pub async fn apply_one(&mut self, doc: &Value) -> Result<()> {
+        let what = describe(doc);
+        let name = doc["metadata"]["name"].as_str().ok_or_else(|| anyhow!("{what} has no name"))?;
+        let api = self.api_for(doc).await?;
+        // force: take over fields an earlier run or kubectl left, so re-applying converges.
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(name, &params, &Patch::Apply(doc)).await.with_context(|| format!("applying {what}"))?;
+        Ok(())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_split_lists_flattened_and_blanks_dropped() {
+        let text = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b, namespace: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: a}}\n";
+        let docs = parse_documents(text).unwrap();
+        let names: Vec<String> = docs.iter().map(describe).collect();
+        assert_eq!(names, ["Namespace a", "ConfigMap a/b", "ConfigMap a/c"]);
+        assert!(parse_documents("- just\n- a list\n").is_err());
+    }
+
+    #[test]
+    fn group_version_kind_is_read_from_api_version() {
+        let gvk = gvk_of(&serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer"})).unwrap();
+        assert_eq!((gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()), ("cert-manager.io", "v1", "ClusterIssuer"));
+        let core = gvk_of(&serde_json::json!({"apiVersion": "v1", "kind": "Secret"})).unwrap();
+        assert_eq!((core.group.as_str(), core.version.as_str()), ("", "v1"));
+    }
+}

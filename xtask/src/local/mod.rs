@@ -1,0 +1,211 @@
+//! The `local` backend: the full stack as real processes on loopback — PostgreSQL, Redis behind
+//! twemproxy (shared sessions), Prometheus, nginx as the TLS ingress and N Camunda replicas —
+//! then every live suite through `camunda-conformance run`.
+
+mod app;
+mod faults;
+mod ports;
+mod prereq;
+mod render;
+mod stack;
+mod supervisor;
+mod tls;
+mod wait;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::artifacts::{workspace_root, Artifacts, Timings};
+use crate::{conformance, E2eArgs, SessionMode};
+use stack::{Stack, StackState};
+
+pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Result<bool> {
+    let root = workspace_root();
+    let kept_file = kept_state_file(&root);
+    if args.down {
+        return down(&kept_file);
+    }
+    let sticky = match args.sessions {
+        SessionMode::Sticky => true,
+        SessionMode::SharedRedis => false,
+        SessionMode::SharedMemcached => bail!(
+            "--sessions shared-memcached is not available: no maintained session manager serves \
+             memcached on Tomcat 10.1 (memcached-session-manager stops at Tomcat 9, Spring Session \
+             has no memcached store; see fixtures/camunda-app SessionStore.java). \
+             Use --sessions shared-redis (Spring Session through twemproxy) or --sessions sticky."
+        ),
+    };
+    if args.reuse {
+        return reuse(args, artifacts, timings, &kept_file);
+    }
+    if let Some(state) = load_kept(&kept_file)? {
+        if state.groups().iter().any(|(_, pid)| supervisor::group_alive(*pid)) {
+            bail!(
+                "a kept local stack is still running ({}): test it with `cargo xtask e2e --backend local --reuse` \
+                 or stop it with `cargo xtask e2e --backend local --down`",
+                kept_file.display()
+            );
+        }
+        std::fs::remove_file(&kept_file).ok();
+    }
+
+    let programs = timings.measure("prerequisites", prereq::ensure)?;
+    let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
+    let mut build_supervisor = supervisor::Supervisor::new(artifacts.path("logs")?, true)?;
+    timings.measure("camunda app (maven, cached)", || {
+        app::ensure_built(&root, &programs.mvn, &mut build_supervisor)
+    })?;
+    drop(build_supervisor);
+
+    let mut stack = Stack::start(
+        &root,
+        &artifacts.dir,
+        args.replicas,
+        sticky,
+        args.keep,
+        programs,
+        timings,
+    )?;
+    let target = stack
+        .state
+        .write_target(&artifacts.path("target.toml")?, &stack.state.replicas)?;
+    println!("stack up; target description: {}", target.display());
+
+    let passed = timings.measure("suites", || {
+        conformance::run_suites(&cli, &target, &args.suite, &artifacts.dir)
+    })?;
+    let mut ok = passed;
+    if args.faults {
+        if passed {
+            ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
+        } else {
+            println!("faults skipped: the suites must pass before faults can prove anything");
+        }
+    }
+    if args.keep {
+        // A replica a disruptive check stopped comes back, so the kept stack is whole.
+        stack.heal()?;
+        let state = stack.keep();
+        save_kept(&kept_file, &state)?;
+        announce_kept(&state, &kept_file);
+    } else {
+        timings.measure("teardown", || stack.teardown())?;
+    }
+    Ok(ok)
+}
+
+/// `--reuse`: the suites against the stack a `--keep` run left, in seconds.
+fn reuse(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings, kept_file: &Path) -> Result<bool> {
+    let Some(state) = load_kept(kept_file)? else {
+        bail!(
+            "--reuse: no kept local stack ({} does not exist); start one with `cargo xtask e2e --backend local --keep`",
+            kept_file.display()
+        );
+    };
+    let wanted_sticky = args.sessions == SessionMode::Sticky;
+    if state.sticky != wanted_sticky {
+        bail!(
+            "--reuse: the kept stack runs sessions {}, not {:?}; pass the same --sessions or `--down` it",
+            if state.sticky { "sticky" } else { "shared-redis" },
+            args.sessions
+        );
+    }
+    let dead: Vec<String> = state
+        .groups()
+        .into_iter()
+        .filter(|(name, pid)| !name.starts_with("camunda-") && !supervisor::group_alive(*pid))
+        .map(|(name, pid)| format!("{name} (pid {pid})"))
+        .collect();
+    if !dead.is_empty() {
+        bail!(
+            "--reuse: the kept stack is broken, gone: {}; stop it with `cargo xtask e2e --backend local --down`",
+            dead.join(", ")
+        );
+    }
+    let programs = timings.measure("prerequisites", prereq::ensure)?;
+    let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
+    let mut stack = Stack::adopt(state, &workspace_root(), programs)?;
+    timings.measure("heal kept stack", || stack.heal())?;
+    let target = stack
+        .state
+        .write_target(&artifacts.path("target.toml")?, &stack.state.replicas)?;
+    let passed = timings.measure("suites", || {
+        conformance::run_suites(&cli, &target, &args.suite, &artifacts.dir)
+    })?;
+    let mut ok = passed;
+    if args.faults && passed {
+        ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
+    }
+    stack.heal()?;
+    let state = stack.keep();
+    save_kept(kept_file, &state)?;
+    Ok(ok)
+}
+
+/// `--down`: stops a kept stack and removes its temp dir.
+fn down(kept_file: &Path) -> Result<bool> {
+    let Some(state) = load_kept(kept_file)? else {
+        println!("no kept local stack ({} does not exist)", kept_file.display());
+        return Ok(true);
+    };
+    let groups = state.groups();
+    let killed = supervisor::stop_groups(&groups, Duration::from_secs(10));
+    std::fs::remove_dir_all(&state.temp_dir)
+        .or_else(|err| if err.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(err) })
+        .with_context(|| format!("removing {}", state.temp_dir.display()))?;
+    std::fs::remove_file(kept_file).with_context(|| format!("removing {}", kept_file.display()))?;
+    println!(
+        "stopped the kept local stack ({} process groups, {killed} needed SIGKILL) and removed {}",
+        groups.len(),
+        state.temp_dir.display()
+    );
+    Ok(true)
+}
+
+fn kept_state_file(root: &Path) -> PathBuf {
+    root.join("target/e2e/local-kept.json")
+}
+
+fn load_kept(file: &Path) -> Result<Option<StackState>> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("reading the kept stack's state {}", file.display()))
+            .map(Some),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", file.display())),
+    }
+}
+
+fn save_kept(file: &Path, state: &StackState) -> Result<()> {
+    let text = serde_json::to_string_pretty(state).context("serialising the kept stack's state")?;
+    stack::write_file(file, &text, 0o644)
+}
+
+fn announce_kept(state: &StackState, kept_file: &Path) {
+    println!(
+        "\nkept the local stack (state: {}):\n  \
+         ingress     https://{host}:{https}/camunda/  (curl --cacert {ca} --resolve {host}:{https}:127.0.0.1 ...)\n  \
+         http        http://{host}:{http}/ (308 to https)\n  \
+         prometheus  http://127.0.0.1:{prom}/\n  \
+         login       user {user}, password in {pw}\n  \
+         re-run      cargo xtask e2e --backend local --sessions {sessions} --reuse\n  \
+         stop        cargo xtask e2e --backend local --down",
+        kept_file.display(),
+        host = stack::HOST,
+        https = state.nginx.https_port,
+        http = state.nginx.http_port,
+        ca = state.ca_file().display(),
+        prom = state.prometheus.port,
+        user = state.admin_user,
+        pw = state.admin_password_file().display(),
+        sessions = if state.sticky { "sticky" } else { "shared-redis" },
+    );
+    for replica in &state.replicas {
+        println!(
+            "  {:<11} http://127.0.0.1:{}/  metrics http://127.0.0.1:{}/metrics  pid {}",
+            replica.name, replica.http_port, replica.metrics_port, replica.pid
+        );
+    }
+}

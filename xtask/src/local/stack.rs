@@ -1,0 +1,875 @@
+//! Starting the stack's components and describing it: PostgreSQL, Redis behind twemproxy,
+//! Prometheus, nginx and the Camunda replicas.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::app::{self, App};
+use super::ports::Ports;
+use super::prereq::Programs;
+use super::render::{self, NginxConf, ScrapeTarget, AFFINITY_COOKIE, PROMETHEUS_JOB};
+use super::supervisor::{self, Supervisor};
+use super::tls::Pki;
+use super::wait::{self, Probe};
+use crate::artifacts::Timings;
+
+/// The ingress host name, the same as the kind overlay's.
+pub const HOST: &str = "camunda.test";
+const DB_NAME: &str = "camunda";
+const DB_USER: &str = "camunda";
+/// Hikari's pool per replica (the app's DB_CONN_MAXACTIVE default).
+const POOL_PER_REPLICA: u32 = 20;
+
+/// A daemon of the stack: its process group and the port it serves.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Daemon {
+    pub pid: i32,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicaState {
+    pub name: String,
+    pub pid: i32,
+    pub http_port: u16,
+    pub metrics_port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NginxState {
+    pub pid: i32,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+/// Everything needed to find, test, heal and stop the stack, with no secret in it: this is
+/// also the state file of a kept stack.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StackState {
+    pub temp_dir: PathBuf,
+    pub artifacts: PathBuf,
+    pub sticky: bool,
+    pub admin_user: String,
+    pub postgres: Daemon,
+    pub redis: Option<Daemon>,
+    pub nutcracker: Option<Daemon>,
+    pub prometheus: Daemon,
+    pub nginx: NginxState,
+    pub replicas: Vec<ReplicaState>,
+}
+
+impl StackState {
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.temp_dir.join("secrets")
+    }
+    pub fn admin_password_file(&self) -> PathBuf {
+        self.secrets_dir().join("admin-password")
+    }
+    fn db_password_file(&self) -> PathBuf {
+        self.secrets_dir().join("db-password")
+    }
+    pub fn tls_cert(&self) -> PathBuf {
+        self.secrets_dir().join("tls.crt")
+    }
+    pub fn tls_key(&self) -> PathBuf {
+        self.secrets_dir().join("tls.key")
+    }
+    pub fn ca_file(&self) -> PathBuf {
+        self.artifacts.join("ca.pem")
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.artifacts.join("config")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.artifacts.join("logs")
+    }
+    pub fn nginx_conf_file(&self) -> PathBuf {
+        self.config_dir().join("nginx.conf")
+    }
+    pub fn prometheus_file(&self) -> PathBuf {
+        self.config_dir().join("prometheus.yml")
+    }
+
+    /// Every process group, for stopping them all.
+    pub fn groups(&self) -> Vec<(String, i32)> {
+        let mut groups = vec![
+            ("postgres".to_string(), self.postgres.pid),
+            ("prometheus".to_string(), self.prometheus.pid),
+            ("nginx".to_string(), self.nginx.pid),
+        ];
+        for (name, daemon) in [("redis", &self.redis), ("nutcracker", &self.nutcracker)] {
+            if let Some(daemon) = daemon {
+                groups.push((name.to_string(), daemon.pid));
+            }
+        }
+        groups.extend(self.replicas.iter().map(|r| (r.name.clone(), r.pid)));
+        groups
+    }
+
+    /// The ingress config for these replica ports, sticky or not, with this certificate.
+    pub fn nginx_conf(&self, upstream_ports: Vec<u16>, sticky: bool, cert: PathBuf, key: PathBuf) -> NginxConf {
+        NginxConf {
+            host: HOST.into(),
+            http_port: self.nginx.http_port,
+            https_port: self.nginx.https_port,
+            cert,
+            key,
+            upstream_ports,
+            sticky,
+            runtime_dir: self.temp_dir.join("nginx"),
+            access_log: self.logs_dir().join("nginx-access.log"),
+        }
+    }
+
+    /// The normal ingress config of this stack.
+    pub fn default_nginx_conf(&self) -> NginxConf {
+        self.nginx_conf(
+            self.replicas.iter().map(|r| r.http_port).collect(),
+            self.sticky,
+            self.tls_cert(),
+            self.tls_key(),
+        )
+    }
+
+    pub fn scrape_targets(&self) -> Vec<ScrapeTarget> {
+        self.replicas
+            .iter()
+            .map(|r| ScrapeTarget {
+                replica: r.name.clone(),
+                metrics_port: r.metrics_port,
+            })
+            .collect()
+    }
+
+    /// The target description `camunda-conformance run` reads.
+    pub fn target(&self, replicas: &[ReplicaState]) -> camunda_conformance_suites::Target {
+        use camunda_conformance_suites as suites;
+        let https = self.nginx.https_port;
+        suites::Target {
+            name: format!("local-{}", if self.sticky { "sticky" } else { "shared-redis" }),
+            backend: suites::Backend::Local,
+            ingress: suites::Ingress {
+                base_url: format!("https://{HOST}:{https}"),
+                host: Some(HOST.into()),
+                connect_to: Some(([127, 0, 0, 1], https).into()),
+                http_url: Some(format!("http://{HOST}:{}", self.nginx.http_port)),
+                ca_file: self.ca_file(),
+                webapp_path: "/camunda".into(),
+                rest_path: "/engine-rest".into(),
+            },
+            sessions: suites::Sessions {
+                mode: if self.sticky {
+                    suites::SessionMode::Sticky
+                } else {
+                    suites::SessionMode::Shared
+                },
+                affinity_cookie: AFFINITY_COOKIE.into(),
+            },
+            credentials: suites::Credentials::from_file(&self.admin_user, self.admin_password_file()),
+            prometheus: Some(suites::Prometheus {
+                url: format!("http://127.0.0.1:{}", self.prometheus.port),
+                job: PROMETHEUS_JOB.into(),
+            }),
+            replicas: replicas
+                .iter()
+                .map(|r| suites::Replica {
+                    name: r.name.clone(),
+                    http_url: format!("http://127.0.0.1:{}", r.http_port),
+                    metrics_url: Some(format!("http://127.0.0.1:{}/metrics", r.metrics_port)),
+                    prometheus_instance: None,
+                    stop: u32::try_from(r.pid)
+                        .ok()
+                        .map(|pid| suites::StopHandle::Signal { pid }),
+                })
+                .collect(),
+            kubernetes: None,
+            disruptive: suites::Disruptive { allowed: true },
+            bounds: suites::Bounds::default(),
+        }
+    }
+
+    /// Writes the target description; returns its path.
+    pub fn write_target(&self, path: &Path, replicas: &[ReplicaState]) -> Result<PathBuf> {
+        let text = self.target(replicas).to_toml()?;
+        write_file(path, &text, 0o644)?;
+        Ok(path.to_path_buf())
+    }
+}
+
+/// How one replica differs from the normal ones (faults use the variations).
+#[derive(Clone, Copy)]
+pub struct ReplicaFlavour {
+    pub jmx_agent: bool,
+    pub basic_auth: bool,
+}
+
+impl ReplicaFlavour {
+    pub const NORMAL: Self = Self {
+        jmx_agent: true,
+        basic_auth: true,
+    };
+}
+
+/// The running stack: its processes, its temp dir, its state.
+pub struct Stack {
+    /// Declared first: dropped (processes stopped) before the temp dir is removed.
+    pub supervisor: Supervisor,
+    temp: Option<tempfile::TempDir>,
+    pub state: StackState,
+    pub programs: Programs,
+    pub app: App,
+    pub ports: Ports,
+}
+
+impl Stack {
+    /// Starts every component, recording each one's start in `timings`.
+    pub fn start(
+        root: &Path,
+        artifacts: &Path,
+        replicas: u16,
+        sticky: bool,
+        keep: bool,
+        programs: Programs,
+        timings: &mut Timings,
+    ) -> Result<Stack> {
+        let supervisor = Supervisor::new(artifacts.join("logs"), !keep)?;
+        let temp = tempfile::Builder::new()
+            .prefix("camunda-e2e-")
+            .tempdir()
+            .context("creating the run's temp dir")?;
+        supervisor::register_temp_dir(temp.path());
+        let temp_dir = temp.path().to_path_buf();
+        if !render::safe_path(&temp_dir) || !render::safe_path(artifacts) {
+            bail!("the temp dir {} or the artifacts folder {} contains characters config files cannot hold", temp_dir.display(), artifacts.display());
+        }
+        let mut ports = Ports::default();
+        let state = StackState {
+            temp_dir,
+            artifacts: artifacts.to_path_buf(),
+            sticky,
+            admin_user: format!("conformance-{}", &random_token(6)?),
+            postgres: Daemon { pid: 0, port: ports.free()? },
+            redis: None,
+            nutcracker: None,
+            prometheus: Daemon { pid: 0, port: ports.free()? },
+            nginx: NginxState { pid: 0, http_port: ports.free()?, https_port: ports.free()? },
+            replicas: (0..replicas)
+                .map(|i| {
+                    Ok(ReplicaState {
+                        name: format!("camunda-{i}"),
+                        pid: 0,
+                        http_port: ports.free()?,
+                        metrics_port: ports.free()?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut stack = Stack {
+            supervisor,
+            temp: Some(temp),
+            state,
+            app: App::locate(root),
+            programs,
+            ports,
+        };
+        timings.measure("secrets and TLS (rcgen)", || stack.prepare_files())?;
+        timings.measure("start postgres (initdb, ready, createdb)", || stack.start_postgres(replicas))?;
+        if !sticky {
+            timings.measure("start redis + nutcracker", || stack.start_session_store())?;
+        }
+        timings.measure("start prometheus", || stack.start_prometheus())?;
+        timings.measure("start nginx", || stack.start_nginx())?;
+        let names: Vec<usize> = (0..stack.state.replicas.len()).collect();
+        if let Some((first, rest)) = names.split_first() {
+            timings.measure("start camunda-0 (creates the schema)", || {
+                stack.start_replicas(&[*first])
+            })?;
+            if !rest.is_empty() {
+                timings.measure(&format!("start camunda-1..{} (parallel)", rest.len()), || {
+                    stack.start_replicas(rest)
+                })?;
+            }
+        }
+        Ok(stack)
+    }
+
+    /// A stack kept by an earlier run: no process is ours, the temp dir stays.
+    pub fn adopt(state: StackState, root: &Path, programs: Programs) -> Result<Stack> {
+        Ok(Stack {
+            supervisor: Supervisor::new(state.logs_dir(), false)?,
+            temp: None,
+            app: App::locate(root),
+            programs,
+            ports: Ports::default(),
+            state,
+        })
+    }
+
+    /// Secrets (0700 dir), the certificate, the CA for the suites.
+    fn prepare_files(&mut self) -> Result<()> {
+        let secrets = self.state.secrets_dir();
+        fs::create_dir(&secrets).with_context(|| format!("creating {}", secrets.display()))?;
+        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))?;
+        // The rest of the temp dir must be reachable by nginx's workers and the postgres user.
+        fs::set_permissions(&self.state.temp_dir, fs::Permissions::from_mode(0o755))?;
+        write_file(&self.state.db_password_file(), &random_token(32)?, 0o600)?;
+        write_file(&self.state.admin_password_file(), &random_token(24)?, 0o600)?;
+        let pki = Pki::generate(HOST)?;
+        self.install_certificate(&pki, &self.state.tls_cert(), &self.state.tls_key())?;
+        write_file(&self.state.ca_file(), pki.ca_pem(), 0o644)?;
+        for dir in ["nginx", "prometheus", "redis"] {
+            fs::create_dir_all(self.state.temp_dir.join(dir))?;
+        }
+        fs::create_dir_all(self.state.config_dir())?;
+        Ok(())
+    }
+
+    /// Writes a certificate chain and key where nginx reads them (the key stays in secrets/).
+    pub fn install_certificate(&self, pki: &Pki, cert: &Path, key: &Path) -> Result<()> {
+        write_file(cert, &pki.leaf_chain_pem(), 0o644)?;
+        write_file(key, pki.leaf_key_pem(), 0o600)
+    }
+
+    fn start_postgres(&mut self, replicas: u16) -> Result<()> {
+        let (uid, gid) = user_ids("postgres")?;
+        let pg_dir = self.state.temp_dir.join("pg");
+        fs::create_dir(&pg_dir)?;
+        chown(&pg_dir, uid, gid)?;
+        fs::set_permissions(&pg_dir, fs::Permissions::from_mode(0o700))?;
+        // initdb reads the password from a file the postgres user owns; removed right after.
+        let pwfile = pg_dir.join("pwfile");
+        fs::copy(self.state.db_password_file(), &pwfile)?;
+        chown(&pwfile, uid, gid)?;
+        let data = pg_dir.join("data");
+        let mut initdb = Command::new(self.programs.pg_bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["--username", DB_USER, "--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .uid(uid)
+            .gid(gid);
+        let index = self.supervisor.spawn("postgres-initdb", initdb)?;
+        let log = self.supervisor.get(index).log.clone();
+        let outcome = wait::until("initdb", Duration::from_secs(120), Some(&log), || {
+            match self.supervisor.get(index).exited() {
+                Some(status) => Probe::Ready(status),
+                None => Probe::Pending("initialising the cluster".into()),
+            }
+        });
+        let _ = fs::remove_file(&pwfile);
+        let status = outcome?;
+        if !status.contains("exit status: 0") {
+            bail!("initdb failed ({status}):\n{}", supervisor::log_tail(&log, 30));
+        }
+
+        // Every replica's pool, the fault replicas' pools, and room for the suites and psql.
+        let max_connections = (u32::from(replicas) + 2) * POOL_PER_REPLICA + 20;
+        let port = self.state.postgres.port;
+        let mut postgres = Command::new(self.programs.pg_bin.join("postgres"));
+        postgres
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
+            .args(["-c", &format!("max_connections={max_connections}")])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", pg_dir.display()))
+            // A throw-away database: durability buys nothing here and costs start-up time.
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .uid(uid)
+            .gid(gid);
+        let index = self.supervisor.spawn("postgres", postgres)?;
+        self.state.postgres.pid = self.supervisor.get(index).pid;
+        let log = self.supervisor.get(index).log.clone();
+        let isready = self.programs.pg_bin.join("pg_isready");
+        wait::until(&format!("postgres on :{port}"), Duration::from_secs(60), Some(&log), || {
+            if let Some(status) = self.supervisor.get(index).exited() {
+                return Probe::Failed(format!("postgres exited ({status})"));
+            }
+            match Command::new(&isready)
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+            {
+                Ok(status) if status.success() => Probe::Ready(()),
+                Ok(status) => Probe::Pending(format!("pg_isready: {status}")),
+                Err(err) => Probe::Failed(format!("cannot run pg_isready: {err}")),
+            }
+        })?;
+        let password = fs::read_to_string(self.state.db_password_file())?;
+        let output = Command::new(self.programs.pg_bin.join("createdb"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", DB_USER, DB_NAME])
+            // The environment, never the command line.
+            .env("PGPASSWORD", password.trim_end())
+            .output()
+            .context("running createdb")?;
+        if !output.status.success() {
+            bail!("createdb {DB_NAME} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(())
+    }
+
+    fn start_session_store(&mut self) -> Result<()> {
+        let redis_port = self.ports.free()?;
+        let mut redis = Command::new(&self.programs.redis);
+        redis
+            .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.state.temp_dir.join("redis"));
+        let index = self.supervisor.spawn("redis", redis)?;
+        self.state.redis = Some(Daemon { pid: self.supervisor.get(index).pid, port: redis_port });
+        self.wait_redis_ping("redis", index, redis_port)?;
+
+        let proxy_port = self.ports.free()?;
+        let stats_port = self.ports.free()?;
+        let conf = self.state.config_dir().join("nutcracker.yml");
+        write_file(&conf, &render::nutcracker_yml(proxy_port, redis_port), 0o644)?;
+        let mut nutcracker = Command::new(&self.programs.nutcracker);
+        nutcracker
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-s", &stats_port.to_string()])
+            .arg("-p")
+            .arg(self.state.temp_dir.join("nutcracker.pid"))
+            .arg("-o")
+            .arg(self.supervisor.log_path("nutcracker"));
+        let index = self.supervisor.spawn("nutcracker", nutcracker)?;
+        self.state.nutcracker = Some(Daemon { pid: self.supervisor.get(index).pid, port: proxy_port });
+        self.wait_redis_ping("nutcracker (twemproxy -> redis)", index, proxy_port)
+    }
+
+    fn wait_redis_ping(&mut self, what: &str, index: usize, port: u16) -> Result<()> {
+        let log = self.supervisor.get(index).log.clone();
+        wait::until(&format!("{what} on :{port}"), Duration::from_secs(30), Some(&log), || {
+            if let Some(status) = self.supervisor.get(index).exited() {
+                return Probe::Failed(format!("exited ({status})"));
+            }
+            match redis_ping(port) {
+                Ok(()) => Probe::Ready(()),
+                Err(err) => Probe::Pending(format!("{err:#}")),
+            }
+        })
+    }
+
+    fn start_prometheus(&mut self) -> Result<()> {
+        let conf = self.state.prometheus_file();
+        write_file(&conf, &render::prometheus_yml(&self.state.scrape_targets()), 0o644)?;
+        let port = self.state.prometheus.port;
+        let mut prometheus = Command::new(&self.programs.prometheus);
+        prometheus
+            .arg(format!("--config.file={}", conf.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.state.temp_dir.join("prometheus").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-lifecycle");
+        let index = self.supervisor.spawn("prometheus", prometheus)?;
+        self.state.prometheus.pid = self.supervisor.get(index).pid;
+        let url = format!("http://127.0.0.1:{port}/-/ready");
+        self.wait_http(&format!("prometheus on :{port}"), index, &url, Duration::from_secs(60))
+    }
+
+    fn start_nginx(&mut self) -> Result<()> {
+        let conf = self.state.nginx_conf_file();
+        write_file(&conf, &render::nginx_conf(&self.state.default_nginx_conf()), 0o644)?;
+        self.nginx_test(&conf)?;
+        let mut nginx = Command::new(&self.programs.nginx);
+        nginx
+            .arg("-p")
+            .arg(self.state.temp_dir.join("nginx"))
+            .arg("-c")
+            .arg(&conf)
+            .args(["-e", "stderr"]);
+        let index = self.supervisor.spawn("nginx", nginx)?;
+        self.state.nginx.pid = self.supervisor.get(index).pid;
+        let (http, https) = (self.state.nginx.http_port, self.state.nginx.https_port);
+        let log = self.supervisor.get(index).log.clone();
+        wait::until(&format!("nginx on :{http} and :{https}"), Duration::from_secs(30), Some(&log), || {
+            if let Some(status) = self.supervisor.get(index).exited() {
+                return Probe::Failed(format!("exited ({status})"));
+            }
+            let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if up(http) && up(https) {
+                Probe::Ready(())
+            } else {
+                Probe::Pending("not listening yet".into())
+            }
+        })
+    }
+
+    /// `nginx -t` on a config, so a bad one fails with nginx's own words before it is used.
+    pub fn nginx_test(&self, conf: &Path) -> Result<()> {
+        let output = Command::new(&self.programs.nginx)
+            .arg("-t")
+            .arg("-p")
+            .arg(self.state.temp_dir.join("nginx"))
+            .arg("-c")
+            .arg(conf)
+            .args(["-e", "stderr"])
+            .output()
+            .context("running nginx -t")?;
+        if !output.status.success() {
+            bail!(
+                "nginx -t rejected {}:\n{}",
+                conf.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// The environment of a replica; `secret` values are never written to the artifacts.
+    fn replica_env(&self, replica: &ReplicaState, flavour: ReplicaFlavour) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("SERVER_PORT", replica.http_port.to_string()),
+            ("DB_DRIVER", "org.postgresql.Driver".to_string()),
+            (
+                "DB_URL",
+                format!("jdbc:postgresql://127.0.0.1:{}/{DB_NAME}", self.state.postgres.port),
+            ),
+            ("DB_USERNAME", DB_USER.to_string()),
+            ("DB_PASSWORD_FILE", self.state.db_password_file().display().to_string()),
+            ("DB_CONN_MAXACTIVE", POOL_PER_REPLICA.to_string()),
+            ("CAMUNDA_BPM_ADMIN_USER_ID", self.state.admin_user.clone()),
+            (
+                "CAMUNDA_BPM_ADMIN_USER_PASSWORD_FILE",
+                self.state.admin_password_file().display().to_string(),
+            ),
+            ("CAMUNDA_BPM_RUN_AUTH_ENABLED", flavour.basic_auth.to_string()),
+        ];
+        if flavour.jmx_agent {
+            env.push(("JMX_PROMETHEUS_PORT", replica.metrics_port.to_string()));
+        }
+        match &self.state.nutcracker {
+            Some(proxy) if !self.state.sticky => {
+                env.push(("SESSION_STORE", "redis".into()));
+                env.push(("SESSION_REDIS_HOST", "127.0.0.1".into()));
+                env.push(("SESSION_REDIS_PORT", proxy.port.to_string()));
+            }
+            _ => env.push(("SESSION_STORE", "none".into())),
+        }
+        env
+    }
+
+    /// Spawns one replica (not waiting); returns the supervisor index.
+    pub fn spawn_replica(&mut self, replica: &ReplicaState, flavour: ReplicaFlavour) -> Result<usize> {
+        let env = self.replica_env(replica, flavour);
+        let mut listing = String::from("# Environment of the replica (secrets come from files in the temp dir)\n");
+        for (key, value) in &env {
+            listing.push_str(&format!("{key}={value}\n"));
+        }
+        let agent_port = flavour.jmx_agent.then_some(replica.metrics_port);
+        let mut command = app::java_command(&self.programs.java, &self.app, agent_port);
+        listing.push_str(&format!("# {command:?}\n"));
+        write_file(
+            &self.state.config_dir().join(format!("{}.env", replica.name)),
+            &listing,
+            0o644,
+        )?;
+        let work = self.state.temp_dir.join(&replica.name);
+        fs::create_dir_all(&work)?;
+        // A clean environment: nothing of the caller's (proxies, SPRING_*) leaks into the app.
+        command.env_clear().current_dir(&work);
+        for key in ["PATH", "HOME", "LANG", "JAVA_HOME", "TZ"] {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        command.env("TMPDIR", &work).arg(format!("-Djava.io.tmpdir={}", work.display()));
+        command.envs(env);
+        self.supervisor.spawn(&replica.name, command)
+    }
+
+    /// Starts replicas (by index in the state) in parallel and waits until all are ready.
+    fn start_replicas(&mut self, indices: &[usize]) -> Result<()> {
+        let mut spawned = Vec::new();
+        for &i in indices {
+            let replica = self.state.replicas[i].clone();
+            let index = self.spawn_replica(&replica, ReplicaFlavour::NORMAL)?;
+            self.state.replicas[i].pid = self.supervisor.get(index).pid;
+            spawned.push((self.state.replicas[i].clone(), index, ReplicaFlavour::NORMAL));
+        }
+        self.wait_replicas(&spawned)
+    }
+
+    /// Waits until every replica answers `GET /engine-rest/engine` with 200 (and serves metrics
+    /// when it has the agent).
+    pub fn wait_replicas(&mut self, replicas: &[(ReplicaState, usize, ReplicaFlavour)]) -> Result<()> {
+        let client = http_client()?;
+        let started = Instant::now();
+        let mut ready: Vec<Option<Duration>> = vec![None; replicas.len()];
+        let names: Vec<&str> = replicas.iter().map(|(r, _, _)| r.name.as_str()).collect();
+        let what = names.join(", ");
+        let mut failed_log = None;
+        let outcome = wait::until(&what, Duration::from_secs(240), None, || {
+            let mut pending = Vec::new();
+            for (slot, (replica, index, flavour)) in replicas.iter().enumerate() {
+                if ready[slot].is_some() {
+                    continue;
+                }
+                if let Some(status) = self.supervisor.get(*index).exited() {
+                    failed_log = Some(self.supervisor.get(*index).log.clone());
+                    return Probe::Failed(format!("{} exited ({status})", replica.name));
+                }
+                let engine = format!("http://127.0.0.1:{}/engine-rest/engine", replica.http_port);
+                let seen = match client.get(&engine).send() {
+                    Ok(response) if response.status().is_success() => {
+                        if flavour.jmx_agent {
+                            let metrics = format!("http://127.0.0.1:{}/metrics", replica.metrics_port);
+                            match client.get(&metrics).send() {
+                                Ok(m) if m.status().is_success() => None,
+                                Ok(m) => Some(format!("metrics {}", m.status())),
+                                Err(err) => Some(format!("metrics: {}", short_error(&err))),
+                            }
+                        } else {
+                            None
+                        }
+                    }
+                    Ok(response) => Some(format!("engine {}", response.status())),
+                    Err(err) => Some(short_error(&err)),
+                };
+                match seen {
+                    None => ready[slot] = Some(started.elapsed()),
+                    Some(seen) => pending.push(format!("{}: {seen}", replica.name)),
+                }
+            }
+            if pending.is_empty() {
+                Probe::Ready(())
+            } else {
+                Probe::Pending(pending.join("; "))
+            }
+        });
+        if let Err(err) = outcome {
+            // Name the log of the replica that failed, or of every pending one on a timeout.
+            let logs: Vec<PathBuf> = match failed_log {
+                Some(log) => vec![log],
+                None => replicas
+                    .iter()
+                    .enumerate()
+                    .filter(|(slot, _)| ready[*slot].is_none())
+                    .map(|(_, (_, index, _))| self.supervisor.get(*index).log.clone())
+                    .collect(),
+            };
+            let tails: Vec<String> = logs
+                .iter()
+                .map(|log| format!("--- last lines of {} ---\n{}", log.display(), supervisor::log_tail(log, 25)))
+                .collect();
+            return Err(err.context(tails.join("\n")));
+        }
+        for (slot, (replica, _, _)) in replicas.iter().enumerate() {
+            if let Some(took) = ready[slot] {
+                println!("    {} ready after {:.1}s", replica.name, took.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for an HTTP 2xx from `url` while the process lives.
+    fn wait_http(&mut self, what: &str, index: usize, url: &str, timeout: Duration) -> Result<()> {
+        let client = http_client()?;
+        let log = self.supervisor.get(index).log.clone();
+        wait::until(what, timeout, Some(&log), || {
+            if let Some(status) = self.supervisor.get(index).exited() {
+                return Probe::Failed(format!("exited ({status})"));
+            }
+            match client.get(url).send() {
+                Ok(response) if response.status().is_success() => Probe::Ready(()),
+                Ok(response) => Probe::Pending(format!("{url}: {}", response.status())),
+                Err(err) => Probe::Pending(short_error(&err)),
+            }
+        })
+    }
+
+    /// Restarts replicas that died (a shared-session check kills one on purpose), on the same
+    /// ports. Returns the names restarted.
+    pub fn heal(&mut self) -> Result<Vec<String>> {
+        let dead: Vec<usize> = (0..self.state.replicas.len())
+            .filter(|&i| !supervisor::group_alive(self.state.replicas[i].pid))
+            .collect();
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = dead.iter().map(|&i| self.state.replicas[i].name.clone()).collect();
+        println!("restarting stopped replicas: {}", dead.iter().map(|&i| self.state.replicas[i].name.as_str()).collect::<Vec<_>>().join(", "));
+        self.start_replicas(&dead)?;
+        Ok(names)
+    }
+
+    /// nginx re-reads its config (SIGHUP to the master); waits until a new worker started.
+    pub fn reload_nginx(&mut self, conf: &NginxConf) -> Result<()> {
+        let file = self.state.nginx_conf_file();
+        let text = render::nginx_conf(conf);
+        write_file(&file, &text, 0o644)?;
+        self.nginx_test(&file)?;
+        let log = self.state.logs_dir().join("nginx.log");
+        let before = count_in_file(&log, "start worker process");
+        // SAFETY: signals the nginx master this stack started.
+        if unsafe { libc::kill(self.state.nginx.pid, libc::SIGHUP) } != 0 {
+            bail!("nginx (pid {}) cannot be signalled: {}", self.state.nginx.pid, std::io::Error::last_os_error());
+        }
+        wait::until("nginx reload", Duration::from_secs(20), Some(&log), || {
+            if count_in_file(&log, "start worker process") > before {
+                Probe::Ready(())
+            } else {
+                Probe::Pending("no new worker yet".into())
+            }
+        })?;
+        // The old worker finishes its requests; new connections go to the new one already.
+        Ok(())
+    }
+
+    /// Prometheus re-reads prometheus.yml (POST /-/reload).
+    pub fn reload_prometheus(&self, targets: &[ScrapeTarget]) -> Result<()> {
+        write_file(&self.state.prometheus_file(), &render::prometheus_yml(targets), 0o644)?;
+        let url = format!("http://127.0.0.1:{}/-/reload", self.state.prometheus.port);
+        let response = http_client()?.post(&url).send().with_context(|| format!("POST {url}"))?;
+        if !response.status().is_success() {
+            bail!("POST {url}: {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// Stops everything and removes the temp dir.
+    pub fn teardown(mut self) -> Result<()> {
+        self.supervisor.shutdown();
+        if let Some(temp) = self.temp.take() {
+            let path = temp.path().to_path_buf();
+            temp.close().with_context(|| format!("removing {}", path.display()))?;
+            supervisor::forget_temp_dir(&path);
+        }
+        Ok(())
+    }
+
+    /// Leaves processes and temp dir in place (`--keep`); returns the state to save.
+    pub fn keep(self) -> StackState {
+        let Stack { supervisor, temp, state, .. } = self;
+        supervisor.keep();
+        if let Some(temp) = temp {
+            let path = temp.keep();
+            supervisor::forget_temp_dir(&path);
+        }
+        state
+    }
+}
+
+/// An HTTP client for loopback probes: no proxy from the environment, short timeouts.
+pub fn http_client() -> Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .context("building the HTTP client")
+}
+
+fn short_error(err: &reqwest::Error) -> String {
+    if err.is_connect() {
+        "connection refused".into()
+    } else if err.is_timeout() {
+        "timeout".into()
+    } else {
+        err.to_string()
+    }
+}
+
+fn count_in_file(path: &Path, needle: &str) -> usize {
+    fs::read_to_string(path)
+        .map(|text| text.matches(needle).count())
+        .unwrap_or(0)
+}
+
+/// `PING` → `+PONG` over RESP, directly or through twemproxy.
+fn redis_ping(port: u16) -> Result<()> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connect")?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"PING\r\n").context("send PING")?;
+    let mut reply = [0u8; 64];
+    let n = stream.read(&mut reply).context("read reply")?;
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    if reply.starts_with("+PONG") {
+        Ok(())
+    } else {
+        bail!("PING answered {:?}", reply.trim_end())
+    }
+}
+
+/// Creates/overwrites a file with the given mode (set before any content is written).
+pub fn write_file(path: &Path, content: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Letters and digits from the kernel's CSPRNG.
+pub fn random_token(len: usize) -> Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = vec![0u8; len];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    // 256 % 57 bias is irrelevant for throw-away test credentials of this length.
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+fn user_ids(name: &str) -> Result<(u32, u32)> {
+    let c_name = CString::new(name)?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; read once, right away.
+    let entry = unsafe { libc::getpwnam(c_name.as_ptr()) };
+    if entry.is_null() {
+        bail!("the OS user `{name}` does not exist (it comes with the postgresql package)");
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    Ok((uid, gid))
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .with_context(|| format!("chown {} to uid {uid}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_alphanumeric() {
+        let a = random_token(24).unwrap();
+        let b = random_token(24).unwrap();
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn secret_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        write_file(&file, "x", 0o600).unwrap();
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

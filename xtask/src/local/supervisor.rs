@@ -1,0 +1,268 @@
+//! Every process of the stack runs under the supervisor: its own process group, its output in
+//! `<artifacts>/logs/<component>.log`, and it is stopped on drop, on error, and on Ctrl-C/SIGTERM.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// What the Ctrl-C handler must clean up; the main thread may be anywhere when a signal arrives.
+#[derive(Default)]
+struct Registry {
+    groups: Vec<(String, i32)>,
+    temp_dirs: Vec<PathBuf>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    groups: Vec::new(),
+    temp_dirs: Vec::new(),
+});
+static HANDLER: Once = Once::new();
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    // A poisoned lock still holds valid pids; cleanup matters more than the panic that poisoned it.
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Installs the Ctrl-C/SIGTERM handler once per process: stop every registered group, remove the
+/// temp dirs, exit 130.
+pub fn install_signal_handler() -> Result<()> {
+    let mut outcome = Ok(());
+    HANDLER.call_once(|| {
+        outcome = ctrlc::set_handler(|| {
+            eprintln!("\ninterrupted: stopping the local stack");
+            let (groups, dirs) = {
+                let mut reg = registry();
+                (
+                    std::mem::take(&mut reg.groups),
+                    std::mem::take(&mut reg.temp_dirs),
+                )
+            };
+            stop_groups(&groups, Duration::from_secs(5));
+            for dir in dirs {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            std::process::exit(130);
+        })
+        .context("installing the Ctrl-C/SIGTERM handler");
+    });
+    outcome
+}
+
+/// Registers a temp dir the signal handler removes; `forget_temp_dir` when it is kept or gone.
+pub fn register_temp_dir(dir: &Path) {
+    registry().temp_dirs.push(dir.to_path_buf());
+}
+
+pub fn forget_temp_dir(dir: &Path) {
+    registry().temp_dirs.retain(|d| d != dir);
+}
+
+/// Is any process of the group still there?
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: signals a process group we created; ESRCH (already gone) is fine.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// SIGTERM to every group, SIGKILL to what is left after `grace`. Returns how many needed SIGKILL.
+pub fn stop_groups(groups: &[(String, i32)], grace: Duration) -> usize {
+    for (_, pgid) in groups {
+        signal_group(*pgid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        reap(groups);
+        if groups.iter().all(|(_, pgid)| !group_alive(*pgid)) {
+            return 0;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let stubborn: Vec<_> = groups.iter().filter(|(_, pgid)| group_alive(*pgid)).collect();
+    for (name, pgid) in &stubborn {
+        eprintln!("{name} (group {pgid}) ignored SIGTERM for {grace:?}: SIGKILL");
+        signal_group(*pgid, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && stubborn.iter().any(|(_, pgid)| group_alive(*pgid)) {
+        reap(groups);
+        sleep(Duration::from_millis(20));
+    }
+    stubborn.len()
+}
+
+/// A dead group leader that is our child stays a zombie (and keeps its group "alive") until
+/// waited for; for processes that are not our children (a kept stack) this is a no-op.
+fn reap(groups: &[(String, i32)]) {
+    for (_, pgid) in groups {
+        let mut status = 0;
+        // SAFETY: non-blocking wait for one specific pid.
+        unsafe {
+            libc::waitpid(*pgid, &mut status, libc::WNOHANG);
+        }
+    }
+}
+
+/// A process of the stack.
+pub struct Proc {
+    pub component: String,
+    pub pid: i32,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Proc {
+    /// `Some(status)` once it has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(err) => Some(format!("cannot be waited for: {err}")),
+        }
+    }
+}
+
+/// Owns the stack's processes; dropping it stops them all unless `keep` was called.
+pub struct Supervisor {
+    logs_dir: PathBuf,
+    /// Children die with xtask (PR_SET_PDEATHSIG) unless the stack is meant to be kept.
+    die_with_parent: bool,
+    procs: Vec<Proc>,
+}
+
+impl Supervisor {
+    pub fn new(logs_dir: PathBuf, die_with_parent: bool) -> Result<Self> {
+        std::fs::create_dir_all(&logs_dir)
+            .with_context(|| format!("creating {}", logs_dir.display()))?;
+        install_signal_handler()?;
+        Ok(Self {
+            logs_dir,
+            die_with_parent,
+            procs: Vec::new(),
+        })
+    }
+
+    pub fn log_path(&self, component: &str) -> PathBuf {
+        self.logs_dir.join(format!("{component}.log"))
+    }
+
+    /// Starts `command` in its own process group with stdout+stderr appended to the
+    /// component's log. Returns the index of the process.
+    pub fn spawn(&mut self, component: &str, mut command: Command) -> Result<usize> {
+        let log = self.log_path(component);
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let err = out
+            .try_clone()
+            .with_context(|| format!("duplicating {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        if self.die_with_parent {
+            // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {component} ({:?})", command.get_program()))?;
+        let pid = i32::try_from(child.id()).context("pid out of range")?;
+        registry().groups.push((component.to_string(), pid));
+        self.procs.push(Proc {
+            component: component.to_string(),
+            pid,
+            log,
+            child,
+        });
+        Ok(self.procs.len() - 1)
+    }
+
+    pub fn get(&mut self, index: usize) -> &mut Proc {
+        &mut self.procs[index]
+    }
+
+    /// Stops one process (group) now, e.g. a fault's extra replica.
+    pub fn stop(&mut self, index: usize) {
+        let proc = &mut self.procs[index];
+        let group = [(proc.component.clone(), proc.pid)];
+        stop_groups(&group, Duration::from_secs(10));
+        let _ = proc.child.try_wait();
+        registry().groups.retain(|(_, pgid)| *pgid != proc.pid);
+    }
+
+    /// Lets the processes outlive the supervisor (`--keep`).
+    pub fn keep(mut self) {
+        let pids: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
+        registry().groups.retain(|(_, pgid)| !pids.contains(pgid));
+        self.procs.clear();
+    }
+
+    /// Stops everything; also what drop does.
+    pub fn shutdown(&mut self) {
+        if self.procs.is_empty() {
+            return;
+        }
+        let groups: Vec<(String, i32)> = self
+            .procs
+            .iter()
+            .map(|p| (p.component.clone(), p.pid))
+            .collect();
+        stop_groups(&groups, Duration::from_secs(10));
+        for proc in &mut self.procs {
+            let _ = proc.child.try_wait();
+        }
+        registry()
+            .groups
+            .retain(|(_, pgid)| !groups.iter().any(|(_, g)| g == pgid));
+        self.procs.clear();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The last `lines` lines of a log, for error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            let start = all.len().saturating_sub(lines);
+            all[start..].join("\n")
+        }
+        Err(err) => format!("(cannot read {}: {err})", path.display()),
+    }
+}

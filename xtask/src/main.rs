@@ -1,0 +1,128 @@
+//! `cargo xtask`: the project's automation in plain Rust (no shell scripts).
+//!
+//! `e2e` brings up a Camunda stack on a backend, runs every live suite through
+//! `camunda-conformance run`, writes the reports and tears the stack down.
+
+mod artifacts;
+mod backend;
+mod conformance;
+mod kind;
+mod local;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "camunda-conformance automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bring up a Camunda stack, run every live suite, report, tear down.
+    E2e(E2eArgs),
+    /// Print performance figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Time `validate` on the shipped overlays and on a generated 1,000-set bundle.
+    Validate,
+    /// Time the local end-to-end: each component's start, the suites, teardown, total.
+    E2e(E2eArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// `kind` when a Docker engine answers, else `local`.
+    Auto,
+    Kind,
+    Local,
+    Existing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionMode {
+    /// Cookie affinity at the ingress, sessions in each replica's memory.
+    Sticky,
+    /// Spring Session through twemproxy in front of Redis.
+    SharedRedis,
+    /// Sessions through twemproxy in front of memcached.
+    SharedMemcached,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct E2eArgs {
+    /// Where the stack runs.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// How sessions survive across replicas.
+    #[arg(long, value_enum, default_value_t = SessionMode::Sticky)]
+    pub sessions: SessionMode,
+    /// Number of Camunda replicas.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub replicas: u16,
+    /// Keep the stack (processes or cluster) running after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// Reuse a stack kept by an earlier `--keep` run instead of starting one.
+    #[arg(long)]
+    pub reuse: bool,
+    /// Only these suites (comma separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub suite: Vec<String>,
+    /// Artifacts folder (default: target/e2e/<timestamp>-<backend>-<sessions>).
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// After the suites pass, break the stack on purpose and prove the right check fails.
+    #[arg(long)]
+    pub faults: bool,
+    /// kind/existing: print every command and manifest the run would use, running nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// kind: delete the cluster a `--keep` run left and exit.
+    #[arg(long)]
+    pub down: bool,
+    /// kind/existing: the kustomize overlay to validate, deploy and test.
+    #[arg(long)]
+    pub overlay: Option<PathBuf>,
+    /// existing: the kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// existing: only test what is deployed.
+    #[arg(long)]
+    pub no_deploy: bool,
+    /// kind: host ports for the ingress (HTTP, HTTPS) when 80/443 are taken.
+    #[arg(long, default_value_t = 80)]
+    pub http_port: u16,
+    #[arg(long, default_value_t = 443)]
+    pub https_port: u16,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::E2e(args) => backend::e2e(&args, None),
+        Command::Bench { what } => match what {
+            BenchWhat::Validate => conformance::bench_validate(),
+            BenchWhat::E2e(args) => backend::bench_e2e(&args),
+        },
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
