@@ -92,8 +92,7 @@ pub fn check(objects: Vec<input::RawObject>) -> Vec<Finding> {
         .into_iter()
         .map(|raw| {
             let (typed, schema_findings) = schema::check(&raw);
-            findings.extend(schema_findings);
-            bundle::Entry::new(raw, typed)
+            bundle::Entry::new(raw, typed, schema_findings)
         })
         .collect();
     let bundle = bundle::Bundle::new(entries);

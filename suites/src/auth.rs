@@ -102,7 +102,12 @@ fn entry_points<'c>(ctx: &'c Ctx<'_>) -> Vec<EntryPoint<'c>> {
     let mut points = vec![EntryPoint {
         label: "ingress".into(),
         client: &ctx.http.ingress,
-        origin: ctx.target.ingress.base_url.trim_end_matches('/').to_string(),
+        origin: ctx
+            .target
+            .ingress
+            .base_url
+            .trim_end_matches('/')
+            .to_string(),
     }];
     points.extend(ctx.target.replicas.iter().map(|r| EntryPoint {
         label: r.name.clone(),
@@ -161,7 +166,10 @@ fn judge_variation(status: StatusCode) -> std::result::Result<(), String> {
     if status.is_success() {
         Err(format!("answered {} without credentials", status.as_u16()))
     } else if status.is_server_error() {
-        Err(format!("answered {} (a server error is not a refusal)", status.as_u16()))
+        Err(format!(
+            "answered {} (a server error is not a refusal)",
+            status.as_u16()
+        ))
     } else {
         Ok(())
     }
@@ -183,7 +191,11 @@ fn variations(rest: &str) -> Vec<String> {
     ];
     // Percent-encode the first character of the rest path's first segment.
     if let Some(first) = rest.chars().nth(1) {
-        out.push(format!("/%{:02X}{}/task", u32::from(first), &rest[1 + first.len_utf8()..]));
+        out.push(format!(
+            "/%{:02X}{}/task",
+            u32::from(first),
+            &rest[1 + first.len_utf8()..]
+        ));
     }
     out
 }
@@ -216,14 +228,21 @@ fn protected_paths(ctx: &Ctx<'_>) -> Vec<String> {
         .collect()
 }
 
+/// Failed requests listed in a message; the rest are counted.
+const SHOWN_PROBLEMS: usize = 12;
+
 fn verdict(sent: usize, problems: Vec<String>, expectation: &str) -> Verdict {
     if problems.is_empty() {
         Verdict::Pass(format!("{sent} requests: {expectation}"))
     } else {
+        let more = problems.len().saturating_sub(SHOWN_PROBLEMS);
+        let mut lines = problems[..problems.len().min(SHOWN_PROBLEMS)].join("\n");
+        if more > 0 {
+            lines.push_str(&format!("\n… and {more} more"));
+        }
         Verdict::Fail(format!(
-            "expected {expectation}; {} of {sent} requests did not:\n{}",
-            problems.len(),
-            problems.join("\n")
+            "expected {expectation}; {} of {sent} requests did not:\n{lines}",
+            problems.len()
         ))
     }
 }
@@ -238,16 +257,28 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         Ok(verdict(
             sent,
             problems,
-            &format!("{refusal} ({} endpoints × {points} entry points)", paths.len()),
+            &format!(
+                "{refusal} ({} endpoints × {points} entry points)",
+                paths.len()
+            ),
         ))
     })
     .await;
 
     rec.check(&UNKNOWN_USER, async {
         let user = format!("conformance-unknown-{}", unique());
-        let (sent, problems) =
-            sweep(ctx, &paths, Creds::Basic(&user, "not-the-password"), judge_refusal).await?;
-        Ok(verdict(sent, problems, &format!("{refusal} for user `{user}`")))
+        let (sent, problems) = sweep(
+            ctx,
+            &paths,
+            Creds::Basic(&user, "not-the-password"),
+            judge_refusal,
+        )
+        .await?;
+        Ok(verdict(
+            sent,
+            problems,
+            &format!("{refusal} for user `{user}`"),
+        ))
     })
     .await;
 
@@ -288,15 +319,24 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 
     rec.check(&VALID_CREDENTIALS, async {
         let password = ctx.password()?.expose();
-        let (sent, problems) = sweep(ctx, &paths, Creds::Basic(ctx.username(), password), |answer| {
-            if answer.status == StatusCode::OK {
-                Ok(())
-            } else {
-                Err(format!("expected 200, got {}", answer.status.as_u16()))
-            }
-        })
+        let (sent, problems) = sweep(
+            ctx,
+            &paths,
+            Creds::Basic(ctx.username(), password),
+            |answer| {
+                if answer.status == StatusCode::OK {
+                    Ok(())
+                } else {
+                    Err(format!("expected 200, got {}", answer.status.as_u16()))
+                }
+            },
+        )
         .await?;
-        Ok(verdict(sent, problems, &format!("200 for user `{}`", ctx.username())))
+        Ok(verdict(
+            sent,
+            problems,
+            &format!("200 for user `{}`", ctx.username()),
+        ))
     })
     .await;
 
@@ -394,7 +434,25 @@ mod tests {
     #[case(204, false)]
     #[case(500, false)]
     fn variations_never_serve_data(#[case] status: u16, #[case] ok: bool) {
-        assert_eq!(judge_variation(StatusCode::from_u16(status).unwrap()).is_ok(), ok);
+        assert_eq!(
+            judge_variation(StatusCode::from_u16(status).unwrap()).is_ok(),
+            ok
+        );
+    }
+
+    #[test]
+    fn long_failure_lists_are_cut_and_counted() {
+        let problems: Vec<String> = (0..20).map(|i| format!("problem {i}")).collect();
+        let Verdict::Fail(message) = verdict(33, problems, "401") else {
+            panic!("expected a failure");
+        };
+        assert!(
+            message.starts_with("expected 401; 20 of 33 requests did not:"),
+            "{message}"
+        );
+        assert!(message.contains("problem 11\n… and 8 more"), "{message}");
+        assert!(!message.contains("problem 12"), "{message}");
+        assert!(matches!(verdict(3, Vec::new(), "401"), Verdict::Pass(_)));
     }
 
     #[test]

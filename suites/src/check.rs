@@ -181,7 +181,9 @@ impl<'e> Recorder<'e> {
             Verdict::Skip(m) => (Status::Skip, m),
         };
         let message = match &self.secret {
-            Some(secret) if message.contains(secret.as_str()) => message.replace(secret.as_str(), "***"),
+            Some(secret) if message.contains(secret.as_str()) => {
+                message.replace(secret.as_str(), "***")
+            }
             _ => message,
         };
         let result = CheckResult {
@@ -240,7 +242,6 @@ mod tests {
         let results = recorder.into_results();
         assert_eq!(results[1].message, "server echoed ***");
         assert!(results[0].message.contains("allowed = false"));
-        drop(on_event);
         let finished = events
             .iter()
             .filter(|e| matches!(e, RunEvent::CheckFinished(_)))

@@ -109,7 +109,8 @@ impl Rest<'_> {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -> Result<T> {
-    serde_json::from_str(body).with_context(|| format!("{what}: unexpected answer{}", excerpt(body)))
+    serde_json::from_str(body)
+        .with_context(|| format!("{what}: unexpected answer{}", excerpt(body)))
 }
 
 /// The single process definition id of a deployment answer.
@@ -121,7 +122,10 @@ fn definition_id(deployment: &Deployment) -> Result<String> {
         .collect();
     match ids.as_slice() {
         [id] => Ok((*id).clone()),
-        other => bail!("expected one deployed process definition, got {}", other.len()),
+        other => bail!(
+            "expected one deployed process definition, got {}",
+            other.len()
+        ),
     }
 }
 
@@ -130,7 +134,10 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     if replicas.len() < 2 {
         rec.skip_rest(
             Suite::Cluster,
-            &format!("needs at least two replicas (the target lists {})", replicas.len()),
+            &format!(
+                "needs at least two replicas (the target lists {})",
+                replicas.len()
+            ),
         );
         return;
     }
@@ -169,17 +176,27 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                     .file_name(BPMN_FILE)
                     .mime_str("application/xml")?,
             );
-        let request = a.request(reqwest::Method::POST, "/deployment/create").multipart(form);
-        let body = a.call(request, "POST /deployment/create", StatusCode::OK).await?;
+        let request = a
+            .request(reqwest::Method::POST, "/deployment/create")
+            .multipart(form);
+        let body = a
+            .call(request, "POST /deployment/create", StatusCode::OK)
+            .await?;
         let deployment: Deployment = parse(&body, "POST /deployment/create")?;
         let definition = definition_id(&deployment)?;
-        let message = format!("deployment {} with definition {definition} through {}", deployment.id, a.label);
+        let message = format!(
+            "deployment {} with definition {definition} through {}",
+            deployment.id, a.label
+        );
         deployed = Some((deployment.id, definition));
         Ok(Verdict::Pass(message))
     })
     .await;
     let Some((deployment_id, definition)) = deployed else {
-        rec.fail_rest(Suite::Cluster, &format!("not checked: the deployment failed (see {})", DEPLOY.id));
+        rec.fail_rest(
+            Suite::Cluster,
+            &format!("not checked: the deployment failed (see {})", DEPLOY.id),
+        );
         return;
     };
 
@@ -189,9 +206,15 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         let request = b
             .request(reqwest::Method::POST, &path)
             .json(&json!({ "businessKey": "camunda-conformance" }));
-        let body = b.call(request, &format!("POST {path}"), StatusCode::OK).await.with_context(|| {
-            format!("{} does not see the definition deployed through {} (one shared database?)", b.label, a.label)
-        })?;
+        let body = b
+            .call(request, &format!("POST {path}"), StatusCode::OK)
+            .await
+            .with_context(|| {
+                format!(
+                    "{} does not see the definition deployed through {} (one shared database?)",
+                    b.label, a.label
+                )
+            })?;
         let instance: Instance = parse(&body, &path)?;
         let message = format!("instance {} started through {}", instance.id, b.label);
         started = Some(instance.id);
@@ -201,7 +224,10 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 
     match started {
         None => {
-            let reason = format!("not checked: no instance was started (see {})", START_ELSEWHERE.id);
+            let reason = format!(
+                "not checked: no instance was started (see {})",
+                START_ELSEWHERE.id
+            );
             rec.fail(&HISTORY, &reason);
             rec.fail(&JOB_EXECUTOR, &reason);
         }
@@ -209,14 +235,21 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
             let path = format!("/history/process-instance/{instance}");
             let look = || async {
                 let body = ingress
-                    .call(ingress.request(reqwest::Method::GET, &path), &format!("GET {path}"), StatusCode::OK)
+                    .call(
+                        ingress.request(reqwest::Method::GET, &path),
+                        &format!("GET {path}"),
+                        StatusCode::OK,
+                    )
                     .await?;
                 parse::<HistoricInstance>(&body, &path)
             };
             rec.check(&HISTORY, async {
                 let historic = look().await?;
                 Ok(if historic.process_definition_id == definition {
-                    Verdict::Pass(format!("instance {instance} is in the history through the ingress (state {})", historic.state))
+                    Verdict::Pass(format!(
+                        "instance {instance} is in the history through the ingress (state {})",
+                        historic.state
+                    ))
                 } else {
                     Verdict::Fail(format!(
                         "expected instance {instance} of definition {definition}, history says {}",
@@ -245,9 +278,15 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     rec.check(&CLEANUP, async {
         let path = format!("/deployment/{deployment_id}?cascade=true");
         ingress
-            .call(ingress.request(reqwest::Method::DELETE, &path), &format!("DELETE {path}"), StatusCode::NO_CONTENT)
+            .call(
+                ingress.request(reqwest::Method::DELETE, &path),
+                &format!("DELETE {path}"),
+                StatusCode::NO_CONTENT,
+            )
             .await?;
-        Ok(Verdict::Pass(format!("deployment {deployment_id} deleted with its instances")))
+        Ok(Verdict::Pass(format!(
+            "deployment {deployment_id} deleted with its instances"
+        )))
     })
     .await;
 }
@@ -269,8 +308,18 @@ mod tests {
             "deployedProcessDefinitions":{"camunda-conformance-cluster:1:p-1":{"id":"camunda-conformance-cluster:1:p-1"}},
             "deployedCaseDefinitions":null}"#;
         let deployment: Deployment = parse(body, "deploy").unwrap();
-        assert_eq!(definition_id(&deployment).unwrap(), "camunda-conformance-cluster:1:p-1");
-        let empty: Deployment = parse(r#"{"id":"d-2","deployedProcessDefinitions":null}"#, "deploy").unwrap();
-        assert!(definition_id(&empty).unwrap_err().to_string().contains("got 0"));
+        assert_eq!(
+            definition_id(&deployment).unwrap(),
+            "camunda-conformance-cluster:1:p-1"
+        );
+        let empty: Deployment = parse(
+            r#"{"id":"d-2","deployedProcessDefinitions":null}"#,
+            "deploy",
+        )
+        .unwrap();
+        assert!(definition_id(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("got 0"));
     }
 }

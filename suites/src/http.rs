@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use reqwest::header::{HeaderMap, SET_COOKIE};
-use reqwest::{redirect, Client, Response};
+use reqwest::{redirect, Client};
 
 use crate::target::Target;
 
@@ -28,8 +28,12 @@ impl Http {
         let ca_file = &target.ingress.ca_file;
         let pem = std::fs::read(ca_file)
             .with_context(|| format!("reading ingress.ca_file {}", ca_file.display()))?;
-        let ca = reqwest::Certificate::from_pem(&pem)
-            .with_context(|| format!("ingress.ca_file {} is not a PEM certificate", ca_file.display()))?;
+        let ca = reqwest::Certificate::from_pem(&pem).with_context(|| {
+            format!(
+                "ingress.ca_file {} is not a PEM certificate",
+                ca_file.display()
+            )
+        })?;
         let host = target.host();
         let mut ingress = builder()
             .tls_built_in_root_certs(false)
@@ -42,7 +46,9 @@ impl Http {
             direct = direct.resolve(&host, SocketAddr::new(addr.ip(), 0));
         }
         Ok(Self {
-            ingress: ingress.build().context("building the ingress HTTP client")?,
+            ingress: ingress
+                .build()
+                .context("building the ingress HTTP client")?,
             direct: direct.build().context("building the direct HTTP client")?,
         })
     }
@@ -73,12 +79,15 @@ impl Cookies {
             };
             let expired = parts.any(|attribute| {
                 attribute.eq_ignore_ascii_case("Max-Age=0")
-                    || attribute.to_ascii_lowercase().starts_with("expires=thu, 01 jan 1970")
+                    || attribute
+                        .to_ascii_lowercase()
+                        .starts_with("expires=thu, 01 jan 1970")
             });
             if expired {
                 self.0.remove(name);
             } else {
-                self.0.insert(name.to_string(), value.trim_matches('"').to_string());
+                self.0
+                    .insert(name.to_string(), value.trim_matches('"').to_string());
             }
         }
     }
@@ -89,10 +98,6 @@ impl Cookies {
 
     pub fn insert(&mut self, name: &str, value: &str) {
         self.0.insert(name.to_string(), value.to_string());
-    }
-
-    pub fn remove(&mut self, name: &str) {
-        self.0.remove(name);
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -107,20 +112,6 @@ impl Cookies {
             .collect::<Vec<_>>()
             .join("; ")
     }
-}
-
-/// The names of the cookies a response sets.
-pub(crate) fn set_cookie_names(headers: &HeaderMap) -> Vec<String> {
-    let mut jar = Cookies::default();
-    jar.absorb(headers);
-    jar.names().into_iter().map(str::to_string).collect()
-}
-
-/// "HTTP 404 Not Found, 0 bytes" style summary plus a short excerpt of the body.
-pub(crate) async fn describe(response: Response) -> String {
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    format!("HTTP {status}{}", excerpt(&body))
 }
 
 /// A body excerpt for messages: first line, at most 120 characters.
@@ -154,7 +145,10 @@ where
             Polled::Pending(seen) => seen,
         };
         if started.elapsed() + interval > bound {
-            anyhow::bail!("still not the case after {} s; last seen: {seen}", bound.as_secs());
+            anyhow::bail!(
+                "still not the case after {} s; last seen: {seen}",
+                bound.as_secs()
+            );
         }
         tokio::time::sleep(interval).await;
     }
@@ -179,13 +173,19 @@ mod tests {
         jar.absorb(&headers);
         assert_eq!(jar.get("JSESSIONID"), Some("ABC123"));
         assert_eq!(jar.get("INGRESSCOOKIE"), Some("17a9|x"));
-        assert_eq!(jar.header(), "INGRESSCOOKIE=17a9|x; JSESSIONID=ABC123; XSRF-TOKEN=TOK");
+        assert_eq!(
+            jar.header(),
+            "INGRESSCOOKIE=17a9|x; JSESSIONID=ABC123; XSRF-TOKEN=TOK"
+        );
 
         let mut expire = HeaderMap::new();
-        expire.append(SET_COOKIE, HeaderValue::from_static("JSESSIONID=; Max-Age=0; Path=/"));
+        expire.append(
+            SET_COOKIE,
+            HeaderValue::from_static("JSESSIONID=; Max-Age=0; Path=/"),
+        );
         jar.absorb(&expire);
         assert_eq!(jar.get("JSESSIONID"), None);
-        assert_eq!(set_cookie_names(&headers), ["INGRESSCOOKIE", "JSESSIONID", "XSRF-TOKEN"]);
+        assert_eq!(jar.names(), ["INGRESSCOOKIE", "XSRF-TOKEN"]);
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! The runner ([`run`]) only produces [`CheckResult`]s and [`RunEvent`]s; reporters live with
 //! the CLI. Every check has a stable id listed by [`catalog`].
 
+mod auth;
 mod check;
 mod cluster;
 mod http;
 mod metrics;
-mod auth;
 mod prom;
 mod scaling;
 mod sessions;
@@ -90,10 +90,7 @@ impl std::str::FromStr for Suite {
             .find(|suite| suite.as_str() == name.trim())
             .ok_or_else(|| {
                 let known: Vec<_> = Suite::ALL.iter().map(|s| s.as_str()).collect();
-                anyhow::anyhow!(
-                    "unknown suite `{name}` (known: {})",
-                    known.join(", ")
-                )
+                anyhow::anyhow!("unknown suite `{name}` (known: {})", known.join(", "))
             })
     }
 }
@@ -122,7 +119,10 @@ pub async fn run(
     let mut recorder = check::Recorder::new(
         on_event,
         target.disruptive.allowed,
-        password.as_ref().ok().map(|secret| secret.expose().to_string()),
+        password
+            .as_ref()
+            .ok()
+            .map(|secret| secret.expose().to_string()),
     );
     let ctx = match check::Ctx::new(target, password) {
         Ok(ctx) => ctx,
@@ -146,7 +146,10 @@ pub async fn run(
             Suite::Scaling => scaling::run(&ctx, &mut recorder).await,
         }
         // A suite that ended early must not drop checks silently.
-        recorder.fail_rest(suite, "the check did not run: the suite ended before reaching it");
+        recorder.fail_rest(
+            suite,
+            "the check did not run: the suite ended before reaching it",
+        );
     }
     recorder.into_results()
 }
@@ -170,7 +173,10 @@ mod tests {
             assert!(!check.description.is_empty());
         }
         for suite in Suite::ALL {
-            assert!(catalog.iter().any(|c| c.suite == suite), "{suite} has no checks");
+            assert!(
+                catalog.iter().any(|c| c.suite == suite),
+                "{suite} has no checks"
+            );
         }
     }
 
@@ -179,6 +185,9 @@ mod tests {
         assert_eq!("tls".parse::<Suite>().unwrap(), Suite::Tls);
         assert!("tsl".parse::<Suite>().is_err());
         assert_eq!(format!("{:<9}|", Suite::Auth), "auth     |");
-        assert_eq!(serde_json::to_string(&Suite::Scaling).unwrap(), "\"scaling\"");
+        assert_eq!(
+            serde_json::to_string(&Suite::Scaling).unwrap(),
+            "\"scaling\""
+        );
     }
 }

@@ -113,7 +113,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                         problems.push(format!("{name}: missing {}", missing.join(", ")));
                     }
                 }
-                Err(_) => problems.push(format!("{name}: no metrics (see {})", REPLICA_ENDPOINTS.id)),
+                Err(_) => {
+                    problems.push(format!("{name}: no metrics (see {})", REPLICA_ENDPOINTS.id))
+                }
             }
         }
         Ok(if problems.is_empty() {
@@ -130,28 +132,46 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 
     match &ctx.target.prometheus {
         None => {
-            rec.skip(&PROMETHEUS_TARGETS, "the target has no [prometheus] section");
-            rec.skip(&PROMQL_PER_REPLICA, "the target has no [prometheus] section");
+            rec.skip(
+                &PROMETHEUS_TARGETS,
+                "the target has no [prometheus] section",
+            );
+            rec.skip(
+                &PROMQL_PER_REPLICA,
+                "the target has no [prometheus] section",
+            );
         }
         Some(prometheus) => {
             let expected = expected_instances(replicas);
             rec.check(&PROMETHEUS_TARGETS, async {
                 let expected = expected.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
                 let url = api_url(&prometheus.url, "api/v1/targets")?;
-                let message = poll(Duration::from_secs(ctx.target.bounds.prometheus_s), Duration::from_secs(1), || async {
-                    let answer = match get_text(ctx, url.clone()).await {
-                        Ok(text) => prom::parse_targets(&text),
-                        Err(err) => Err(err),
-                    };
-                    match answer {
-                        Ok(targets) => match prom::targets_up(&targets, &prometheus.job, expected) {
-                            Ok(message) => Polled::Done(message),
-                            Err(seen) => Polled::Pending(seen),
-                        },
-                        Err(err) => Polled::Pending(format!("{err:#}")),
-                    }
-                })
-                .await?;
+                let message = poll(
+                    Duration::from_secs(ctx.target.bounds.prometheus_s),
+                    Duration::from_secs(1),
+                    || async {
+                        let answer = match get_text(ctx, url.clone()).await {
+                            Ok(text) => prom::parse_targets(&text),
+                            Err(err) => Err(err),
+                        };
+                        match answer {
+                            Ok(targets) => {
+                                match prom::targets_up(&targets, &prometheus.job, expected) {
+                                    Ok(message) => Polled::Done(message),
+                                    Err(seen) => Polled::Pending(seen),
+                                }
+                            }
+                            Err(err) => Polled::Pending(format!("{err:#}")),
+                        }
+                    },
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "expected every replica as an up target of job `{}`",
+                        prometheus.job
+                    )
+                })?;
                 Ok(Verdict::Pass(message))
             })
             .await;
@@ -186,7 +206,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                         ))
                     }
                 })
-                .await?;
+                .await
+                .context("expected one series per replica")?;
                 Ok(Verdict::Pass(message))
             })
             .await;
@@ -212,7 +233,10 @@ async fn get_text(ctx: &Ctx<'_>, url: Url) -> Result<String> {
         .await
         .with_context(|| format!("GET {url}"))?;
     let status = response.status();
-    let text = response.text().await.with_context(|| format!("reading GET {url}"))?;
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("reading GET {url}"))?;
     if !status.is_success() {
         bail!("GET {url}: HTTP {status}{}", crate::http::excerpt(&text));
     }
@@ -239,11 +263,16 @@ async fn scrape(ctx: &Ctx<'_>, replica: &Replica) -> Result<Vec<Sample>> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let text = response.text().await.with_context(|| format!("reading GET {url}"))?;
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("reading GET {url}"))?;
     if !status.is_success() {
         bail!("GET {url}: expected 200, got HTTP {status}");
     }
-    if !(content_type.starts_with("text/plain") || content_type.starts_with("application/openmetrics-text")) {
+    if !(content_type.starts_with("text/plain")
+        || content_type.starts_with("application/openmetrics-text"))
+    {
         bail!("GET {url}: expected Prometheus text, got content type `{content_type}`");
     }
     let samples = prom::parse_exposition(&text).with_context(|| format!("GET {url}"))?;
@@ -306,7 +335,9 @@ fn expected_instances(replicas: &[Replica]) -> std::result::Result<Vec<(String, 
 async fn total_requests(ctx: &Ctx<'_>) -> Result<f64> {
     let mut total = 0.0;
     for replica in &ctx.target.replicas {
-        let samples = scrape(ctx, replica).await.with_context(|| replica.name.clone())?;
+        let samples = scrape(ctx, replica)
+            .await
+            .with_context(|| replica.name.clone())?;
         total += prom::sum_of(&samples, REQUEST_COUNTER)
             .with_context(|| format!("{}: no `{REQUEST_COUNTER}` series", replica.name))?;
     }
@@ -325,7 +356,10 @@ async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
             .await
             .with_context(|| format!("GET {url} through the ingress"))?;
         if !response.status().is_success() {
-            bail!("GET {url} through the ingress: expected 200, got HTTP {}", response.status());
+            bail!(
+                "GET {url} through the ingress: expected 200, got HTTP {}",
+                response.status()
+            );
         }
     }
     let wanted = before + f64::from(TRAFFIC_REQUESTS);
@@ -347,9 +381,14 @@ async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
 
 /// Paths under which the metrics page must not be served through the ingress.
 fn metrics_paths(replicas: &[Replica]) -> Vec<String> {
-    let mut paths: BTreeSet<String> = ["/metrics".to_string(), "/actuator/prometheus".to_string()].into();
+    let mut paths: BTreeSet<String> =
+        ["/metrics".to_string(), "/actuator/prometheus".to_string()].into();
     for replica in replicas {
-        if let Some(url) = replica.metrics_url.as_deref().and_then(|u| Url::parse(u).ok()) {
+        if let Some(url) = replica
+            .metrics_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+        {
             paths.insert(url.path().to_string());
         }
     }
@@ -385,7 +424,10 @@ async fn not_public(ctx: &Ctx<'_>) -> Outcome {
         seen.push(format!("{path} → {}", status.as_u16()));
     }
     Ok(if exposed.is_empty() {
-        Verdict::Pass(format!("no metrics page through the ingress: {}", seen.join(", ")))
+        Verdict::Pass(format!(
+            "no metrics page through the ingress: {}",
+            seen.join(", ")
+        ))
     } else {
         Verdict::Fail(format!(
             "expected no Prometheus text through the ingress; it serves metrics at {}",
@@ -410,14 +452,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             missing_series(&without_agent_rules),
-            ["Tomcat (`tomcat_requestcount_total`)", "process engine (a `camunda_*` series)"]
+            [
+                "Tomcat (`tomcat_requestcount_total`)",
+                "process engine (a `camunda_*` series)"
+            ]
         );
     }
 
     #[test]
     fn metrics_pages_are_recognised_and_error_pages_are_not() {
         assert!(looks_like_metrics(PAGE));
-        assert!(!looks_like_metrics("<html><center>404 Not Found</center></html>"));
+        assert!(!looks_like_metrics(
+            "<html><center>404 Not Found</center></html>"
+        ));
         assert!(!looks_like_metrics("{\"timestamp\":1,\"status\":404}"));
         // The ingress's own nginx stub status is not a Camunda metrics page.
         assert!(!looks_like_metrics("nginx_up 1\n"));
@@ -434,7 +481,10 @@ mod tests {
         };
         let ok = expected_instances(&[
             replica(Some("http://127.0.0.1:29404/metrics"), None),
-            replica(Some("http://127.0.0.1:40000/metrics"), Some("10.244.0.7:9404")),
+            replica(
+                Some("http://127.0.0.1:40000/metrics"),
+                Some("10.244.0.7:9404"),
+            ),
         ])
         .unwrap();
         assert_eq!(ok[0].1, "127.0.0.1:29404");

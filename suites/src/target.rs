@@ -191,7 +191,11 @@ impl Replica {
             return Some(instance.clone());
         }
         let url = Url::parse(self.metrics_url.as_deref()?).ok()?;
-        Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
+        Some(format!(
+            "{}:{}",
+            url.host_str()?,
+            url.port_or_known_default()?
+        ))
     }
 }
 
@@ -304,10 +308,14 @@ impl Target {
         if creds.username.is_empty() {
             bail!("credentials.username: must not be empty");
         }
-        let base = Url::parse(&self.ingress.base_url)
-            .with_context(|| format!("ingress.base_url: `{}` is not a URL", self.ingress.base_url))?;
+        let base = Url::parse(&self.ingress.base_url).with_context(|| {
+            format!("ingress.base_url: `{}` is not a URL", self.ingress.base_url)
+        })?;
         if base.scheme() != "https" {
-            bail!("ingress.base_url: must be https, got `{}`", self.ingress.base_url);
+            bail!(
+                "ingress.base_url: must be https, got `{}`",
+                self.ingress.base_url
+            );
         }
         let Some(base_host) = base.host_str() else {
             bail!("ingress.base_url: `{}` has no host", self.ingress.base_url);
@@ -332,7 +340,10 @@ impl Target {
             if url.scheme() != "http" {
                 bail!("ingress.http_url: must be http, got `{http_url}`");
             }
-            if !url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(base_host)) {
+            if !url
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(base_host))
+            {
                 bail!("ingress.http_url: its host must be the ingress host `{base_host}`");
             }
         }
@@ -344,7 +355,11 @@ impl Target {
                 bail!("{field}: `{value}` must start with `/` and not end with one");
             }
         }
-        if self.sessions.affinity_cookie.eq_ignore_ascii_case("JSESSIONID") {
+        if self
+            .sessions
+            .affinity_cookie
+            .eq_ignore_ascii_case("JSESSIONID")
+        {
             bail!("sessions.affinity_cookie: must not be JSESSIONID (the application's session cookie)");
         }
         if let Some(prometheus) = &self.prometheus {
@@ -357,14 +372,19 @@ impl Target {
                 bail!("replicas[{i}].name: `{}` is used twice", replica.name);
             }
             Url::parse(&replica.http_url).with_context(|| {
-                format!("replicas[{i}].http_url: `{}` is not a URL", replica.http_url)
+                format!(
+                    "replicas[{i}].http_url: `{}` is not a URL",
+                    replica.http_url
+                )
             })?;
             if let Some(metrics) = &replica.metrics_url {
                 Url::parse(metrics).with_context(|| {
                     format!("replicas[{i}].metrics_url: `{metrics}` is not a URL")
                 })?;
             }
-            if matches!(replica.stop, Some(StopHandle::DeletePod { .. })) && self.kubernetes.is_none() {
+            if matches!(replica.stop, Some(StopHandle::DeletePod { .. }))
+                && self.kubernetes.is_none()
+            {
                 bail!("replicas[{i}].stop: delete_pod needs the [kubernetes] section");
             }
         }
@@ -376,7 +396,12 @@ impl Target {
         self.ingress
             .host
             .clone()
-            .or_else(|| Url::parse(&self.ingress.base_url).ok()?.host_str().map(str::to_string))
+            .or_else(|| {
+                Url::parse(&self.ingress.base_url)
+                    .ok()?
+                    .host_str()
+                    .map(str::to_string)
+            })
             .unwrap_or_default()
     }
 
@@ -453,10 +478,19 @@ allowed = true
         assert_eq!(target.ingress.rest_path, "/engine-rest");
         assert_eq!(target.sessions.affinity_cookie, "INGRESSCOOKIE");
         assert_eq!(target.ingress.ca_file, dir.path().join("ca.pem"));
-        assert_eq!(target.replicas[0].stop, Some(StopHandle::Signal { pid: 1234 }));
-        assert_eq!(target.replicas[1].instance().as_deref(), Some("127.0.0.1:29405"));
+        assert_eq!(
+            target.replicas[0].stop,
+            Some(StopHandle::Signal { pid: 1234 })
+        );
+        assert_eq!(
+            target.replicas[1].instance().as_deref(),
+            Some("127.0.0.1:29405")
+        );
         assert_eq!(target.bounds.job_s, 60);
-        assert_eq!(target.rest_url("/task"), "https://camunda.test:18443/engine-rest/task");
+        assert_eq!(
+            target.rest_url("/task"),
+            "https://camunda.test:18443/engine-rest/task"
+        );
         assert_eq!(target.host(), "camunda.test");
         // What xtask writes reads back.
         let again: Target = toml::from_str(&target.to_toml().unwrap()).unwrap();
@@ -465,10 +499,7 @@ allowed = true
 
     #[test]
     fn inline_password_is_refused_without_echoing_it() {
-        let text = GOOD.replace(
-            "password_file = \"password\"",
-            "password = \"hunter2\"",
-        );
+        let text = GOOD.replace("password_file = \"password\"", "password = \"hunter2\"");
         let err = error_of(&text);
         assert!(err.contains("credentials.password"), "{err}");
         assert!(err.contains("target.toml"), "{err}");
@@ -478,12 +509,21 @@ allowed = true
     #[test]
     fn errors_name_the_file_and_the_field() {
         let err = error_of(&GOOD.replace("base_url = \"https://", "base_url = \"http://"));
-        assert!(err.contains("target.toml") && err.contains("ingress.base_url"), "{err}");
+        assert!(
+            err.contains("target.toml") && err.contains("ingress.base_url"),
+            "{err}"
+        );
 
-        let err = error_of(&GOOD.replace("connect_to = \"127.0.0.1:18443\"", "connect_to = \"127.0.0.1:443\""));
+        let err = error_of(&GOOD.replace(
+            "connect_to = \"127.0.0.1:18443\"",
+            "connect_to = \"127.0.0.1:443\"",
+        ));
         assert!(err.contains("ingress.connect_to"), "{err}");
 
-        let err = error_of(&GOOD.replace("mode = \"sticky\"", "mode = \"sticky\"\naffinity_cookie = \"JSESSIONID\""));
+        let err = error_of(&GOOD.replace(
+            "mode = \"sticky\"",
+            "mode = \"sticky\"\naffinity_cookie = \"JSESSIONID\"",
+        ));
         assert!(err.contains("sessions.affinity_cookie"), "{err}");
 
         let err = error_of(&GOOD.replace("job = \"camunda\"", "job = \"camunda\"\nscrape = 1"));
@@ -492,13 +532,19 @@ allowed = true
         let err = error_of(&GOOD.replace("backend = \"local\"", "backend = \"docker\""));
         assert!(err.contains("backend"), "{err}");
 
-        let err = error_of(&GOOD.replace("password_file = \"password\"", "password_file = \"p\"\npassword_env = \"P\""));
+        let err = error_of(&GOOD.replace(
+            "password_file = \"password\"",
+            "password_file = \"p\"\npassword_env = \"P\"",
+        ));
         assert!(err.contains("exclusive"), "{err}");
 
         let err = error_of(&GOOD.replace("name = \"camunda-1\"", "name = \"camunda-0\""));
         assert!(err.contains("replicas[1].name"), "{err}");
 
-        let err = error_of(&GOOD.replace("stop = { signal = { pid = 1234 } }", "stop = { delete_pod = { namespace = \"n\", name = \"p\" } }"));
+        let err = error_of(&GOOD.replace(
+            "stop = { signal = { pid = 1234 } }",
+            "stop = { delete_pod = { namespace = \"n\", name = \"p\" } }",
+        ));
         assert!(err.contains("replicas[0].stop"), "{err}");
     }
 
@@ -506,7 +552,10 @@ allowed = true
     fn password_file_is_read_without_its_newline() {
         let (dir, target) = load(GOOD);
         let target = target.unwrap();
-        assert!(target.credentials.password().is_err(), "the file does not exist yet");
+        assert!(
+            target.credentials.password().is_err(),
+            "the file does not exist yet"
+        );
         std::fs::write(dir.path().join("password"), "pw-123\n").unwrap();
         let secret = target.credentials.password().unwrap();
         assert_eq!(secret.expose(), "pw-123");

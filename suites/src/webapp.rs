@@ -49,11 +49,20 @@ impl Webapp<'_> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if status != StatusCode::OK {
-            bail!("{}: GET {url}: expected 200, got {}", self.label, status.as_u16());
+            bail!(
+                "{}: GET {url}: expected 200, got {}",
+                self.label,
+                status.as_u16()
+            );
         }
         header
             .or_else(|| cookies.get(XSRF_COOKIE).map(str::to_string))
-            .with_context(|| format!("{}: GET {url}: no {XSRF_COOKIE} cookie or {XSRF_HEADER} header", self.label))
+            .with_context(|| {
+                format!(
+                    "{}: GET {url}: no {XSRF_COOKIE} cookie or {XSRF_HEADER} header",
+                    self.label
+                )
+            })
     }
 
     /// Posts the login form. With `xsrf` the header is sent; the answer's status and body.
@@ -84,23 +93,46 @@ impl Webapp<'_> {
 
     /// The full login: XSRF token, form login (which issues a new session id), fresh XSRF token
     /// for the new session. Returns the logged-in user id.
-    pub async fn login(&self, cookies: &mut Cookies, username: &str, password: &Secret) -> Result<String> {
+    pub async fn login(
+        &self,
+        cookies: &mut Cookies,
+        username: &str,
+        password: &Secret,
+    ) -> Result<String> {
         let before = cookies.get(SESSION_COOKIE).map(str::to_string);
         let token = self.fetch_xsrf(cookies).await?;
-        let (status, body) = self.post_login(cookies, Some(&token), username, password).await?;
+        let (status, body) = self
+            .post_login(cookies, Some(&token), username, password)
+            .await?;
         if status != StatusCode::OK {
+            // With the header sent, 403 means the answering replica does not know the session
+            // that issued the token.
+            let hint = if status == StatusCode::FORBIDDEN {
+                " (the XSRF token was refused: the replica that answered does not know the session that issued it; neither affinity nor a shared session store?)"
+            } else {
+                ""
+            };
             bail!(
-                "{}: login as `{username}`: expected 200 with a userId, got {}{}",
+                "{}: login as `{username}`: expected 200 with a userId, got {}{}{hint}",
                 self.label,
                 status.as_u16(),
                 excerpt(&body)
             );
         }
         let info: UserInfo = serde_json::from_str(&body).with_context(|| {
-            format!("{}: login as `{username}`: the answer has no userId{}", self.label, excerpt(&body))
+            format!(
+                "{}: login as `{username}`: the answer has no userId{}",
+                self.label,
+                excerpt(&body)
+            )
         })?;
-        if cookies.get(SESSION_COOKIE).is_none() || cookies.get(SESSION_COOKIE).map(str::to_string) == before {
-            bail!("{}: login as `{username}` did not issue a new {SESSION_COOKIE}", self.label);
+        if cookies.get(SESSION_COOKIE).is_none()
+            || cookies.get(SESSION_COOKIE).map(str::to_string) == before
+        {
+            bail!(
+                "{}: login as `{username}` did not issue a new {SESSION_COOKIE}",
+                self.label
+            );
         }
         self.fetch_xsrf(cookies).await?;
         Ok(info.user_id)
@@ -121,7 +153,11 @@ impl Webapp<'_> {
         match status {
             StatusCode::OK => {
                 let info: UserInfo = serde_json::from_str(&body).with_context(|| {
-                    format!("{}: GET {url}: 200 without a userId{}", self.label, excerpt(&body))
+                    format!(
+                        "{}: GET {url}: 200 without a userId{}",
+                        self.label,
+                        excerpt(&body)
+                    )
                 })?;
                 Ok(Some(info.user_id))
             }
@@ -149,7 +185,11 @@ impl Webapp<'_> {
         let status = response.status();
         cookies.absorb(response.headers());
         if !status.is_success() {
-            bail!("{}: POST {url}: expected 2xx, got {}", self.label, status.as_u16());
+            bail!(
+                "{}: POST {url}: expected 2xx, got {}",
+                self.label,
+                status.as_u16()
+            );
         }
         Ok(())
     }

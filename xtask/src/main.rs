@@ -30,6 +30,8 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Download every addon manifest the kind backend pins and print its sha256 beside the pin.
+    PinAddons,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::E2e(args) => backend::e2e(&args, None),
+        Command::PinAddons => kind::pin_addons(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => conformance::bench_validate(),
             BenchWhat::E2e(args) => backend::bench_e2e(&args),

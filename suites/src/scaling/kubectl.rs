@@ -53,7 +53,15 @@ impl Kubectl {
 
     async fn selector(&self) -> Result<String> {
         let deployment = self
-            .json(&["--namespace", &self.namespace, "get", "deployment", &self.deployment, "-o", "json"])
+            .json(&[
+                "--namespace",
+                &self.namespace,
+                "get",
+                "deployment",
+                &self.deployment,
+                "-o",
+                "json",
+            ])
             .await?;
         label_selector(&deployment)
     }
@@ -62,8 +70,13 @@ impl Kubectl {
 impl KubeOps for Kubectl {
     fn pod_metrics(&self) -> KubeFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", self.namespace);
-            Ok(pod_metric_names(&self.json(&["get", "--raw", &path]).await?))
+            let path = format!(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods",
+                self.namespace
+            );
+            Ok(pod_metric_names(
+                &self.json(&["get", "--raw", &path]).await?,
+            ))
         })
     }
 
@@ -88,7 +101,16 @@ impl KubeOps for Kubectl {
         Box::pin(async move {
             let selector = self.selector().await?;
             let list = self
-                .json(&["--namespace", &self.namespace, "get", "pods", "--selector", &selector, "-o", "json"])
+                .json(&[
+                    "--namespace",
+                    &self.namespace,
+                    "get",
+                    "pods",
+                    "--selector",
+                    &selector,
+                    "-o",
+                    "json",
+                ])
                 .await?;
             Ok(pod_states(&list))
         })
@@ -176,7 +198,11 @@ fn hpa_status(hpa: &Value) -> HpaStatus {
         .collect();
     HpaStatus {
         // minReplicas defaults to 1 when absent.
-        min_replicas: if hpa["spec"]["minReplicas"].is_null() { 1 } else { number(&hpa["spec"]["minReplicas"]) },
+        min_replicas: if hpa["spec"]["minReplicas"].is_null() {
+            1
+        } else {
+            number(&hpa["spec"]["minReplicas"])
+        },
         max_replicas: number(&hpa["spec"]["maxReplicas"]),
         current_replicas: number(&hpa["status"]["currentReplicas"]),
         desired_replicas: number(&hpa["status"]["desiredReplicas"]),
@@ -229,11 +255,14 @@ mod tests {
         assert_eq!(status.current_replicas, 2);
         assert_eq!(status.desired_replicas, 3);
         assert_eq!(status.current_metrics, ["cpu 87% (target 50%)"]);
-        assert!(status.conditions.contains(&"ScalingActive=True (ValidMetricFound)".to_string()));
+        assert!(status
+            .conditions
+            .contains(&"ScalingActive=True (ValidMetricFound)".to_string()));
 
         // Right after creation: the metric has no current value yet.
         let mut fresh = hpa.clone();
-        fresh["status"]["currentMetrics"] = serde_json::json!([{"type": "Resource", "resource": {"name": "cpu", "current": {}}}]);
+        fresh["status"]["currentMetrics"] =
+            serde_json::json!([{"type": "Resource", "resource": {"name": "cpu", "current": {}}}]);
         assert!(hpa_status(&fresh).current_metrics.is_empty());
     }
 
@@ -244,12 +273,23 @@ mod tests {
         assert_eq!(
             pods,
             [
-                PodState { name: "camunda-7d9f-abcde".into(), ready: true, ip: Some("10.244.0.12".into()) },
-                PodState { name: "camunda-7d9f-fghij".into(), ready: false, ip: None },
+                PodState {
+                    name: "camunda-7d9f-abcde".into(),
+                    ready: true,
+                    ip: Some("10.244.0.12".into())
+                },
+                PodState {
+                    name: "camunda-7d9f-fghij".into(),
+                    ready: false,
+                    ip: None
+                },
             ]
         );
         let deployment = serde_json::json!({"spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "camunda", "tier": "web"}}}});
-        assert_eq!(label_selector(&deployment).unwrap(), "app.kubernetes.io/name=camunda,tier=web");
+        assert_eq!(
+            label_selector(&deployment).unwrap(),
+            "app.kubernetes.io/name=camunda,tier=web"
+        );
         assert!(label_selector(&serde_json::json!({})).is_err());
         let metrics = serde_json::json!({"kind": "PodMetricsList", "items": [{"metadata": {"name": "camunda-7d9f-abcde"}, "containers": []}]});
         assert_eq!(pod_metric_names(&metrics), ["camunda-7d9f-abcde"]);

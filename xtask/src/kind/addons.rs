@@ -179,7 +179,9 @@ fn no_patch(_: &mut [Value]) -> Result<()> {
 fn find<'a>(docs: &'a mut [Value], kind: &str, name: &str) -> Result<&'a mut Value> {
     docs.iter_mut()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .ok_or_else(|| anyhow!("the pinned manifest has no {kind} {name}: update the patch with the pin"))
+        .ok_or_else(|| {
+            anyhow!("the pinned manifest has no {kind} {name}: update the patch with the pin")
+        })
 }
 
 /// Since controller v1.13 the kind provider's Deployment no longer selects the `ingress-ready`
@@ -199,7 +201,8 @@ fn patch_ingress_nginx(docs: &mut [Value]) -> Result<()> {
     let ports_published = pod["containers"].as_array().is_some_and(|containers| {
         containers.iter().any(|c| {
             c["ports"].as_array().is_some_and(|ports| {
-                ports.iter().any(|p| p["hostPort"] == 443) && ports.iter().any(|p| p["hostPort"] == 80)
+                ports.iter().any(|p| p["hostPort"] == 443)
+                    && ports.iter().any(|p| p["hostPort"] == 80)
             })
         })
     });
@@ -241,16 +244,22 @@ impl Addon {
                 .collect();
         }
         if !self.labels.is_empty() {
-            let pairs: serde_json::Map<String, Value> =
-                self.labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-            k["labels"] = json!([{"pairs": pairs, "includeSelectors": true, "includeTemplates": true}]);
+            let pairs: serde_json::Map<String, Value> = self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            k["labels"] =
+                json!([{"pairs": pairs, "includeSelectors": true, "includeTemplates": true}]);
         }
         k
     }
 }
 
 /// Objects the harness adds around the addons: the namespace the operator goes to, the test CA
-/// chain (self-signed root → CA Certificate → CA ClusterIssuer), and a Prometheus that selects
+/// chain (self-signed root → CA Certificate → CA ClusterIssuer; the same objects as the e2e
+/// overlay's `components/e2e/test-ca.yaml`, so that a custom `--overlay` gets them too and
+/// re-applying either changes nothing), and a Prometheus that selects
 /// every ServiceMonitor in the Camunda namespace and nothing else (no PodMonitors), so that the
 /// ServiceMonitor path of the manifests is the one the metrics suite tests.
 pub fn monitoring_namespace() -> Value {
@@ -274,7 +283,7 @@ pub fn ca_chain() -> Vec<Value> {
                 "isCA": true,
                 "commonName": "camunda-conformance test CA",
                 "secretName": CA_SECRET,
-                "duration": "720h",
+                "duration": "2160h",
                 "privateKey": {"algorithm": "ECDSA", "size": 256},
                 "issuerRef": {"name": SELF_SIGNED_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"}
             }
@@ -306,7 +315,10 @@ pub fn prometheus(camunda_namespace: &str) -> Value {
 
 /// Hex sha256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Checks fetched bytes against the pin; never lets an unpinned or altered file through.
@@ -316,13 +328,21 @@ pub fn verify(file: &PinnedFile, bytes: &[u8]) -> Result<()> {
     };
     let actual = sha256_hex(bytes);
     if actual != expected {
-        bail!("{} does not match its pin: sha256 {actual}, pinned {expected}", file.url);
+        bail!(
+            "{} does not match its pin: sha256 {actual}, pinned {expected}",
+            file.url
+        );
     }
     Ok(())
 }
 
 /// Downloads a pinned file into `dir` (reusing a verified copy from `cache`), verified.
-pub async fn fetch(client: &reqwest::Client, file: &PinnedFile, cache: &Path, dir: &Path) -> Result<PathBuf> {
+pub async fn fetch(
+    client: &reqwest::Client,
+    file: &PinnedFile,
+    cache: &Path,
+    dir: &Path,
+) -> Result<PathBuf> {
     let target = dir.join(file.file_name());
     // Refuse before the download: an unpinned file is never fetched "just to see".
     let Some(pin) = file.sha256 else {
@@ -334,8 +354,10 @@ pub async fn fetch(client: &reqwest::Client, file: &PinnedFile, cache: &Path, di
         _ => {
             let bytes = download(client, file.url).await?;
             verify(file, &bytes)?;
-            std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-            std::fs::write(&cached, &bytes).with_context(|| format!("writing {}", cached.display()))?;
+            std::fs::create_dir_all(cache)
+                .with_context(|| format!("creating {}", cache.display()))?;
+            std::fs::write(&cached, &bytes)
+                .with_context(|| format!("writing {}", cached.display()))?;
             bytes
         }
     };
@@ -358,7 +380,11 @@ pub async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
         .with_context(|| format!("downloading {url}"))?
         .error_for_status()
         .with_context(|| format!("downloading {url}"))?;
-    Ok(response.bytes().await.with_context(|| format!("reading {url}"))?.to_vec())
+    Ok(response
+        .bytes()
+        .await
+        .with_context(|| format!("reading {url}"))?
+        .to_vec())
 }
 
 /// `cargo xtask pin-addons`: downloads every pinned URL and prints its sha256 beside the pin.
@@ -366,7 +392,9 @@ pub async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
 pub fn pin_addons() -> Result<bool> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder().build().context("building the HTTP client")?;
+        let client = reqwest::Client::builder()
+            .build()
+            .context("building the HTTP client")?;
         let mut all_good = true;
         for addon in ADDONS {
             println!("{} {}", addon.name, addon.version);
@@ -391,7 +419,10 @@ mod tests {
 
     fn load(text: &str) -> Vec<Value> {
         serde_yaml::Deserializer::from_str(text)
-            .map(|doc| serde_yaml::from_value::<Value>(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
+            .map(|doc| {
+                serde_yaml::from_value::<Value>(serde_yaml::Value::deserialize(doc).unwrap())
+                    .unwrap()
+            })
             .collect()
     }
     use serde::Deserialize;
@@ -437,7 +468,10 @@ spec:
         assert!(err.contains("hostPort"), "{err}");
         let mut docs = load(INGRESS_SHAPE);
         docs.remove(0);
-        assert!(patch_ingress_nginx(&mut docs).is_err(), "a missing Service must be an error");
+        assert!(
+            patch_ingress_nginx(&mut docs).is_err(),
+            "a missing Service must be an error"
+        );
     }
 
     #[test]
@@ -447,8 +481,15 @@ spec:
         );
         patch_metrics_server(&mut docs).unwrap();
         patch_metrics_server(&mut docs).unwrap();
-        let args = docs[0]["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
-        assert_eq!(args.iter().filter(|a| *a == "--kubelet-insecure-tls").count(), 1);
+        let args = docs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            args.iter()
+                .filter(|a| *a == "--kubelet-insecure-tls")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -456,22 +497,41 @@ spec:
         for addon in ADDONS {
             for file in addon.files {
                 assert!(file.url.starts_with("https://"), "{}", file.url);
-                assert!(file.url.contains(addon.version), "{} does not name {}", file.url, addon.version);
+                assert!(
+                    file.url.contains(addon.version),
+                    "{} does not name {}",
+                    file.url,
+                    addon.version
+                );
                 if let Some(sha) = file.sha256 {
                     assert_eq!(sha.len(), 64, "{}", file.url);
-                    assert!(sha.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+                    assert!(sha
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
                 }
             }
-            let names: std::collections::HashSet<_> = addon.files.iter().map(PinnedFile::file_name).collect();
-            assert_eq!(names.len(), addon.files.len(), "{}: file names collide", addon.name);
+            let names: std::collections::HashSet<_> =
+                addon.files.iter().map(PinnedFile::file_name).collect();
+            assert_eq!(
+                names.len(),
+                addon.files.len(),
+                "{}: file names collide",
+                addon.name
+            );
         }
     }
 
     #[test]
     fn verification_rejects_missing_pins_and_altered_bytes() {
-        let unpinned = PinnedFile { url: "https://example.invalid/x.yaml", sha256: None };
+        let unpinned = PinnedFile {
+            url: "https://example.invalid/x.yaml",
+            sha256: None,
+        };
         let err = verify(&unpinned, b"anything").unwrap_err().to_string();
-        assert!(err.contains("pin missing") && err.contains("cargo xtask pin-addons"), "{err}");
+        assert!(
+            err.contains("pin missing") && err.contains("cargo xtask pin-addons"),
+            "{err}"
+        );
         let pinned = PinnedFile {
             url: "https://example.invalid/x.yaml",
             // sha256("abc")
@@ -487,18 +547,31 @@ spec:
         let addon = ADDONS.iter().find(|a| a.name == "metrics-server").unwrap();
         let k = addon.kustomization();
         assert_eq!(k["resources"].as_array().unwrap().len(), 4);
-        assert_eq!(k["images"][0]["newName"], "registry.k8s.io/metrics-server/metrics-server");
+        assert_eq!(
+            k["images"][0]["newName"],
+            "registry.k8s.io/metrics-server/metrics-server"
+        );
         assert_eq!(k["labels"][0]["pairs"]["k8s-app"], "metrics-server");
         assert_eq!(k["labels"][0]["includeSelectors"], true);
-        let prom = ADDONS.iter().find(|a| a.name == "prometheus-operator").unwrap();
+        let prom = ADDONS
+            .iter()
+            .find(|a| a.name == "prometheus-operator")
+            .unwrap();
         assert_eq!(prom.kustomization()["namespace"], MONITORING_NAMESPACE);
     }
 
     #[test]
     fn prometheus_selects_service_monitors_of_the_camunda_namespace_only() {
         let p = prometheus("camunda");
-        assert_eq!(p["spec"]["serviceMonitorNamespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "camunda");
+        assert_eq!(
+            p["spec"]["serviceMonitorNamespaceSelector"]["matchLabels"]
+                ["kubernetes.io/metadata.name"],
+            "camunda"
+        );
         assert_eq!(p["spec"]["serviceMonitorSelector"], json!({}));
-        assert!(p["spec"].get("podMonitorSelector").is_none(), "PodMonitors would bypass the tested path");
+        assert!(
+            p["spec"].get("podMonitorSelector").is_none(),
+            "PodMonitors would bypass the tested path"
+        );
     }
 }

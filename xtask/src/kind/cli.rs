@@ -27,7 +27,10 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self { program, args: args.into_iter().map(Into::into).collect() }
+        Self {
+            program,
+            args: args.into_iter().map(Into::into).collect(),
+        }
     }
 
     fn command(&self) -> Command {
@@ -46,6 +49,15 @@ impl Cmd {
             bail!("`{self}` failed ({status})");
         }
         Ok(())
+    }
+
+    /// Starts in the background: stdout piped to the caller, stderr into `stderr`.
+    pub fn spawn(&self, stderr: std::fs::File) -> Result<std::process::Child> {
+        self.command()
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting `{self}` (is {} installed?)", self.program))
     }
 
     /// Runs and captures both streams, whatever the exit status.
@@ -76,7 +88,9 @@ impl fmt::Display for Cmd {
         f.write_str(self.program)?;
         for arg in &self.args {
             let plain = !arg.is_empty()
-                && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
             if plain {
                 write!(f, " {arg}")?;
             } else {
@@ -102,7 +116,16 @@ pub mod kind {
         // The config names the node image; --wait lets the control plane become Ready first.
         Cmd::new(
             "kind",
-            ["create", "cluster", "--name", name, "--config", &path(config), "--wait", "120s"],
+            [
+                "create",
+                "cluster",
+                "--name",
+                name,
+                "--config",
+                &path(config),
+                "--wait",
+                "120s",
+            ],
         )
     }
 
@@ -119,7 +142,10 @@ pub mod kind {
     }
 
     pub fn load_image_archive(cluster: &str, archive: &Path) -> Cmd {
-        Cmd::new("kind", ["load", "image-archive", &path(archive), "--name", cluster])
+        Cmd::new(
+            "kind",
+            ["load", "image-archive", &path(archive), "--name", cluster],
+        )
     }
 
     /// `kind get clusters` output → whether `name` is among them.
@@ -143,7 +169,17 @@ pub mod docker {
     }
 
     pub fn build(tag: &str, dockerfile: &Path, context: &Path) -> Cmd {
-        Cmd::new("docker", ["build", "--tag", tag, "--file", &path(dockerfile), &path(context)])
+        Cmd::new(
+            "docker",
+            [
+                "build",
+                "--tag",
+                tag,
+                "--file",
+                &path(dockerfile),
+                &path(context),
+            ],
+        )
     }
 
     pub fn save(image: &str, archive: &Path) -> Cmd {
@@ -154,6 +190,11 @@ pub mod docker {
 pub mod kubectl {
     use super::*;
 
+    /// Any kubectl command line (diagnostics).
+    pub fn raw<const N: usize>(args: [&str; N]) -> Cmd {
+        Cmd::new("kubectl", args)
+    }
+
     pub fn client_version() -> Cmd {
         Cmd::new("kubectl", ["version", "--client"])
     }
@@ -162,26 +203,31 @@ pub mod kubectl {
         Cmd::new("kubectl", ["kustomize", &path(dir)])
     }
 
-    /// `kubectl port-forward` to a pod or service on a loopback port.
-    pub fn port_forward(context: &str, namespace: &str, resource: &str, local: u16, remote: u16) -> Cmd {
-        Cmd::new(
-            "kubectl",
-            [
-                "--context",
-                context,
-                "--namespace",
-                namespace,
-                "port-forward",
-                "--address",
-                "127.0.0.1",
-                resource,
-                &format!("{local}:{remote}"),
-            ],
-        )
-    }
-
-    pub fn describe(context: &str, namespace: &str, kind: &str, name: &str) -> Cmd {
-        Cmd::new("kubectl", ["--context", context, "--namespace", namespace, "describe", kind, name])
+    /// `kubectl port-forward` to a pod or service: (local, remote) port pairs, loopback only.
+    pub fn port_forward(
+        context: &str,
+        namespace: &str,
+        resource: &str,
+        ports: &[(u16, u16)],
+    ) -> Cmd {
+        let mut args: Vec<String> = [
+            "--context",
+            context,
+            "--namespace",
+            namespace,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            resource,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(
+            ports
+                .iter()
+                .map(|(local, remote)| format!("{local}:{remote}")),
+        );
+        Cmd::new("kubectl", args)
     }
 
     pub fn logs(context: &str, namespace: &str, pod: &str, previous: bool) -> Cmd {
@@ -198,7 +244,14 @@ pub mod kubectl {
     pub fn events(context: &str) -> Cmd {
         Cmd::new(
             "kubectl",
-            ["--context", context, "get", "events", "--all-namespaces", "--sort-by=.lastTimestamp"],
+            [
+                "--context",
+                context,
+                "get",
+                "events",
+                "--all-namespaces",
+                "--sort-by=.lastTimestamp",
+            ],
         )
     }
 }
@@ -210,18 +263,35 @@ mod tests {
     #[test]
     fn display_quotes_only_what_a_shell_would_split() {
         let cmd = docker::server_version();
-        assert_eq!(cmd.to_string(), "docker version --format '{{.Server.Version}}'");
+        assert_eq!(
+            cmd.to_string(),
+            "docker version --format '{{.Server.Version}}'"
+        );
         let cmd = kind::load_docker_image("c", "camunda-conformance/camunda:e2e");
-        assert_eq!(cmd.to_string(), "kind load docker-image camunda-conformance/camunda:e2e --name c");
+        assert_eq!(
+            cmd.to_string(),
+            "kind load docker-image camunda-conformance/camunda:e2e --name c"
+        );
     }
 
     #[test]
     fn cluster_listing_and_the_containerd_failure_are_recognised() {
-        assert!(kind::cluster_listed("kind\ncamunda-conformance\n", "camunda-conformance"));
-        assert!(!kind::cluster_listed("camunda-conformance-2\n", "camunda-conformance"));
-        assert!(!kind::cluster_listed("No kind clusters found.\n", "camunda-conformance"));
+        assert!(kind::cluster_listed(
+            "kind\ncamunda-conformance\n",
+            "camunda-conformance"
+        ));
+        assert!(!kind::cluster_listed(
+            "camunda-conformance-2\n",
+            "camunda-conformance"
+        ));
+        assert!(!kind::cluster_listed(
+            "No kind clusters found.\n",
+            "camunda-conformance"
+        ));
         let stderr = "ERROR: failed to load image: command \"docker exec --privileged -i kind-control-plane ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -\" failed with error: exit status 1\nCommand Output: ctr: content digest sha256:0f1e: not found";
         assert!(kind::is_content_digest_failure(stderr));
-        assert!(!kind::is_content_digest_failure("ERROR: image: \"x\" not present locally"));
+        assert!(!kind::is_content_digest_failure(
+            "ERROR: image: \"x\" not present locally"
+        ));
     }
 }

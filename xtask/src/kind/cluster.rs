@@ -20,7 +20,10 @@ use super::wait;
 pub const FIELD_MANAGER: &str = "camunda-conformance";
 
 pub async fn connect(context: &str) -> Result<Client> {
-    let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
     let config = Config::from_kubeconfig(&options)
         .await
         .with_context(|| format!("loading kubeconfig context {context}"))?;
@@ -31,11 +34,22 @@ pub async fn connect(context: &str) -> Result<Client> {
 pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document).with_context(|| format!("parsing YAML document {}", i + 1))?;
+        let value = Value::deserialize(document)
+            .with_context(|| format!("parsing YAML document {}", i + 1))?;
         match value {
             Value::Null => {}
-            Value::Object(ref map) if map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
-                docs.extend(map.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+            Value::Object(ref map)
+                if map
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List")) =>
+            {
+                docs.extend(
+                    map.get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
             }
             Value::Object(_) => docs.push(value),
             other => bail!("YAML document {} is not an object: {other}", i + 1),
@@ -55,8 +69,12 @@ pub fn describe(doc: &Value) -> String {
 }
 
 fn gvk_of(doc: &Value) -> Result<GroupVersionKind> {
-    let api_version = doc["apiVersion"].as_str().ok_or_else(|| anyhow!("{} has no apiVersion", describe(doc)))?;
-    let kind = doc["kind"].as_str().ok_or_else(|| anyhow!("a document has no kind"))?;
+    let api_version = doc["apiVersion"]
+        .as_str()
+        .ok_or_else(|| anyhow!("{} has no apiVersion", describe(doc)))?;
+    let kind = doc["kind"]
+        .as_str()
+        .ok_or_else(|| anyhow!("a document has no kind"))?;
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     Ok(GroupVersionKind::gvk(group, version, kind))
 }
@@ -69,7 +87,10 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(client: Client) -> Self {
-        Self { client, resolved: HashMap::new() }
+        Self {
+            client,
+            resolved: HashMap::new(),
+        }
     }
 
     /// Namespaces first, then CRDs (awaited Established, so their kinds resolve), then the rest in
@@ -91,7 +112,12 @@ impl Applier {
             }
             self.apply_one(doc).await?;
             if rank(doc) == 1 {
-                crds.push(doc["metadata"]["name"].as_str().unwrap_or_default().to_string());
+                crds.push(
+                    doc["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
             }
         }
         if !crds_awaited {
@@ -104,7 +130,14 @@ impl Applier {
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         for name in names {
             let what = format!("CRD {name} Established");
-            wait::watch_until(api.clone(), name, &what, Duration::from_secs(60), wait::crd_established).await?;
+            wait::watch_until(
+                api.clone(),
+                name,
+                &what,
+                Duration::from_secs(60),
+                wait::crd_established,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -116,7 +149,12 @@ impl Applier {
         }
         let found = discovery::pinned_kind(&self.client, gvk)
             .await
-            .with_context(|| format!("the cluster does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind))?;
+            .with_context(|| {
+                format!(
+                    "the cluster does not serve {}/{} {}",
+                    gvk.group, gvk.version, gvk.kind
+                )
+            })?;
         self.resolved.insert(key, found.clone());
         Ok(found)
     }
@@ -135,11 +173,15 @@ impl Applier {
 
     pub async fn apply_one(&mut self, doc: &Value) -> Result<()> {
         let what = describe(doc);
-        let name = doc["metadata"]["name"].as_str().ok_or_else(|| anyhow!("{what} has no name"))?;
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| anyhow!("{what} has no name"))?;
         let api = self.api_for(doc).await?;
         // force: take over fields an earlier run or kubectl left, so re-applying converges.
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &params, &Patch::Apply(doc)).await.with_context(|| format!("applying {what}"))?;
+        api.patch(name, &params, &Patch::Apply(doc))
+            .await
+            .with_context(|| format!("applying {what}"))?;
         Ok(())
     }
 
@@ -163,8 +205,14 @@ mod tests {
 
     #[test]
     fn group_version_kind_is_read_from_api_version() {
-        let gvk = gvk_of(&serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer"})).unwrap();
-        assert_eq!((gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()), ("cert-manager.io", "v1", "ClusterIssuer"));
+        let gvk = gvk_of(
+            &serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()),
+            ("cert-manager.io", "v1", "ClusterIssuer")
+        );
         let core = gvk_of(&serde_json::json!({"apiVersion": "v1", "kind": "Secret"})).unwrap();
         assert_eq!((core.group.as_str(), core.version.as_str()), ("", "v1"));
     }

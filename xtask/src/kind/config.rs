@@ -78,9 +78,12 @@ impl Cluster {
             nodes: vec![Node {
                 role: Role::ControlPlane,
                 image: NODE_IMAGE.to_string(),
-                labels: [(INGRESS_READY_LABEL.0.to_string(), INGRESS_READY_LABEL.1.to_string())]
-                    .into_iter()
-                    .collect(),
+                labels: [(
+                    INGRESS_READY_LABEL.0.to_string(),
+                    INGRESS_READY_LABEL.1.to_string(),
+                )]
+                .into_iter()
+                .collect(),
                 extra_port_mappings: vec![mapping(80, http_port), mapping(443, https_port)],
             }],
         }
@@ -121,7 +124,10 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(ports, vec![(80, 18080, "127.0.0.1"), (443, 18443, "127.0.0.1")]);
+        assert_eq!(
+            ports,
+            vec![(80, 18080, "127.0.0.1"), (443, 18443, "127.0.0.1")]
+        );
     }
 
     #[test]

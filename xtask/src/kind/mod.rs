@@ -1,15 +1,400 @@
 //! The `kind` and `existing` backends: the stack from manifests/ on a Kubernetes cluster.
+//!
+//! The run is a [`plan::Plan`] (a list of steps) built from the settings and the rendered
+//! overlay; `--plan` prints it, otherwise [`exec`] runs it. Diagnostics are collected when
+//! anything fails, then the teardown steps run.
 
-use anyhow::{bail, Result};
+pub mod addons;
+mod cli;
+mod cluster;
+mod config;
+mod diag;
+mod exec;
+mod plan;
+mod portforward;
+mod target;
+mod wait;
 
-use crate::artifacts::{Artifacts, Timings};
-use crate::{BackendChoice, E2eArgs};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodSpec;
+use serde_json::Value;
+
+use crate::artifacts::{workspace_root, Artifacts, Timings};
+use crate::{BackendChoice, E2eArgs, SessionMode};
+use plan::{SecretNeed, Workload};
+
+pub use addons::pin_addons;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Kind,
+    Existing,
+}
+
+/// Everything the plan depends on, from the command line.
+pub struct Settings {
+    pub backend: Backend,
+    pub cluster: String,
+    /// `--context` (existing); kind uses its own context name.
+    pub context_override: Option<String>,
+    pub overlay: PathBuf,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub keep: bool,
+    pub reuse: bool,
+    pub no_deploy: bool,
+    pub suites: Vec<String>,
+    /// The run's artifacts folder.
+    pub work: PathBuf,
+    /// Outside the artifacts: the generated password file the target description points to.
+    pub secrets_dir: PathBuf,
+    pub dockerfile: PathBuf,
+    pub build_context: PathBuf,
+}
+
+impl Settings {
+    pub fn from_args(args: &E2eArgs, backend: Backend, work: &Path) -> Result<Self> {
+        let root = workspace_root();
+        let context_override = match backend {
+            Backend::Existing => Some(args.context.clone().ok_or_else(|| {
+                anyhow!("--backend existing needs --context NAME (a context of your kubeconfig)")
+            })?),
+            Backend::Kind => {
+                if args.context.is_some() {
+                    bail!(
+                        "--context is for --backend existing; the kind backend uses context {}",
+                        config::context_name(config::CLUSTER_NAME)
+                    );
+                }
+                None
+            }
+        };
+        if backend == Backend::Kind && args.no_deploy {
+            bail!("--no-deploy is for --backend existing (a kind cluster starts empty)");
+        }
+        if args.http_port == args.https_port {
+            bail!("--http-port and --https-port must differ");
+        }
+        let overlay = match &args.overlay {
+            Some(dir) => dir.clone(),
+            None => default_overlay(&root, args.sessions)?,
+        };
+        let key = context_override
+            .clone()
+            .unwrap_or_else(|| config::CLUSTER_NAME.to_string());
+        Ok(Self {
+            backend,
+            cluster: config::CLUSTER_NAME.to_string(),
+            context_override,
+            overlay,
+            http_port: args.http_port,
+            https_port: args.https_port,
+            keep: args.keep,
+            reuse: args.reuse,
+            no_deploy: args.no_deploy,
+            suites: args.suite.clone(),
+            work: work.to_path_buf(),
+            secrets_dir: root.join("target/e2e/.secrets").join(sanitize(&key)),
+            dockerfile: root.join("fixtures/image/Dockerfile"),
+            build_context: root,
+        })
+    }
+
+    pub fn context(&self) -> String {
+        self.context_override
+            .clone()
+            .unwrap_or_else(|| config::context_name(&self.cluster))
+    }
+}
+
+/// The shipped e2e overlay of a session mode.
+fn default_overlay(root: &Path, sessions: SessionMode) -> Result<PathBuf> {
+    let name = match sessions {
+        SessionMode::Sticky => "e2e",
+        SessionMode::SharedRedis => "e2e-shared",
+        SessionMode::SharedMemcached => "e2e-shared-memcached",
+    };
+    let dir = root.join("manifests/overlays").join(name);
+    if !dir.is_dir() {
+        bail!(
+            "--sessions {sessions:?} has no shipped overlay ({} does not exist); pass --overlay DIR",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// What the plan needs to know of the rendered overlay.
+pub struct Names {
+    pub docs: Vec<Value>,
+    pub namespace: String,
+    pub deployment: String,
+    pub hpa: String,
+    pub image: String,
+    pub host: Option<String>,
+    pub ingress: String,
+    pub service_monitor: String,
+    pub workloads: Vec<(Workload, String, String)>,
+    /// Certificates to await: explicit ones and those cert-manager's ingress-shim creates
+    /// (named after the Ingress's TLS secret).
+    pub certificates: Vec<(String, String)>,
+    pub secrets: Vec<SecretNeed>,
+}
+
+fn name_of(doc: &Value) -> String {
+    doc["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn namespace_of(doc: &Value) -> String {
+    doc["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    docs.iter().filter(move |d| d["kind"] == kind)
+}
+
+/// The one object of a kind the harness needs, or an error that says what is missing or ambiguous.
+fn single<'a>(docs: &'a [Value], kind: &'a str, namespace: &str) -> Result<&'a Value> {
+    let found: Vec<&Value> = of_kind(docs, kind)
+        .filter(|d| namespace_of(d) == namespace)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("the overlay has no {kind} in namespace {namespace}"),
+        many => bail!(
+            "the overlay has {} {kind}s in namespace {namespace} ({}); the harness needs exactly one",
+            many.len(),
+            many.iter().map(|d| name_of(d)).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+impl Names {
+    pub fn from_docs(docs: Vec<Value>) -> Result<Self> {
+        // The Camunda Deployment is the HPA's target (the scaling suite watches that pair).
+        let hpa = of_kind(&docs, "HorizontalPodAutoscaler")
+            .find(|h| h["spec"]["scaleTargetRef"]["kind"] == "Deployment")
+            .ok_or_else(|| {
+                anyhow!("the overlay has no HorizontalPodAutoscaler targeting a Deployment")
+            })?;
+        let namespace = namespace_of(hpa);
+        let deployment_name = hpa["spec"]["scaleTargetRef"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let deployment_doc = of_kind(&docs, "Deployment")
+            .find(|d| name_of(d) == deployment_name && namespace_of(d) == namespace)
+            .ok_or_else(|| anyhow!("the HPA targets Deployment {namespace}/{deployment_name}, which the overlay does not have"))?;
+        let deployment: Deployment = serde_json::from_value(deployment_doc.clone())
+            .with_context(|| format!("reading Deployment {namespace}/{deployment_name}"))?;
+        let image = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.image.clone())
+            .ok_or_else(|| anyhow!("Deployment {deployment_name} names no image"))?;
+        let ingress = single(&docs, "Ingress", &namespace)?;
+        let service_monitor = single(&docs, "ServiceMonitor", &namespace)?;
+
+        let mut workloads = Vec::new();
+        let mut pod_specs: Vec<PodSpec> = Vec::new();
+        for doc in &docs {
+            let (workload, spec) = match doc["kind"].as_str() {
+                Some("Deployment") => {
+                    let d: Deployment = serde_json::from_value(doc.clone())
+                        .with_context(|| format!("reading Deployment {}", name_of(doc)))?;
+                    (Workload::Deployment, d.spec.and_then(|s| s.template.spec))
+                }
+                Some("StatefulSet") => {
+                    let s: StatefulSet = serde_json::from_value(doc.clone())
+                        .with_context(|| format!("reading StatefulSet {}", name_of(doc)))?;
+                    (Workload::StatefulSet, s.spec.and_then(|s| s.template.spec))
+                }
+                _ => continue,
+            };
+            workloads.push((workload, namespace_of(doc), name_of(doc)));
+            pod_specs.extend(spec);
+        }
+
+        let mut certificates: Vec<(String, String)> = of_kind(&docs, "Certificate")
+            .map(|c| (namespace_of(c), name_of(c)))
+            .collect();
+        for ing in of_kind(&docs, "Ingress") {
+            let annotations = &ing["metadata"]["annotations"];
+            if annotations.get("cert-manager.io/cluster-issuer").is_some()
+                || annotations.get("cert-manager.io/issuer").is_some()
+            {
+                for tls in ing["spec"]["tls"].as_array().into_iter().flatten() {
+                    if let Some(secret) = tls["secretName"].as_str() {
+                        certificates.push((namespace_of(ing), secret.to_string()));
+                    }
+                }
+            }
+        }
+        certificates.sort();
+        certificates.dedup();
+
+        let shipped: BTreeSet<String> = of_kind(&docs, "Secret").map(name_of).collect();
+        let secrets = secret_needs(&pod_specs, &shipped);
+        let host = ingress["spec"]["tls"][0]["hosts"][0]
+            .as_str()
+            .map(str::to_string);
+        Ok(Self {
+            namespace,
+            deployment: deployment_name,
+            hpa: name_of(hpa),
+            image,
+            host,
+            ingress: name_of(ingress),
+            service_monitor: name_of(service_monitor),
+            workloads,
+            certificates,
+            secrets,
+            docs,
+        })
+    }
+}
+
+/// Secrets referenced by key (env `secretKeyRef`, volume `items`) that the overlay does not ship.
+fn secret_needs(pods: &[PodSpec], shipped: &BTreeSet<String>) -> Vec<SecretNeed> {
+    let mut needs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for pod in pods {
+        let containers = pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten());
+        for env in containers.flat_map(|c| c.env.iter().flatten()) {
+            if let Some(r) = env
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+            {
+                if r.optional != Some(true) {
+                    needs
+                        .entry(r.name.clone())
+                        .or_default()
+                        .insert(r.key.clone());
+                }
+            }
+        }
+        for volume in pod.volumes.iter().flatten() {
+            if let Some(secret) = &volume.secret {
+                if let (Some(name), Some(items)) = (&secret.secret_name, &secret.items) {
+                    needs
+                        .entry(name.clone())
+                        .or_default()
+                        .extend(items.iter().map(|i| i.key.clone()));
+                }
+            }
+        }
+    }
+    needs
+        .into_iter()
+        .filter(|(name, _)| !shipped.contains(name))
+        .map(|(name, keys)| SecretNeed { name, keys })
+        .collect()
+}
+
+/// `kubectl kustomize DIR` → documents (local and read-only: the plan needs them too).
+fn render(dir: &Path) -> Result<Vec<Value>> {
+    if !dir.is_dir() {
+        bail!(
+            "the overlay {} does not exist (pass --overlay DIR)",
+            dir.display()
+        );
+    }
+    let text = cli::kubectl::kustomize(dir)
+        .output()
+        .with_context(|| format!("rendering {}", dir.display()))?;
+    cluster::parse_documents(&text)
+        .with_context(|| format!("reading what {} renders to", dir.display()))
+}
 
 pub fn e2e(
-    _args: &E2eArgs,
-    _backend: BackendChoice,
-    _artifacts: &Artifacts,
-    _timings: &mut Timings,
+    args: &E2eArgs,
+    backend: BackendChoice,
+    artifacts: &Artifacts,
+    timings: &mut Timings,
 ) -> Result<bool> {
-    bail!("the kind backend is being written")
+    let backend = match backend {
+        BackendChoice::Kind => Backend::Kind,
+        BackendChoice::Existing => Backend::Existing,
+        other => bail!("the kind module does not run backend {other:?}"),
+    };
+    let settings = Settings::from_args(args, backend, &artifacts.dir)?;
+    if args.down {
+        return down(&settings, args.plan);
+    }
+    let names = Names::from_docs(render(&settings.overlay)?)?;
+    let plan = plan::build(&settings, &names)?;
+    if args.plan {
+        print!("{}", plan.render(&settings, &names));
+        return Ok(true);
+    }
+    diag::write_manifests(&artifacts.path("manifests.yaml")?, &names.docs)?;
+    exec::run(&settings, &names, &plan, timings)
 }
+
+/// `--down`: deletes the cluster a `--keep` run left, and the password generated for it.
+fn down(settings: &Settings, plan_only: bool) -> Result<bool> {
+    if settings.backend != Backend::Kind {
+        bail!(
+            "--down deletes the kind cluster; an existing cluster is not the harness's to delete"
+        );
+    }
+    let delete = cli::kind::delete_cluster(&settings.cluster);
+    if plan_only {
+        println!(
+            "plan: $ {delete}\n      remove {}",
+            settings.secrets_dir.display()
+        );
+        return Ok(true);
+    }
+    delete.run()?;
+    if settings.secrets_dir.exists() {
+        std::fs::remove_dir_all(&settings.secrets_dir)
+            .with_context(|| format!("removing {}", settings.secrets_dir.display()))?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use serde::de::DeserializeOwned;
+
+    /// A recorded API object from `fixtures/kube/`.
+    pub fn load<T: DeserializeOwned>(name: &str) -> T {
+        let path = crate::artifacts::workspace_root()
+            .join("fixtures/kube")
+            .join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,6 @@ use anyhow::{bail, Result};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::api::DynamicObject;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -30,14 +29,26 @@ pub struct Progress {
 
 impl Progress {
     fn pending(seen: impl Into<String>) -> Self {
-        Self { done: false, failed: None, seen: seen.into() }
+        Self {
+            done: false,
+            failed: None,
+            seen: seen.into(),
+        }
     }
     fn done(seen: impl Into<String>) -> Self {
-        Self { done: true, failed: None, seen: seen.into() }
+        Self {
+            done: true,
+            failed: None,
+            seen: seen.into(),
+        }
     }
     fn failed(why: impl Into<String>) -> Self {
         let why = why.into();
-        Self { done: false, failed: Some(why.clone()), seen: why }
+        Self {
+            done: false,
+            failed: Some(why.clone()),
+            seen: why,
+        }
     }
 }
 
@@ -58,7 +69,9 @@ pub fn deployment_rolled_out(d: &Deployment) -> Progress {
         status.available_replicas.unwrap_or(0),
     );
     let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
-        c.type_ == "Progressing" && c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
     });
     if deadline_exceeded && observed >= generation {
         return Progress::failed(format!("progress deadline exceeded ({seen})"));
@@ -68,7 +81,11 @@ pub fn deployment_rolled_out(d: &Deployment) -> Progress {
         && status.ready_replicas.unwrap_or(0) == wanted
         && status.available_replicas.unwrap_or(0) == wanted
         && status.replicas.unwrap_or(0) == wanted;
-    Progress { done, failed: None, seen }
+    Progress {
+        done,
+        failed: None,
+        seen,
+    }
 }
 
 /// Ready: current spec observed, every replica ready and on the update revision.
@@ -79,7 +96,8 @@ pub fn statefulset_ready(s: &StatefulSet) -> Progress {
         return Progress::pending("no status yet");
     };
     let observed = status.observed_generation.unwrap_or(0);
-    let same_revision = status.update_revision.is_none() || status.current_revision == status.update_revision;
+    let same_revision =
+        status.update_revision.is_none() || status.current_revision == status.update_revision;
     let seen = format!(
         "generation {generation} observed {observed}; ready {}/{wanted}, updated {}, revision {}",
         status.ready_replicas.unwrap_or(0),
@@ -90,7 +108,11 @@ pub fn statefulset_ready(s: &StatefulSet) -> Progress {
         && status.ready_replicas.unwrap_or(0) == wanted
         && status.updated_replicas.unwrap_or(0) == wanted
         && same_revision;
-    Progress { done, failed: None, seen }
+    Progress {
+        done,
+        failed: None,
+        seen,
+    }
 }
 
 /// A `status.conditions` entry of `type` with status True, for the current generation where the
@@ -125,7 +147,10 @@ pub fn crd_established(crd: &CustomResourceDefinition) -> Progress {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        });
     if established {
         Progress::done("Established")
     } else {
@@ -171,11 +196,18 @@ pub fn prometheus_targets_up(targets: &Value, job: &str, expected: usize) -> Pro
             )
         })
         .collect();
-    let mut seen = format!("job {job}: {up} of {} targets up, {expected} expected", active.len());
+    let mut seen = format!(
+        "job {job}: {up} of {} targets up, {expected} expected",
+        active.len()
+    );
     if !errors.is_empty() {
         seen.push_str(&format!(" ({})", errors.join("; ")));
     }
-    Progress { done: active.len() >= expected && up == active.len(), failed: None, seen }
+    Progress {
+        done: active.len() >= expected && up == active.len(),
+        failed: None,
+        seen,
+    }
 }
 
 /// How often a wait without news says it is still waiting.
@@ -183,24 +215,41 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Shows what is awaited, the time spent of the bound, and what the condition saw.
 fn report(what: &str, started: Instant, timeout: Duration, seen: &str) {
-    println!("  waiting for {what} ({}s of {}s): {seen}", started.elapsed().as_secs(), timeout.as_secs());
+    println!(
+        "  waiting for {what} ({}s of {}s): {seen}",
+        started.elapsed().as_secs(),
+        timeout.as_secs()
+    );
 }
 
 fn timed_out(what: &str, timeout: Duration, seen: &str) -> anyhow::Error {
-    anyhow::anyhow!("timed out after {}s waiting for {what}; last seen: {seen}", timeout.as_secs())
+    anyhow::anyhow!(
+        "timed out after {}s waiting for {what}; last seen: {seen}",
+        timeout.as_secs()
+    )
 }
 
 /// Watches one object until `check` says done, bounded by `timeout`, printing progress.
-pub async fn watch_until<K, F>(api: Api<K>, name: &str, what: &str, timeout: Duration, check: F) -> Result<()>
+pub async fn watch_until<K, F>(
+    api: Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> Result<()>
 where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
     F: Fn(&K) -> Progress + Send + 'static,
 {
     let started = Instant::now();
-    let last = Arc::new(Mutex::new(Progress::pending("the object does not exist yet")));
+    let last = Arc::new(Mutex::new(Progress::pending(
+        "the object does not exist yet",
+    )));
     let recorder = Arc::clone(&last);
     let condition = move |object: Option<&K>| {
-        let progress = object.map(&check).unwrap_or_else(|| Progress::pending("the object does not exist yet"));
+        let progress = object
+            .map(&check)
+            .unwrap_or_else(|| Progress::pending("the object does not exist yet"));
         // Failed stops the watch too; the caller turns it into an error below.
         let stop = progress.done || progress.failed.is_some();
         if let Ok(mut last) = recorder.lock() {
@@ -208,7 +257,11 @@ where
         }
         stop
     };
-    let snapshot = |last: &Arc<Mutex<Progress>>| last.lock().map(|p| p.clone()).unwrap_or_else(|_| Progress::pending("?"));
+    let snapshot = |last: &Arc<Mutex<Progress>>| {
+        last.lock()
+            .map(|p| p.clone())
+            .unwrap_or_else(|_| Progress::pending("?"))
+    };
     let watch = await_condition(api, name, condition);
     tokio::pin!(watch);
     let mut shown = String::new();
@@ -242,7 +295,12 @@ where
 
 /// Polls `probe` every `interval` until it reports done, bounded by `timeout`. A probe error
 /// counts as "not yet" (the thing may still be starting) and is what a timeout reports.
-pub async fn poll_until<F, Fut>(what: &str, timeout: Duration, interval: Duration, mut probe: F) -> Result<()>
+pub async fn poll_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: F,
+) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Progress>>,
@@ -253,10 +311,16 @@ where
     loop {
         let seen = match tokio::time::timeout(interval.max(Duration::from_secs(5)), probe()).await {
             Ok(Ok(progress)) if progress.done => {
-                println!("  {what}: done in {}s ({})", started.elapsed().as_secs(), progress.seen);
+                println!(
+                    "  {what}: done in {}s ({})",
+                    started.elapsed().as_secs(),
+                    progress.seen
+                );
                 return Ok(());
             }
-            Ok(Ok(Progress { failed: Some(why), .. })) => bail!("{what} failed: {why}"),
+            Ok(Ok(Progress {
+                failed: Some(why), ..
+            })) => bail!("{what} failed: {why}"),
             Ok(Ok(progress)) => progress.seen,
             Ok(Err(err)) => format!("{err:#}"),
             Err(_) => "the probe did not answer in time".to_string(),
@@ -273,11 +337,6 @@ where
     }
 }
 
-/// A DynamicObject's JSON form, for [`condition_true`].
-pub fn dynamic_json(object: &DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,14 +345,22 @@ mod tests {
     #[test]
     fn deployment_is_rolled_out_only_at_its_observed_generation_with_every_replica_ready() {
         let done: Deployment = fixtures::load("deployment-rolled-out.json");
-        assert!(deployment_rolled_out(&done).done, "{}", deployment_rolled_out(&done).seen);
+        assert!(
+            deployment_rolled_out(&done).done,
+            "{}",
+            deployment_rolled_out(&done).seen
+        );
 
         // The Progressing condition already says NewReplicaSetAvailable (kube's is_deployment_completed
         // would pass), but the controller has not seen generation 3 yet.
         let stale: Deployment = fixtures::load("deployment-stale-generation.json");
         let progress = deployment_rolled_out(&stale);
         assert!(!progress.done);
-        assert!(progress.seen.contains("generation 3 observed 2"), "{}", progress.seen);
+        assert!(
+            progress.seen.contains("generation 3 observed 2"),
+            "{}",
+            progress.seen
+        );
 
         let mut half_ready = done.clone();
         half_ready.status.as_mut().unwrap().ready_replicas = Some(1);
@@ -311,13 +378,24 @@ mod tests {
         let stuck: Deployment = fixtures::load("deployment-deadline-exceeded.json");
         let progress = deployment_rolled_out(&stuck);
         assert!(!progress.done);
-        assert!(progress.failed.as_deref().unwrap().contains("progress deadline"), "{progress:?}");
+        assert!(
+            progress
+                .failed
+                .as_deref()
+                .unwrap()
+                .contains("progress deadline"),
+            "{progress:?}"
+        );
     }
 
     #[test]
     fn statefulset_needs_every_replica_ready_on_the_update_revision() {
         let ready: StatefulSet = fixtures::load("statefulset-ready.json");
-        assert!(statefulset_ready(&ready).done, "{}", statefulset_ready(&ready).seen);
+        assert!(
+            statefulset_ready(&ready).done,
+            "{}",
+            statefulset_ready(&ready).seen
+        );
         let mut updating = ready.clone();
         updating.status.as_mut().unwrap().update_revision = Some("postgres-7d9c".into());
         assert!(!statefulset_ready(&updating).done);
@@ -330,10 +408,17 @@ mod tests {
         let issuing: Value = fixtures::load("certificate-issuing.json");
         let progress = condition_true(&issuing, "Ready");
         assert!(!progress.done);
-        assert!(progress.seen.contains("DoesNotExist") || progress.seen.contains("Ready=False"), "{}", progress.seen);
+        assert!(
+            progress.seen.contains("DoesNotExist") || progress.seen.contains("Ready=False"),
+            "{}",
+            progress.seen
+        );
         let mut stale = ready.clone();
         stale["metadata"]["generation"] = serde_json::json!(5);
-        assert!(!condition_true(&stale, "Ready").done, "an old generation's Ready does not count");
+        assert!(
+            !condition_true(&stale, "Ready").done,
+            "an old generation's Ready does not count"
+        );
     }
 
     #[test]
@@ -343,7 +428,11 @@ mod tests {
         let missing: APIService = fixtures::load("apiservice-metrics-missing-endpoints.json");
         let progress = api_service_available(&missing);
         assert!(!progress.done);
-        assert!(progress.seen.contains("MissingEndpoints"), "{}", progress.seen);
+        assert!(
+            progress.seen.contains("MissingEndpoints"),
+            "{}",
+            progress.seen
+        );
     }
 
     #[test]
@@ -351,32 +440,60 @@ mod tests {
         let targets: Value = fixtures::load("prometheus-targets.json");
         let progress = prometheus_targets_up(&targets, "camunda", 2);
         assert!(!progress.done, "one of the two is down");
-        assert!(progress.seen.contains("1 of 2 targets up"), "{}", progress.seen);
-        assert!(progress.seen.contains("connection refused"), "{}", progress.seen);
+        assert!(
+            progress.seen.contains("1 of 2 targets up"),
+            "{}",
+            progress.seen
+        );
+        assert!(
+            progress.seen.contains("connection refused"),
+            "{}",
+            progress.seen
+        );
         let mut healed = targets.clone();
         for t in healed["data"]["activeTargets"].as_array_mut().unwrap() {
             t["health"] = "up".into();
         }
         assert!(prometheus_targets_up(&healed, "camunda", 2).done);
-        assert!(!prometheus_targets_up(&healed, "camunda", 3).done, "a missing replica is not up");
+        assert!(
+            !prometheus_targets_up(&healed, "camunda", 3).done,
+            "a missing replica is not up"
+        );
         assert!(!prometheus_targets_up(&healed, "other", 1).done);
     }
 
     #[tokio::test]
     async fn poll_until_reports_what_it_saw_last_on_timeout() {
-        let err = poll_until("the thing", Duration::from_millis(30), Duration::from_millis(10), || async {
-            Ok(Progress::pending("still 1 of 2"))
-        })
+        let err = poll_until(
+            "the thing",
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+            || async { Ok(Progress::pending("still 1 of 2")) },
+        )
         .await
         .unwrap_err()
         .to_string();
-        assert!(err.contains("timed out") && err.contains("the thing") && err.contains("still 1 of 2"), "{err}");
+        assert!(
+            err.contains("timed out") && err.contains("the thing") && err.contains("still 1 of 2"),
+            "{err}"
+        );
         let mut calls = 0;
-        poll_until("counter", Duration::from_secs(5), Duration::from_millis(1), || {
-            calls += 1;
-            let n = calls;
-            async move { Ok(if n >= 3 { Progress::done("3") } else { Progress::pending("<3") }) }
-        })
+        poll_until(
+            "counter",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                calls += 1;
+                let n = calls;
+                async move {
+                    Ok(if n >= 3 {
+                        Progress::done("3")
+                    } else {
+                        Progress::pending("<3")
+                    })
+                }
+            },
+        )
         .await
         .unwrap();
         assert_eq!(calls, 3);

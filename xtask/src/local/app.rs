@@ -26,6 +26,31 @@ impl App {
             jmx_config: root.join("manifests/base/camunda/prometheus-jmx.yml"),
         }
     }
+
+    /// The jars and config as copied into `dir`: replicas must not see a rebuild that happens while they
+    /// run (a fat jar rewritten under a JVM makes it fail on its next class load).
+    pub fn in_dir(&self, dir: &Path) -> Self {
+        Self {
+            jar: dir.join("camunda-app.jar"),
+            agent: dir.join("jmx_prometheus_javaagent.jar"),
+            jmx_config: dir.join("prometheus-jmx.yml"),
+        }
+    }
+
+    /// Copies the jars into `dir`; returns the copy.
+    pub fn copy_to(&self, dir: &Path) -> Result<Self> {
+        let copy = self.in_dir(dir);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (from, to) in [
+            (&self.jar, &copy.jar),
+            (&self.agent, &copy.agent),
+            (&self.jmx_config, &copy.jmx_config),
+        ] {
+            std::fs::copy(from, to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
+        Ok(copy)
+    }
 }
 
 /// Builds the application unless the cached jar is newer than every source. Returns whether

@@ -81,7 +81,7 @@ pub fn run(stack: &mut Stack, cli: &Path, artifacts: &Artifacts) -> Result<bool>
         }
     }
     println!("\nfaults: breaking the stack on purpose, one fault at a time");
-    stack.heal()?;
+    stack.heal(true)?;
     let dir = artifacts.dir.join("faults");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -93,8 +93,8 @@ pub fn run(stack: &mut Stack, cli: &Path, artifacts: &Artifacts) -> Result<bool>
     let noauth_index = stack.spawn_replica(&noauth, no_auth)?;
     let noagent_index = stack.spawn_replica(&noagent, no_agent)?;
     let spawned = [
-        (with_pid(&noauth, stack, noauth_index), noauth_index, no_auth),
-        (with_pid(&noagent, stack, noagent_index), noagent_index, no_agent),
+        (with_pid(&noauth, stack, noauth_index), Some(noauth_index), no_auth),
+        (with_pid(&noagent, stack, noagent_index), Some(noagent_index), no_agent),
     ];
     let started = stack.wait_replicas(&spawned);
     let outcome = started.and_then(|()| {

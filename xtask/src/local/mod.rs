@@ -85,8 +85,9 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
         }
     }
     if args.keep {
-        // A replica a disruptive check stopped comes back, so the kept stack is whole.
-        stack.heal()?;
+        // A replica a disruptive check stopped comes back (in the background), so the kept
+        // stack is whole for `--reuse`.
+        stack.heal(false)?;
         let state = stack.keep();
         save_kept(&kept_file, &state)?;
         announce_kept(&state, &kept_file);
@@ -127,7 +128,10 @@ fn reuse(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings, kept_file
     let programs = timings.measure("prerequisites", prereq::ensure)?;
     let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
     let mut stack = Stack::adopt(state, &workspace_root(), programs)?;
-    timings.measure("heal kept stack", || stack.heal())?;
+    timings.measure("kept stack ready", || {
+        stack.heal(true)?;
+        stack.wait_kept_replicas()
+    })?;
     let target = stack
         .state
         .write_target(&artifacts.path("target.toml")?, &stack.state.replicas)?;
@@ -138,7 +142,7 @@ fn reuse(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings, kept_file
     if args.faults && passed {
         ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
     }
-    stack.heal()?;
+    stack.heal(false)?;
     let state = stack.keep();
     save_kept(kept_file, &state)?;
     Ok(ok)

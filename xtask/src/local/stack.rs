@@ -257,7 +257,8 @@ impl Stack {
             temp_dir,
             artifacts: artifacts.to_path_buf(),
             sticky,
-            admin_user: format!("conformance-{}", &random_token(6)?),
+            // Camunda ids must match `[a-zA-Z0-9]+` (its default resource whitelist): no dash.
+            admin_user: format!("conformance{}", random_token(6)?),
             postgres: Daemon { pid: 0, port: ports.free()? },
             redis: None,
             nutcracker: None,
@@ -282,7 +283,7 @@ impl Stack {
             programs,
             ports,
         };
-        timings.measure("secrets and TLS (rcgen)", || stack.prepare_files())?;
+        timings.measure("secrets, TLS (rcgen), app copy", || stack.prepare_files())?;
         timings.measure("start postgres (initdb, ready, createdb)", || stack.start_postgres(replicas))?;
         if !sticky {
             timings.measure("start redis + nutcracker", || stack.start_session_store())?;
@@ -308,7 +309,7 @@ impl Stack {
         Ok(Stack {
             supervisor: Supervisor::new(state.logs_dir(), false)?,
             temp: None,
-            app: App::locate(root),
+            app: App::locate(root).in_dir(&state.temp_dir.join("app")),
             programs,
             ports: Ports::default(),
             state,
@@ -327,10 +328,11 @@ impl Stack {
         let pki = Pki::generate(HOST)?;
         self.install_certificate(&pki, &self.state.tls_cert(), &self.state.tls_key())?;
         write_file(&self.state.ca_file(), pki.ca_pem(), 0o644)?;
-        for dir in ["nginx", "prometheus", "redis"] {
+        for dir in ["nginx", "prometheus"] {
             fs::create_dir_all(self.state.temp_dir.join(dir))?;
         }
         fs::create_dir_all(self.state.config_dir())?;
+        self.app = self.app.copy_to(&self.state.temp_dir.join("app"))?;
         Ok(())
     }
 
@@ -420,12 +422,14 @@ impl Stack {
 
     fn start_session_store(&mut self) -> Result<()> {
         let redis_port = self.ports.free()?;
+        let redis_dir = self.state.temp_dir.join("redis");
+        fs::create_dir_all(&redis_dir)?;
         let mut redis = Command::new(&self.programs.redis);
         redis
             .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
-            .arg(self.state.temp_dir.join("redis"));
+            .arg(&redis_dir);
         let index = self.supervisor.spawn("redis", redis)?;
         self.state.redis = Some(Daemon { pid: self.supervisor.get(index).pid, port: redis_port });
         self.wait_redis_ping("redis", index, redis_port)?;
@@ -598,14 +602,17 @@ impl Stack {
             let replica = self.state.replicas[i].clone();
             let index = self.spawn_replica(&replica, ReplicaFlavour::NORMAL)?;
             self.state.replicas[i].pid = self.supervisor.get(index).pid;
-            spawned.push((self.state.replicas[i].clone(), index, ReplicaFlavour::NORMAL));
+            spawned.push((self.state.replicas[i].clone(), Some(index), ReplicaFlavour::NORMAL));
         }
         self.wait_replicas(&spawned)
     }
 
     /// Waits until every replica answers `GET /engine-rest/engine` with 200 (and serves metrics
     /// when it has the agent).
-    pub fn wait_replicas(&mut self, replicas: &[(ReplicaState, usize, ReplicaFlavour)]) -> Result<()> {
+    pub fn wait_replicas(
+        &mut self,
+        replicas: &[(ReplicaState, Option<usize>, ReplicaFlavour)],
+    ) -> Result<()> {
         let client = http_client()?;
         let started = Instant::now();
         let mut ready: Vec<Option<Duration>> = vec![None; replicas.len()];
@@ -618,8 +625,13 @@ impl Stack {
                 if ready[slot].is_some() {
                     continue;
                 }
-                if let Some(status) = self.supervisor.get(*index).exited() {
-                    failed_log = Some(self.supervisor.get(*index).log.clone());
+                // Our child: wait for it (a zombie still counts as alive); else ask the kernel.
+                let exited = match index {
+                    Some(index) => self.supervisor.get(*index).exited(),
+                    None => (!supervisor::group_alive(replica.pid)).then(|| "gone".to_string()),
+                };
+                if let Some(status) = exited {
+                    failed_log = Some(self.supervisor.log_path(&replica.name));
                     return Probe::Failed(format!("{} exited ({status})", replica.name));
                 }
                 let engine = format!("http://127.0.0.1:{}/engine-rest/engine", replica.http_port);
@@ -658,7 +670,7 @@ impl Stack {
                     .iter()
                     .enumerate()
                     .filter(|(slot, _)| ready[*slot].is_none())
-                    .map(|(_, (_, index, _))| self.supervisor.get(*index).log.clone())
+                    .map(|(_, (replica, _, _))| self.supervisor.log_path(&replica.name))
                     .collect(),
             };
             let tails: Vec<String> = logs
@@ -667,7 +679,8 @@ impl Stack {
                 .collect();
             return Err(err.context(tails.join("\n")));
         }
-        for (slot, (replica, _, _)) in replicas.iter().enumerate() {
+        // wait::until already named the time of a single replica.
+        for (slot, (replica, _, _)) in replicas.iter().enumerate().filter(|_| replicas.len() > 1) {
             if let Some(took) = ready[slot] {
                 println!("    {} ready after {:.1}s", replica.name, took.as_secs_f64());
             }
@@ -691,19 +704,38 @@ impl Stack {
         })
     }
 
-    /// Restarts replicas that died (a shared-session check kills one on purpose), on the same
-    /// ports. Returns the names restarted.
-    pub fn heal(&mut self) -> Result<Vec<String>> {
+    /// Restarts replicas that died (the shared-session check kills one on purpose) on the same
+    /// ports; with `wait`, until they are ready, else they come up in the background.
+    pub fn heal(&mut self, wait: bool) -> Result<()> {
         let dead: Vec<usize> = (0..self.state.replicas.len())
             .filter(|&i| !supervisor::group_alive(self.state.replicas[i].pid))
             .collect();
         if dead.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let names = dead.iter().map(|&i| self.state.replicas[i].name.clone()).collect();
-        println!("restarting stopped replicas: {}", dead.iter().map(|&i| self.state.replicas[i].name.as_str()).collect::<Vec<_>>().join(", "));
-        self.start_replicas(&dead)?;
-        Ok(names)
+        let names: Vec<&str> = dead.iter().map(|&i| self.state.replicas[i].name.as_str()).collect();
+        println!("restarting stopped replicas: {}", names.join(", "));
+        if wait {
+            self.start_replicas(&dead)
+        } else {
+            for i in dead {
+                let replica = self.state.replicas[i].clone();
+                let index = self.spawn_replica(&replica, ReplicaFlavour::NORMAL)?;
+                self.state.replicas[i].pid = self.supervisor.get(index).pid;
+            }
+            Ok(())
+        }
+    }
+
+    /// Waits until every replica of a kept stack is ready (one probe when they are).
+    pub fn wait_kept_replicas(&mut self) -> Result<()> {
+        let replicas: Vec<_> = self
+            .state
+            .replicas
+            .iter()
+            .map(|r| (r.clone(), None, ReplicaFlavour::NORMAL))
+            .collect();
+        self.wait_replicas(&replicas)
     }
 
     /// nginx re-reads its config (SIGHUP to the master); waits until a new worker started.
@@ -788,11 +820,12 @@ fn count_in_file(path: &Path, needle: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// `PING` → `+PONG` over RESP, directly or through twemproxy.
+/// `PING` → `+PONG`, directly or through twemproxy (which only takes the RESP array form: it
+/// closes the connection on an inline command).
 fn redis_ping(port: u16) -> Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connect")?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"PING\r\n").context("send PING")?;
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").context("send PING")?;
     let mut reply = [0u8; 64];
     let n = stream.read(&mut reply).context("read reply")?;
     let reply = String::from_utf8_lossy(&reply[..n]);

@@ -69,11 +69,6 @@ pub fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
-pub fn pid_alive(pid: i32) -> bool {
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, 0) == 0 }
-}
-
 fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: signals a process group we created; ESRCH (already gone) is fine.
     unsafe {

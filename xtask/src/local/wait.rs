@@ -32,7 +32,7 @@ pub fn until<T>(
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let started = Instant::now();
-    let mut last = String::from("nothing yet");
+    let mut last: String;
     let outcome = loop {
         match probe() {
             Probe::Ready(value) => break Ok(value),

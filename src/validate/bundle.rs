@@ -1,0 +1,507 @@
+//! One indexed view of every object of the checked inputs, so that each rule is a small
+//! function over the whole stack: workloads and their pod templates, which Services select which
+//! pods, which Ingress routes to which Service port, which HPA scales which workload.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerPort, PodTemplateSpec, Service, ServicePort,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::input::RawObject;
+use super::schema::{crds, Typed};
+use super::{Finding, Severity};
+
+pub struct Entry {
+    pub raw: RawObject,
+    pub typed: Typed,
+    /// Findings of the `schema` rule, computed while typing the object.
+    pub schema: Vec<Finding>,
+}
+
+impl Entry {
+    pub fn new(raw: RawObject, typed: Typed, schema: Vec<Finding>) -> Self {
+        Entry { raw, typed, schema }
+    }
+
+    pub fn finding(&self, rule: &'static str, severity: Severity, message: String) -> Finding {
+        Finding {
+            rule,
+            severity,
+            resource: self.resource(),
+            namespace: self.raw.namespace.clone(),
+            file: self.raw.file.clone(),
+            message,
+        }
+    }
+
+    /// `Kind/name`.
+    pub fn resource(&self) -> String {
+        format!("{}/{}", self.raw.kind, self.raw.name)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.raw.name
+    }
+
+    /// Same namespace, where an object without one (plain manifests applied with `-n`) is
+    /// taken to share the other's.
+    pub fn same_namespace(&self, other: &Entry) -> bool {
+        same_namespace(&self.raw.namespace, &other.raw.namespace)
+    }
+
+    pub fn in_namespace(&self, namespace: Option<&str>) -> bool {
+        match (self.raw.namespace.as_deref(), namespace) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.raw
+            .value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(|v| v.as_str())
+    }
+}
+
+pub fn same_namespace(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// A Deployment, StatefulSet or DaemonSet with its pod template.
+#[derive(Clone, Copy)]
+pub struct Workload<'a> {
+    pub entry: &'a Entry,
+    pub template: &'a PodTemplateSpec,
+    /// `spec.replicas` as written (`None`: unset, which means 1 without an HPA).
+    pub replicas: Option<i32>,
+    pub daemon: bool,
+}
+
+impl<'a> Workload<'a> {
+    pub fn labels(&self) -> Option<&'a BTreeMap<String, String>> {
+        self.template.metadata.as_ref()?.labels.as_ref()
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &'a Container> {
+        let spec = self.template.spec.as_ref();
+        spec.into_iter().flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
+    }
+
+    pub fn main_containers(&self) -> impl Iterator<Item = &'a Container> {
+        self.template
+            .spec
+            .as_ref()
+            .into_iter()
+            .flat_map(|s| s.containers.iter())
+    }
+
+    /// The container running Camunda, if this workload runs it.
+    pub fn camunda_container(&self) -> Option<&'a Container> {
+        self.main_containers()
+            .find(|c| c.image.as_deref().is_some_and(is_camunda_image))
+    }
+
+    pub fn pod_annotation(&self, key: &str) -> Option<&'a str> {
+        self.template
+            .metadata
+            .as_ref()?
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    /// The container port a Service `targetPort` (or port number) reaches in this pod.
+    pub fn container_port(&self, target: &IntOrString) -> Option<&'a ContainerPort> {
+        self.main_containers()
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| match target {
+                IntOrString::Int(n) => p.container_port == *n,
+                IntOrString::String(name) => p.name.as_deref() == Some(name),
+            })
+    }
+}
+
+/// How the Camunda image is configured: ours and Spring Boot builds of the starter take the
+/// env contract (auth on unless disabled); the official Tomcat image has no env switch for REST
+/// auth; Camunda Run enables it through `camunda.bpm.run.auth.enabled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Ours,
+    OfficialTomcat,
+    Run,
+}
+
+/// Judged by the image name without its registry/organisation path: `camunda-conformance/redis`
+/// is not Camunda, `registry.example.com/platform/camunda` is.
+pub fn is_camunda_image(image: &str) -> bool {
+    let repository = image_repository(image);
+    let name = repository.rsplit('/').next().unwrap_or(repository).to_ascii_lowercase();
+    ["camunda", "operaton", "cibseven"]
+        .iter()
+        .any(|known| name.contains(known))
+}
+
+pub fn flavour(image: &str) -> Flavour {
+    let repository = image_repository(image);
+    let tag = image_tag(image).unwrap_or("");
+    if repository.ends_with("camunda/camunda-bpm-platform") {
+        if tag.starts_with("run") {
+            Flavour::Run
+        } else {
+            Flavour::OfficialTomcat
+        }
+    } else if repository.contains("-run") || repository.ends_with("/run") {
+        Flavour::Run
+    } else {
+        Flavour::Ours
+    }
+}
+
+/// The image without tag or digest.
+pub fn image_repository(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    match without_digest[last_slash..].find(':') {
+        Some(colon) => &without_digest[..last_slash + colon],
+        None => without_digest,
+    }
+}
+
+/// The tag, if the image names one (a registry port such as `host:5000/x` is not a tag).
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    let name = &without_digest[last_slash..];
+    name.find(':').map(|colon| &name[colon + 1..])
+}
+
+pub struct Bundle {
+    pub entries: Vec<Entry>,
+}
+
+impl Bundle {
+    pub fn new(entries: Vec<Entry>) -> Self {
+        Bundle { entries }
+    }
+
+    pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
+        self.entries.iter().filter_map(|entry| {
+            let (template, replicas, daemon) = match &entry.typed {
+                Typed::Deployment(d) => {
+                    let spec = d.spec.as_ref()?;
+                    (&spec.template, spec.replicas, false)
+                }
+                Typed::StatefulSet(s) => {
+                    let spec = s.spec.as_ref()?;
+                    (&spec.template, spec.replicas, false)
+                }
+                Typed::DaemonSet(d) => (&d.spec.as_ref()?.template, None, true),
+                _ => return None,
+            };
+            Some(Workload {
+                entry,
+                template,
+                replicas,
+                daemon,
+            })
+        })
+    }
+
+    pub fn camunda_workloads(&self) -> impl Iterator<Item = (Workload<'_>, &Container)> {
+        self.workloads()
+            .filter_map(|w| w.camunda_container().map(|c| (w, c)))
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
+        self.entries.iter().filter_map(|e| match &e.typed {
+            Typed::Service(s) => Some((e, s)),
+            _ => None,
+        })
+    }
+
+    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
+        self.entries.iter().filter_map(|e| match &e.typed {
+            Typed::Ingress(i) => Some((e, i)),
+            _ => None,
+        })
+    }
+
+    pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
+        self.entries.iter().filter_map(|e| match &e.typed {
+            Typed::Hpa(h) => Some((e, h)),
+            _ => None,
+        })
+    }
+
+    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
+        self.entries.iter().filter_map(|e| match &e.typed {
+            Typed::ServiceMonitor(m) => Some((e, m)),
+            _ => None,
+        })
+    }
+
+    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
+        self.entries.iter().filter_map(|e| match &e.typed {
+            Typed::PodMonitor(m) => Some((e, m)),
+            _ => None,
+        })
+    }
+
+    pub fn config_map(&self, near: &Entry, name: &str) -> Option<&ConfigMap> {
+        self.entries.iter().find_map(|e| match &e.typed {
+            Typed::ConfigMap(c) if e.name() == name && e.same_namespace(near) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Names of the Secrets the bundle provides near `near`: Secret objects, and the Secrets that
+    /// cert-manager Certificates, ExternalSecrets and SealedSecrets create.
+    pub fn provides_secret(&self, near: &Entry, name: &str) -> bool {
+        self.entries
+            .iter()
+            .filter(|e| e.same_namespace(near))
+            .any(|e| match &e.typed {
+                Typed::Secret(_) => e.name() == name,
+                Typed::Certificate(c) => c.spec.secret_name == name,
+                _ => match e.raw.kind.as_str() {
+                    "ExternalSecret" => {
+                        let target = e.raw.value.pointer("/spec/target/name");
+                        target.and_then(|t| t.as_str()).unwrap_or(e.name()) == name
+                    }
+                    "SealedSecret" => e.name() == name,
+                    _ => false,
+                },
+            })
+    }
+
+    /// The key names a Secret object of the bundle holds (values are never read).
+    pub fn secret_keys(&self, near: &Entry, name: &str) -> Option<Vec<&str>> {
+        self.entries.iter().find_map(|e| match &e.typed {
+            Typed::Secret(s) if e.name() == name && e.same_namespace(near) => Some(
+                s.data
+                    .iter()
+                    .flat_map(|d| d.keys())
+                    .chain(s.string_data.iter().flat_map(|d| d.keys()))
+                    .map(String::as_str)
+                    .collect(),
+            ),
+            _ => None,
+        })
+    }
+
+    /// The HPA whose `scaleTargetRef` names this workload.
+    pub fn hpa_for(&self, workload: &Workload) -> Option<(&Entry, &HorizontalPodAutoscaler)> {
+        self.hpas().find(|(entry, hpa)| {
+            let target = hpa.spec.as_ref().map(|s| &s.scale_target_ref);
+            target.is_some_and(|t| {
+                t.kind == workload.entry.raw.kind && t.name == workload.entry.name()
+            }) && entry.same_namespace(workload.entry)
+        })
+    }
+
+    /// The most pods the workload can run: the HPA's maxReplicas, else its replicas (default 1).
+    pub fn max_pods(&self, workload: &Workload) -> i32 {
+        match self.hpa_for(workload).and_then(|(_, h)| h.spec.as_ref()) {
+            Some(spec) => spec.max_replicas.max(workload.replicas.unwrap_or(1)),
+            None => workload.replicas.unwrap_or(1),
+        }
+    }
+
+    /// The fewest pods it runs in steady state: the HPA's minReplicas (default 1), else replicas.
+    pub fn min_pods(&self, workload: &Workload) -> i32 {
+        match self.hpa_for(workload).and_then(|(_, h)| h.spec.as_ref()) {
+            Some(spec) => spec.min_replicas.unwrap_or(1),
+            None => workload.replicas.unwrap_or(1),
+        }
+    }
+
+    /// Services whose selector matches the workload's pods.
+    pub fn services_for<'a>(&'a self, workload: &Workload) -> Vec<(&'a Entry, &'a Service)> {
+        let Some(labels) = workload.labels() else {
+            return Vec::new();
+        };
+        self.services()
+            .filter(|(entry, service)| {
+                entry.same_namespace(workload.entry)
+                    && service_selects(service, labels)
+            })
+            .collect()
+    }
+
+    /// Workloads whose pods a Service selects.
+    pub fn workloads_for<'a>(&'a self, service_entry: &Entry, service: &Service) -> Vec<Workload<'a>> {
+        self.workloads()
+            .filter(|w| {
+                w.entry.same_namespace(service_entry)
+                    && w.labels().is_some_and(|l| service_selects(service, l))
+            })
+            .collect()
+    }
+
+    pub fn service_named(&self, near: &Entry, name: &str) -> Option<(&Entry, &Service)> {
+        self.services()
+            .find(|(entry, _)| entry.name() == name && entry.same_namespace(near))
+    }
+
+    /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
+    pub fn ingress_backends(&self) -> Vec<IngressBackend<'_>> {
+        let mut out = Vec::new();
+        for (entry, ingress) in self.ingresses() {
+            let Some(spec) = &ingress.spec else { continue };
+            let default = spec.default_backend.iter().filter_map(|b| b.service.as_ref());
+            let paths = spec
+                .rules
+                .iter()
+                .flatten()
+                .filter_map(|r| r.http.as_ref())
+                .flat_map(|h| h.paths.iter())
+                .filter_map(|p| p.backend.service.as_ref());
+            for backend in default.chain(paths) {
+                out.push(IngressBackend {
+                    entry,
+                    ingress,
+                    service: &backend.name,
+                    port_name: backend.port.as_ref().and_then(|p| p.name.as_deref()),
+                    port_number: backend.port.as_ref().and_then(|p| p.number),
+                });
+            }
+        }
+        out
+    }
+
+    /// Ingresses routing to any Service that selects the workload's pods.
+    pub fn ingresses_for<'a>(&'a self, workload: &Workload) -> Vec<&'a Entry> {
+        let services = self.services_for(workload);
+        let mut out: Vec<&Entry> = Vec::new();
+        for backend in self.ingress_backends() {
+            let routes_here = services.iter().any(|(service, _)| {
+                service.name() == backend.service && service.same_namespace(backend.entry)
+            });
+            if routes_here && !out.iter().any(|e| std::ptr::eq(*e, backend.entry)) {
+                out.push(backend.entry);
+            }
+        }
+        out
+    }
+}
+
+pub struct IngressBackend<'a> {
+    pub entry: &'a Entry,
+    pub ingress: &'a Ingress,
+    pub service: &'a str,
+    pub port_name: Option<&'a str>,
+    pub port_number: Option<i32>,
+}
+
+impl IngressBackend<'_> {
+    pub fn service_port<'s>(&self, service: &'s Service) -> Option<&'s ServicePort> {
+        service_ports(service).find(|p| match (self.port_name, self.port_number) {
+            (Some(name), _) => p.name.as_deref() == Some(name),
+            (None, Some(number)) => p.port == number,
+            (None, None) => false,
+        })
+    }
+}
+
+pub fn service_ports(service: &Service) -> impl Iterator<Item = &ServicePort> {
+    service
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+}
+
+/// The container-side target of a Service port (`targetPort`, defaulting to `port`).
+pub fn target_of(port: &ServicePort) -> IntOrString {
+    port.target_port
+        .clone()
+        .unwrap_or(IntOrString::Int(port.port))
+}
+
+/// A Service without selector selects nothing (its endpoints are managed by hand).
+pub fn service_selects(service: &Service, labels: &BTreeMap<String, String>) -> bool {
+    match service.spec.as_ref().and_then(|s| s.selector.as_ref()) {
+        Some(selector) if !selector.is_empty() => {
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        }
+        _ => false,
+    }
+}
+
+/// Label selector semantics of `matchLabels` and `matchExpressions`; an empty selector matches
+/// everything.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_labels && by_expressions
+}
+
+/// Renders a selector for messages.
+pub fn describe_selector(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    parts.extend(
+        selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|e| format!("{} {} ({})", e.key, e.operator, e.values.as_deref().unwrap_or_default().join(","))),
+    );
+    if parts.is_empty() {
+        "{}".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_parts() {
+        assert_eq!(image_tag("redis:7.4.1"), Some("7.4.1"));
+        assert_eq!(image_tag("registry:5000/team/app"), None);
+        assert_eq!(image_tag("registry:5000/team/app:1.0@sha256:ab"), Some("1.0"));
+        assert_eq!(image_repository("registry:5000/team/app:1.0"), "registry:5000/team/app");
+        assert_eq!(flavour("camunda/camunda-bpm-platform:run-7.24.0"), Flavour::Run);
+        assert_eq!(flavour("camunda/camunda-bpm-platform:7.24.0"), Flavour::OfficialTomcat);
+        assert_eq!(flavour("camunda-conformance/camunda:7.24.0"), Flavour::Ours);
+        assert!(!is_camunda_image("postgres:17.2"));
+        assert!(!is_camunda_image("camunda-conformance/twemproxy:0.5.0"));
+        assert!(is_camunda_image("registry.example.com/platform/camunda:7.24.0"));
+    }
+}

@@ -1,0 +1,80 @@
+use super::{Bundle, Finding, Rule, Severity};
+use crate::validate::schema::Typed;
+
+pub const RULE: Rule = Rule {
+    id: "ingress-tls",
+    severity: Severity::Error,
+    description: "every Ingress host is served over TLS with a certificate source (cert-manager annotation, Certificate or Secret) and HTTP redirects to HTTPS",
+    check,
+};
+
+const ISSUER_ANNOTATIONS: [&str; 2] = ["cert-manager.io/cluster-issuer", "cert-manager.io/issuer"];
+
+fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
+    for (entry, ingress) in bundle.ingresses() {
+        let Some(spec) = &ingress.spec else { continue };
+        let tls = spec.tls.as_deref().unwrap_or_default();
+        if tls.is_empty() {
+            out.push(RULE.finding(
+                entry,
+                "has no spec.tls: add a tls entry for its hosts and a cert-manager.io/cluster-issuer annotation".to_string(),
+            ));
+            continue;
+        }
+        for host in spec.rules.iter().flatten().filter_map(|r| r.host.as_deref()) {
+            let covered = tls
+                .iter()
+                .flat_map(|t| t.hosts.iter().flatten())
+                .any(|h| host_matches(h, host));
+            if !covered {
+                out.push(RULE.finding(
+                    entry,
+                    format!("host `{host}` is not listed in any spec.tls[].hosts: add it so its certificate covers it"),
+                ));
+            }
+        }
+        let issued = ISSUER_ANNOTATIONS.iter().any(|a| entry.annotation(a).is_some());
+        for (index, item) in tls.iter().enumerate() {
+            let Some(secret) = item.secret_name.as_deref() else {
+                out.push(RULE.finding(
+                    entry,
+                    format!("spec.tls[{index}] has no secretName: name the Secret that holds the certificate"),
+                ));
+                continue;
+            };
+            let provided = issued
+                || bundle.entries.iter().any(|e| {
+                    e.same_namespace(entry)
+                        && match &e.typed {
+                            Typed::Certificate(c) => c.spec.secret_name == secret,
+                            Typed::Secret(s) => {
+                                e.name() == secret && s.type_.as_deref() == Some("kubernetes.io/tls")
+                            }
+                            _ => false,
+                        }
+                });
+            if !provided {
+                out.push(RULE.finding(
+                    entry,
+                    format!("nothing provides TLS Secret `{secret}`: add a cert-manager.io/cluster-issuer annotation or a Certificate with secretName `{secret}`"),
+                ));
+            }
+        }
+        const REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
+        if entry.annotation(REDIRECT) == Some("false") {
+            out.push(RULE.finding(
+                entry,
+                format!("{REDIRECT}: \"false\" serves the application over plain HTTP: remove the annotation so HTTP redirects to HTTPS"),
+            ));
+        }
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(_, rest)| rest == suffix),
+        None => pattern == host,
+    }
+}

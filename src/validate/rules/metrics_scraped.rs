@@ -1,0 +1,211 @@
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::metrics_exposed::metrics_port;
+use super::{Bundle, Finding, Rule, Severity};
+use crate::validate::bundle::{
+    describe_selector, selector_matches, service_ports, target_of, Entry, Workload,
+};
+use crate::validate::env::Env;
+use crate::validate::schema::crds::NamespaceSelector;
+
+pub const RULE: Rule = Rule {
+    id: "metrics-scraped",
+    severity: Severity::Error,
+    description: "a ServiceMonitor/PodMonitor selects the Camunda Service/pods and names a port that exists and reaches the metrics port",
+    check,
+};
+
+fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
+    check_service_monitors(bundle, out);
+    check_pod_monitors(bundle, out);
+    for (workload, container) in bundle.camunda_workloads() {
+        let env = Env::of(bundle, &workload, container);
+        let Some(port) = metrics_port(&env, container) else {
+            continue; // metrics-exposed reports it
+        };
+        if workload.pod_annotation("prometheus.io/scrape") == Some("true")
+            || scraped_by_service_monitor(bundle, &workload, port)
+            || scraped_by_pod_monitor(bundle, &workload, port)
+        {
+            continue;
+        }
+        let services: Vec<String> = bundle
+            .services_for(&workload)
+            .iter()
+            .map(|(e, _)| e.name().to_string())
+            .collect();
+        let hint = match services.first() {
+            Some(service) => format!("add a ServiceMonitor selecting Service `{service}` with an endpoint on its metrics port"),
+            None => "add a Service with a `metrics` port and a ServiceMonitor selecting it".to_string(),
+        };
+        out.push(RULE.finding(
+            workload.entry,
+            format!("nothing scrapes the metrics port {port}: {hint}"),
+        ));
+    }
+}
+
+fn namespace_allowed(monitor: &Entry, selector: Option<&NamespaceSelector>, candidate: &Entry) -> bool {
+    match selector {
+        Some(s) if s.any == Some(true) => true,
+        Some(NamespaceSelector { match_names: Some(names), .. }) if !names.is_empty() => {
+            candidate.raw.namespace.as_ref().is_none_or(|ns| names.contains(ns))
+        }
+        _ => monitor.same_namespace(candidate),
+    }
+}
+
+fn selected_services<'a>(bundle: &'a Bundle, monitor: &Entry, spec: &crate::validate::schema::crds::ServiceMonitorSpec) -> Vec<(&'a Entry, &'a Service)> {
+    bundle
+        .services()
+        .filter(|(entry, _)| namespace_allowed(monitor, spec.namespace_selector.as_ref(), entry))
+        .filter(|(entry, _)| {
+            let labels = entry_labels(entry);
+            selector_matches(&spec.selector, &labels)
+        })
+        .collect()
+}
+
+fn entry_labels(entry: &Entry) -> std::collections::BTreeMap<String, String> {
+    entry
+        .raw
+        .value
+        .pointer("/metadata/labels")
+        .and_then(|l| l.as_object())
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_service_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
+    for (entry, monitor) in bundle.service_monitors() {
+        let services = selected_services(bundle, entry, &monitor.spec);
+        if services.is_empty() {
+            out.push(RULE.finding(
+                entry,
+                format!(
+                    "spec.selector ({}) matches no Service{}: use the labels of the Service in front of Camunda",
+                    describe_selector(&monitor.spec.selector),
+                    namespaces_hint(entry, monitor.spec.namespace_selector.as_ref())
+                ),
+            ));
+            continue;
+        }
+        for (index, endpoint) in monitor.spec.endpoints.iter().enumerate() {
+            let Some(port) = endpoint.port.as_deref() else {
+                continue;
+            };
+            for (service_entry, service) in &services {
+                let names: Vec<&str> = service_ports(service).filter_map(|p| p.name.as_deref()).collect();
+                if !names.contains(&port) {
+                    out.push(RULE.finding(
+                        entry,
+                        format!(
+                            "spec.endpoints[{index}].port `{port}` is not a port name of Service `{}` (it has: {}): name one of its ports",
+                            service_entry.name(),
+                            if names.is_empty() { "no named ports".to_string() } else { names.join(", ") }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn namespaces_hint(entry: &Entry, selector: Option<&NamespaceSelector>) -> String {
+    match selector {
+        Some(s) if s.any == Some(true) => " in any namespace".to_string(),
+        Some(NamespaceSelector { match_names: Some(names), .. }) if !names.is_empty() => {
+            format!(" in namespace(s) {}", names.join(", "))
+        }
+        _ => entry
+            .raw
+            .namespace
+            .as_deref()
+            .map(|ns| format!(" in namespace {ns}"))
+            .unwrap_or_default(),
+    }
+}
+
+fn check_pod_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
+    for (entry, monitor) in bundle.pod_monitors() {
+        let pods: Vec<Workload> = bundle
+            .workloads()
+            .filter(|w| namespace_allowed(entry, monitor.spec.namespace_selector.as_ref(), w.entry))
+            .filter(|w| w.labels().is_some_and(|l| selector_matches(&monitor.spec.selector, l)))
+            .collect();
+        if pods.is_empty() {
+            out.push(RULE.finding(
+                entry,
+                format!(
+                    "spec.selector ({}) matches no pod template{}: use the pod labels of the Camunda workload",
+                    describe_selector(&monitor.spec.selector),
+                    namespaces_hint(entry, monitor.spec.namespace_selector.as_ref())
+                ),
+            ));
+            continue;
+        }
+        for (index, endpoint) in monitor.spec.pod_metrics_endpoints.iter().flatten().enumerate() {
+            let Some(port) = endpoint.port.as_deref() else {
+                continue;
+            };
+            for workload in &pods {
+                if workload.container_port(&IntOrString::String(port.to_string())).is_none() {
+                    out.push(RULE.finding(
+                        entry,
+                        format!(
+                            "spec.podMetricsEndpoints[{index}].port `{port}` is not a container port name of {}: name the metrics containerPort",
+                            workload.entry.resource()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A ServiceMonitor selects a Service in front of the workload with an endpoint whose port
+/// reaches the container's metrics port.
+fn scraped_by_service_monitor(bundle: &Bundle, workload: &Workload, metrics: i32) -> bool {
+    let fronting = bundle.services_for(workload);
+    bundle.service_monitors().any(|(entry, monitor)| {
+        selected_services(bundle, entry, &monitor.spec)
+            .iter()
+            .filter(|(s, _)| fronting.iter().any(|(f, _)| std::ptr::eq(*f, *s)))
+            .any(|(_, service)| {
+                monitor.spec.endpoints.iter().any(|endpoint| {
+                    let target = match (&endpoint.port, &endpoint.target_port) {
+                        (Some(name), _) => service_ports(service)
+                            .find(|p| p.name.as_deref() == Some(name.as_str()))
+                            .map(target_of),
+                        (None, Some(target)) => Some(target.clone()),
+                        (None, None) => None,
+                    };
+                    target
+                        .and_then(|t| workload.container_port(&t))
+                        .is_some_and(|p| p.container_port == metrics)
+                })
+            })
+    })
+}
+
+fn scraped_by_pod_monitor(bundle: &Bundle, workload: &Workload, metrics: i32) -> bool {
+    let Some(labels) = workload.labels() else {
+        return false;
+    };
+    bundle.pod_monitors().any(|(entry, monitor)| {
+        namespace_allowed(entry, monitor.spec.namespace_selector.as_ref(), workload.entry)
+            && selector_matches(&monitor.spec.selector, labels)
+            && monitor.spec.pod_metrics_endpoints.iter().flatten().any(|endpoint| {
+                let by_name = endpoint.port.as_ref().and_then(|name| {
+                    workload.container_port(&IntOrString::String(name.clone()))
+                });
+                by_name.is_some_and(|p| p.container_port == metrics)
+                    || endpoint.port_number == Some(metrics)
+            })
+    })
+}

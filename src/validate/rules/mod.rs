@@ -1,0 +1,71 @@
+//! The policy rules of `validate`. Each rule lives in its own file as a small function over the
+//! indexed [`Bundle`]; [`catalog`] lists them with id, severity and a one-line description (the
+//! ids are part of the CLI contract).
+
+mod affinity_cookie_name;
+mod db_connection_budget;
+mod db_credentials_from_secret;
+mod hpa_replicas_field;
+mod hpa_target;
+mod image_tag;
+mod ingress_tls;
+mod memory_limit;
+mod metrics_exposed;
+mod metrics_not_public;
+mod metrics_scraped;
+mod no_h2_with_replicas;
+mod pdb;
+mod probes;
+mod reference;
+mod resource_requests;
+mod rest_auth;
+mod schema;
+mod session_strategy;
+
+use super::bundle::{Bundle, Entry};
+use super::{Finding, Severity};
+
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub description: &'static str,
+    pub check: fn(&Bundle, &mut Vec<Finding>),
+}
+
+impl Rule {
+    fn finding(&self, entry: &Entry, message: String) -> Finding {
+        entry.finding(self.id, self.severity, message)
+    }
+}
+
+const CATALOG: [Rule; 19] = [
+    schema::RULE,
+    db_credentials_from_secret::RULE,
+    no_h2_with_replicas::RULE,
+    resource_requests::RULE,
+    memory_limit::RULE,
+    probes::RULE,
+    metrics_exposed::RULE,
+    metrics_scraped::RULE,
+    metrics_not_public::RULE,
+    ingress_tls::RULE,
+    session_strategy::RULE,
+    affinity_cookie_name::RULE,
+    hpa_target::RULE,
+    hpa_replicas_field::RULE,
+    db_connection_budget::RULE,
+    rest_auth::RULE,
+    pdb::RULE,
+    image_tag::RULE,
+    reference::RULE,
+];
+
+/// Every rule, in the order of the product brief.
+pub fn catalog() -> &'static [Rule] {
+    &CATALOG
+}
+
+/// A container's name for messages.
+fn container_label(container: &k8s_openapi::api::core::v1::Container) -> String {
+    format!("container `{}`", container.name)
+}

@@ -1,0 +1,92 @@
+use k8s_openapi::api::core::v1::Container;
+
+use super::{Bundle, Finding, Rule, Severity};
+use crate::validate::bundle::{Entry, Workload};
+use crate::validate::env::{mounted_files, Env};
+
+pub const RULE: Rule = Rule {
+    id: "session-strategy",
+    severity: Severity::Error,
+    description: "Camunda with more than one replica (or an HPA above one) has cookie affinity on its Ingress or a shared session manager",
+    check,
+};
+
+pub const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
+pub const AFFINITY_MODE: &str = "nginx.ingress.kubernetes.io/affinity-mode";
+pub const COOKIE_NAME: &str = "nginx.ingress.kubernetes.io/session-cookie-name";
+
+pub fn has_cookie_affinity(ingress: &Entry) -> bool {
+    ingress.annotation(AFFINITY) == Some("cookie")
+}
+
+/// Markers of session managers that share Tomcat sessions between replicas, in mounted
+/// configuration files (context.xml, redisson.yaml, application.yaml).
+const SHARED_MANAGER_MARKERS: [&str; 5] = [
+    "RedissonSessionManager",
+    "de.javakaffee.web.msm",
+    "MemcachedBackupSessionManager",
+    "spring.session.store-type",
+    "spring.session.redis",
+];
+
+/// How the container shares sessions, if it does.
+fn shared_sessions(bundle: &Bundle, workload: &Workload, container: &Container) -> Option<String> {
+    let env = Env::of(bundle, workload, container);
+    if let Some(store) = env
+        .value("SESSION_STORE")
+        .filter(|s| matches!(s.to_ascii_lowercase().as_str(), "redis" | "memcached"))
+    {
+        return Some(format!("SESSION_STORE={store}"));
+    }
+    if let Some(store) = env
+        .value("SPRING_SESSION_STORE_TYPE")
+        .filter(|s| !s.eq_ignore_ascii_case("none"))
+    {
+        return Some(format!("SPRING_SESSION_STORE_TYPE={store}"));
+    }
+    mounted_files(bundle, workload, container)
+        .into_iter()
+        .find(|f| SHARED_MANAGER_MARKERS.iter().any(|m| f.content.contains(m)))
+        .map(|f| format!("the session manager configured in {}", f.path))
+}
+
+fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
+    for (workload, container) in bundle.camunda_workloads() {
+        let pods = bundle.max_pods(&workload);
+        if pods <= 1 || shared_sessions(bundle, &workload, container).is_some() {
+            continue;
+        }
+        let ingresses = bundle.ingresses_for(&workload);
+        let without: Vec<&str> = ingresses
+            .iter()
+            .filter(|i| !has_cookie_affinity(i))
+            .map(|i| i.name())
+            .collect();
+        if ingresses.is_empty() || !without.is_empty() {
+            let place = if ingresses.is_empty() {
+                "no Ingress with cookie affinity routes to it".to_string()
+            } else {
+                format!("Ingress {} has no cookie affinity", without.join(", "))
+            };
+            out.push(RULE.finding(
+                workload.entry,
+                format!(
+                    "runs up to {pods} replicas with in-memory sessions and {place}: add `{AFFINITY}: cookie` (component sessions-sticky) or share sessions (SESSION_STORE=redis, component sessions-shared-redis)"
+                ),
+            ));
+            continue;
+        }
+        if bundle.hpa_for(&workload).is_some() {
+            for ingress in ingresses {
+                if ingress.annotation(AFFINITY_MODE) != Some("persistent") {
+                    out.push(RULE.finding(
+                        ingress,
+                        format!(
+                            "sticky sessions with an HPA need `{AFFINITY_MODE}: persistent`: the default `balanced` moves sessions to new replicas when the HPA scales out, logging users out"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Rule `schema`: every object deserialised into the typed structs of its kind, offline.
+//!
+//! Built-in kinds use `k8s-openapi`'s types; their `Deserialize` ignores unknown fields and
+//! defaults missing required ones, so unknown fields are collected with `serde_ignored`, wrong
+//! types come from `serde_path_to_error`, and required fields are checked against the JSON schema
+//! that `k8s-openapi` generates from the same types (its `schemars` feature). The CRDs of the
+//! stack have hand-written types in [`crds`] (required fields are non-`Option`, so serde reports
+//! them). Removed API versions are reported with their replacement.
+
+pub mod crds;
+mod required;
+
+use std::sync::OnceLock;
+
+use k8s_openapi::api::{
+    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling,
+    batch::v1 as batch, core::v1 as core, networking::v1 as networking, policy::v1 as policy,
+    rbac::v1 as rbac,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::schemars::SchemaGenerator;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::input::RawObject;
+use super::{Finding, Severity};
+
+pub const RULE: &str = "schema";
+
+/// The typed value of an object the rules reason about; `Other` for kinds they do not need
+/// (still schema-checked when known) and for objects whose schema check failed on a type error.
+#[allow(clippy::large_enum_variant)] // one per object; boxing buys nothing here
+pub enum Typed {
+    Deployment(apps::Deployment),
+    StatefulSet(apps::StatefulSet),
+    DaemonSet(apps::DaemonSet),
+    Service(core::Service),
+    ConfigMap(core::ConfigMap),
+    Secret(core::Secret),
+    Ingress(networking::Ingress),
+    Hpa(autoscaling::HorizontalPodAutoscaler),
+    Pdb(policy::PodDisruptionBudget),
+    ServiceMonitor(crds::ServiceMonitor),
+    PodMonitor(crds::PodMonitor),
+    Certificate(crds::Certificate),
+    Issuer(crds::Issuer),
+    Other,
+}
+
+type Checker = fn(&Value, &mut Problems) -> Typed;
+
+struct Kind {
+    api_version: &'static str,
+    kind: &'static str,
+    check: Checker,
+    /// Built-in kinds: the JSON schema used for the required-field check.
+    schema: Option<fn(&mut SchemaGenerator) -> k8s_openapi::schemars::Schema>,
+}
+
+/// Problems of one object, as field path + what is wrong.
+#[derive(Default)]
+pub struct Problems(Vec<String>);
+
+macro_rules! builtin {
+    ($ty:ty, $variant:expr) => {
+        Kind {
+            api_version: <$ty as k8s_openapi::Resource>::API_VERSION,
+            kind: <$ty as k8s_openapi::Resource>::KIND,
+            check: |value, problems| match typed::<$ty>(value, problems) {
+                Some(v) => $variant(v),
+                None => Typed::Other,
+            },
+            schema: Some(|generator| generator.subschema_for::<$ty>()),
+        }
+    };
+}
+
+macro_rules! crd {
+    ($api_version:literal, $kind:literal, $ty:ty, $variant:expr) => {
+        Kind {
+            api_version: $api_version,
+            kind: $kind,
+            check: |value, problems| match typed::<$ty>(value, problems) {
+                Some(v) => $variant(v),
+                None => Typed::Other,
+            },
+            schema: None,
+        }
+    };
+}
+
+fn other<T>(_: T) -> Typed {
+    Typed::Other
+}
+
+fn kinds() -> &'static [Kind] {
+    static KINDS: OnceLock<Vec<Kind>> = OnceLock::new();
+    KINDS.get_or_init(|| {
+        vec![
+            builtin!(apps::Deployment, Typed::Deployment),
+            builtin!(apps::StatefulSet, Typed::StatefulSet),
+            builtin!(apps::DaemonSet, Typed::DaemonSet),
+            builtin!(apps::ReplicaSet, other),
+            builtin!(core::Service, Typed::Service),
+            builtin!(core::ConfigMap, Typed::ConfigMap),
+            builtin!(core::Secret, Typed::Secret),
+            builtin!(core::Namespace, other),
+            builtin!(core::ServiceAccount, other),
+            builtin!(core::PersistentVolumeClaim, other),
+            builtin!(core::Pod, other),
+            builtin!(core::LimitRange, other),
+            builtin!(core::ResourceQuota, other),
+            builtin!(networking::Ingress, Typed::Ingress),
+            builtin!(networking::IngressClass, other),
+            builtin!(networking::NetworkPolicy, other),
+            builtin!(autoscaling::HorizontalPodAutoscaler, Typed::Hpa),
+            builtin!(autoscaling_v1::HorizontalPodAutoscaler, other),
+            builtin!(policy::PodDisruptionBudget, Typed::Pdb),
+            builtin!(batch::Job, other),
+            builtin!(batch::CronJob, other),
+            builtin!(rbac::Role, other),
+            builtin!(rbac::RoleBinding, other),
+            builtin!(rbac::ClusterRole, other),
+            builtin!(rbac::ClusterRoleBinding, other),
+            builtin!(apiextensions::CustomResourceDefinition, other),
+            crd!(
+                "monitoring.coreos.com/v1",
+                "ServiceMonitor",
+                crds::ServiceMonitor,
+                Typed::ServiceMonitor
+            ),
+            crd!(
+                "monitoring.coreos.com/v1",
+                "PodMonitor",
+                crds::PodMonitor,
+                Typed::PodMonitor
+            ),
+            crd!(
+                "cert-manager.io/v1",
+                "Certificate",
+                crds::Certificate,
+                Typed::Certificate
+            ),
+            crd!("cert-manager.io/v1", "Issuer", crds::Issuer, Typed::Issuer),
+            crd!(
+                "cert-manager.io/v1",
+                "ClusterIssuer",
+                crds::Issuer,
+                Typed::Issuer
+            ),
+        ]
+    })
+}
+
+/// API versions removed from Kubernetes (or from cert-manager) with what replaces them.
+const REMOVED: &[(&str, &str, &str)] = &[
+    ("extensions/v1beta1", "1.22", "networking.k8s.io/v1 (Ingress, NetworkPolicy) or apps/v1"),
+    ("apps/v1beta1", "1.16", "apps/v1"),
+    ("apps/v1beta2", "1.16", "apps/v1"),
+    ("networking.k8s.io/v1beta1", "1.22", "networking.k8s.io/v1"),
+    ("autoscaling/v2beta1", "1.25", "autoscaling/v2"),
+    ("autoscaling/v2beta2", "1.26", "autoscaling/v2"),
+    ("policy/v1beta1", "1.25", "policy/v1"),
+    ("batch/v1beta1", "1.25", "batch/v1"),
+    ("rbac.authorization.k8s.io/v1beta1", "1.22", "rbac.authorization.k8s.io/v1"),
+    ("apiextensions.k8s.io/v1beta1", "1.22", "apiextensions.k8s.io/v1"),
+    ("admissionregistration.k8s.io/v1beta1", "1.22", "admissionregistration.k8s.io/v1"),
+    ("scheduling.k8s.io/v1beta1", "1.22", "scheduling.k8s.io/v1"),
+    ("storage.k8s.io/v1beta1", "1.27", "storage.k8s.io/v1"),
+    ("discovery.k8s.io/v1beta1", "1.25", "discovery.k8s.io/v1"),
+    ("events.k8s.io/v1beta1", "1.25", "events.k8s.io/v1"),
+    ("node.k8s.io/v1beta1", "1.25", "node.k8s.io/v1"),
+    ("flowcontrol.apiserver.k8s.io/v1beta2", "1.29", "flowcontrol.apiserver.k8s.io/v1"),
+    ("flowcontrol.apiserver.k8s.io/v1beta3", "1.32", "flowcontrol.apiserver.k8s.io/v1"),
+    ("cert-manager.io/v1alpha2", "cert-manager 1.7", "cert-manager.io/v1"),
+    ("cert-manager.io/v1alpha3", "cert-manager 1.7", "cert-manager.io/v1"),
+    ("cert-manager.io/v1beta1", "cert-manager 1.7", "cert-manager.io/v1"),
+    ("certmanager.k8s.io/v1alpha1", "cert-manager 0.11", "cert-manager.io/v1"),
+];
+
+/// Groups whose every served kind/version we know: anything else in them is an error rather
+/// than an unknown custom resource.
+const KNOWN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "networking.k8s.io",
+    "autoscaling",
+    "policy",
+    "batch",
+    "rbac.authorization.k8s.io",
+    "monitoring.coreos.com",
+    "cert-manager.io",
+];
+
+/// Checks one object; returns its typed value for the rules and its `schema` findings.
+pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
+    let finding = |message: String| Finding {
+        rule: RULE,
+        severity: Severity::Error,
+        resource: format!("{}/{}", raw.kind, raw.name),
+        namespace: raw.namespace.clone(),
+        file: raw.file.clone(),
+        message,
+    };
+    if let Some((_, since, replacement)) = REMOVED.iter().find(|(v, ..)| *v == raw.api_version) {
+        let message = format!(
+            "apiVersion {} of {} was removed in {since}: use {replacement} (and its field layout)",
+            raw.api_version, raw.kind
+        );
+        return (Typed::Other, vec![finding(message)]);
+    }
+    let Some(kind) = kinds()
+        .iter()
+        .find(|k| k.api_version == raw.api_version && k.kind == raw.kind)
+    else {
+        let group = raw.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if !KNOWN_GROUPS.contains(&group) {
+            // A custom resource we have no schema for: not ours to judge.
+            return (Typed::Other, Vec::new());
+        }
+        let served: Vec<&str> = kinds()
+            .iter()
+            .filter(|k| k.kind == raw.kind)
+            .map(|k| k.api_version)
+            .collect();
+        let message = if served.is_empty() {
+            format!(
+                "kind {} is not served by apiVersion {} (no schema known for it)",
+                raw.kind, raw.api_version
+            )
+        } else {
+            format!(
+                "apiVersion {} does not serve {}: use {}",
+                raw.api_version,
+                raw.kind,
+                served.join(" or ")
+            )
+        };
+        return (Typed::Other, vec![finding(message)]);
+    };
+    let mut problems = Problems::default();
+    let typed = (kind.check)(&raw.value, &mut problems);
+    if kind.schema.is_some() {
+        required::check(&raw.value, kind.api_version, kind.kind, &mut problems.0);
+    }
+    let findings = problems.0.into_iter().map(finding).collect();
+    (typed, findings)
+}
+
+/// Deserialises `value` as `T`, recording unknown fields and the first type error. Numbers where
+/// Kubernetes takes a quantity string (`cpu: 0.5`) are accepted as the API server does.
+fn typed<T: DeserializeOwned>(value: &Value, problems: &mut Problems) -> Option<T> {
+    let mut patched: Option<Value> = None;
+    // Each retry fixes one float quantity; a manifest has few of them.
+    for _ in 0..64 {
+        let current = patched.as_ref().unwrap_or(value);
+        let mut unknown = Vec::new();
+        let mut record = |path: serde_ignored::Path| unknown.push(ignored_path(&path));
+        let result: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+            current,
+            &mut record,
+        ));
+        problems.0.extend(
+            unknown
+                .into_iter()
+                .map(|p| format!("unknown field `{p}`: remove it or fix its spelling")),
+        );
+        match result {
+            Ok(typed) => return Some(typed),
+            Err(err) => {
+                let path = error_path(err.path());
+                let inner = err.inner().to_string();
+                if inner.contains("expected Quantity") {
+                    let pointer = json_pointer(err.path());
+                    let mut copy = current.clone();
+                    if let Some(slot @ Value::Number(_)) = copy.pointer_mut(&pointer) {
+                        *slot = Value::String(slot.to_string());
+                        // Unknown fields are reported again by the retry.
+                        problems.0.clear();
+                        patched = Some(copy);
+                        continue;
+                    }
+                }
+                problems.0.push(describe_error(&path, &inner));
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// serde's messages quote the offending value; values may be secrets, so only their type is
+/// kept.
+fn describe_error(path: &str, inner: &str) -> String {
+    if let Some(field) = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return format!("missing required field `{}`", join(path, field));
+    }
+    if let Some(rest) = inner
+        .strip_prefix("invalid type: ")
+        .or_else(|| inner.strip_prefix("invalid value: "))
+    {
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
+        let found = found.split([' ', '`']).next().unwrap_or(found);
+        let found = match found {
+            "floating" => "floating point number",
+            "map" => "mapping",
+            other => other,
+        };
+        return format!("wrong type at `{path}`: found a {found}, expected {expected}");
+    }
+    if inner.starts_with("unknown variant") {
+        let expected = inner.split_once("expected ").map_or("", |(_, e)| e);
+        return format!("invalid value at `{path}`: expected {expected}");
+    }
+    format!("invalid value at `{path}`: {inner}")
+}
+
+fn join(parent: &str, field: &str) -> String {
+    if parent.is_empty() || parent == "." {
+        field.to_string()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+fn error_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            serde_path_to_error::Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn ignored_path(path: &serde_ignored::Path) -> String {
+    match path {
+        serde_ignored::Path::Root => String::new(),
+        serde_ignored::Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        serde_ignored::Path::Map { parent, key } => join(&ignored_path(parent), key),
+        serde_ignored::Path::Some { parent }
+        | serde_ignored::Path::NewtypeStruct { parent }
+        | serde_ignored::Path::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}

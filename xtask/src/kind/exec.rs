@@ -1,0 +1,698 @@
+//! Runs a [`Plan`]: each step in order, then diagnostics when something failed, then the
+//! teardown steps whatever happened.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use camunda_conformance_suites::Backend as TargetBackend;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use k8s_openapi::ByteString;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::Api;
+use serde_json::{json, Value};
+
+use super::addons;
+use super::cli::{kind, kubectl};
+use super::cluster::{self, Applier, FIELD_MANAGER};
+use super::diag;
+use super::plan::{Plan, SecretNeed, Step, Wait, Workload};
+use super::portforward::PortForward;
+use super::target::{self, Forwarded, Inputs};
+use super::wait;
+use super::{Backend, Names, Settings};
+use crate::artifacts::Timings;
+use crate::conformance;
+
+/// State that steps hand to later steps.
+struct Runner<'a> {
+    settings: &'a Settings,
+    names: &'a Names,
+    applier: Option<Applier>,
+    http: reqwest::Client,
+    cli: Option<PathBuf>,
+    forwards: Vec<PortForward>,
+    prometheus_url: Option<String>,
+    /// Written by Connect: the file, the scrape job and how many replicas Prometheus must list.
+    target: Option<(PathBuf, String, usize)>,
+    /// The kind cluster is this run's (created or reused): only then may teardown delete it,
+    /// never after refusing to touch a cluster that was there without --reuse.
+    cluster_owned: bool,
+}
+
+pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timings) -> Result<bool> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut runner = Runner {
+        settings,
+        names,
+        applier: None,
+        http: reqwest::Client::builder()
+            .build()
+            .context("building the HTTP client")?,
+        cli: None,
+        forwards: Vec::new(),
+        prometheus_url: None,
+        target: None,
+        cluster_owned: false,
+    };
+    let total = plan.steps.len();
+    let mut outcome: Result<bool> = Ok(true);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let title = step.describe(settings, names);
+        let title = title.lines().next().unwrap_or_default();
+        println!("[{:>2}/{total}] {title}", i + 1);
+        let started = Instant::now();
+        let result = runtime.block_on(runner.step(step));
+        timings.record(
+            format!("{:>2} {}", i + 1, truncate(title, 36)),
+            started.elapsed(),
+        );
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                outcome = Ok(false);
+                break;
+            }
+            Err(err) => {
+                outcome = Err(err.context(format!("step {} of {total}: {title}", i + 1)));
+                break;
+            }
+        }
+    }
+    // Diagnostics only once a cluster answered: before that there is nothing to collect.
+    if !matches!(outcome, Ok(true)) && runner.applier.is_some() {
+        // Outside the runtime: the collectors block (kubectl, one HTTP GET).
+        if let Err(err) = diag::collect(
+            &settings.work,
+            &settings.context(),
+            &names.namespace,
+            &names.hpa,
+            runner.prometheus_url.as_deref(),
+        ) {
+            eprintln!("warning: diagnostics incomplete: {err:#}");
+        }
+    }
+    runner.forwards.clear();
+    for step in &plan.finally {
+        if let Err(err) = runtime.block_on(runner.step(step)) {
+            eprintln!("warning: teardown: {err:#}");
+        }
+    }
+    outcome
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+impl Runner<'_> {
+    async fn applier(&mut self) -> Result<&mut Applier> {
+        if self.applier.is_none() {
+            let client = cluster::connect(&self.settings.context()).await?;
+            self.applier = Some(Applier::new(client));
+        }
+        self.applier
+            .as_mut()
+            .ok_or_else(|| anyhow!("no cluster connection"))
+    }
+
+    async fn client(&mut self) -> Result<kube::Client> {
+        Ok(self.applier().await?.client().clone())
+    }
+
+    /// `Ok(false)`: the suites ran and a check failed.
+    async fn step(&mut self, step: &Step) -> Result<bool> {
+        match step {
+            Step::Preflight(tools) => {
+                for tool in tools {
+                    let out = tool
+                        .version()
+                        .output()
+                        .map_err(|err| anyhow!("{err:#}\n  hint: {}", tool.install_hint()))?;
+                    let version = out.lines().next().unwrap_or_default().trim();
+                    if version.is_empty() {
+                        bail!(
+                            "`{}` printed no version\n  hint: {}",
+                            tool.version(),
+                            tool.install_hint()
+                        );
+                    }
+                    println!("  {:?}: {version}", tool);
+                }
+            }
+            Step::Validate { overlay } => {
+                let cli = self.cli()?;
+                if !conformance::validate(&cli, overlay)? {
+                    bail!(
+                        "`camunda-conformance validate {}` found errors: not deploying it",
+                        overlay.display()
+                    );
+                }
+            }
+            Step::WriteFile { path, contents, .. } => {
+                std::fs::write(path, contents)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Step::EnsureCluster {
+                name,
+                config,
+                reuse,
+            } => {
+                let listed = kind::cluster_listed(&kind::get_clusters().output()?, name);
+                match (listed, reuse) {
+                    (true, true) => println!(
+                        "  reusing kind cluster {name} (with the port mappings it was created with)"
+                    ),
+                    (true, false) => bail!("kind cluster {name} exists already: pass --reuse to use it, or delete it with `cargo xtask e2e --down`"),
+                    (false, _) => kind::create_cluster(name, config).run()?,
+                }
+                self.cluster_owned = true;
+            }
+            Step::Run { cmd, .. } => cmd.run()?,
+            Step::LoadImage {
+                cluster,
+                image,
+                archive,
+            } => load_image(cluster, image, archive)?,
+            Step::InstallAddon { addon, dir } => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let cache = self
+                    .settings
+                    .work
+                    .parent()
+                    .unwrap_or(&self.settings.work)
+                    .join(".addon-cache");
+                for file in addon.files {
+                    addons::fetch(&self.http, file, &cache, dir).await?;
+                }
+                let kustomization = serde_yaml::to_string(&addon.kustomization())
+                    .context("serialising a kustomization")?;
+                std::fs::write(dir.join("kustomization.yaml"), kustomization)
+                    .with_context(|| format!("writing {}/kustomization.yaml", dir.display()))?;
+                let mut docs = cluster::parse_documents(&kubectl::kustomize(dir).output()?)?;
+                (addon.patch)(&mut docs).with_context(|| format!("patching {}", addon.name))?;
+                diag::write_manifests(&dir.join("rendered.yaml"), &docs)?;
+                self.applier()
+                    .await?
+                    .apply(&docs)
+                    .await
+                    .with_context(|| format!("installing {}", addon.name))?;
+            }
+            Step::Apply {
+                docs,
+                retry_for,
+                what,
+            } => match retry_for {
+                None => self.applier().await?.apply(docs).await?,
+                Some(bound) => {
+                    let started = Instant::now();
+                    loop {
+                        match self.applier().await?.apply(docs).await {
+                            Ok(()) => break,
+                            Err(err) if started.elapsed() < *bound => {
+                                println!(
+                                    "  {what}: not accepted yet ({}s of {}s): {err:#}",
+                                    started.elapsed().as_secs(),
+                                    bound.as_secs()
+                                );
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                            }
+                            Err(err) => {
+                                return Err(
+                                    err.context(format!("timed out after {}s", bound.as_secs()))
+                                )
+                            }
+                        }
+                    }
+                }
+            },
+            Step::Wait(w) => self.wait(w).await?,
+            Step::EnsureSecrets { namespace, secrets } => {
+                let client = self.client().await?;
+                for need in secrets {
+                    ensure_secret(&client, namespace, need).await?;
+                }
+            }
+            Step::Connect => self.connect().await?,
+            Step::PrometheusTargetsUp { timeout } => {
+                let (Some(url), Some((_, job, replicas))) =
+                    (self.prometheus_url.clone(), self.target.clone())
+                else {
+                    println!(
+                        "  no Prometheus to ask: the metrics suite reports its checks skipped"
+                    );
+                    return Ok(true);
+                };
+                let targets = format!("{url}/api/v1/targets?state=active");
+                let what = format!("Prometheus targets of job {job}");
+                let http = self.http.clone();
+                wait::poll_until(&what, *timeout, Duration::from_secs(3), || {
+                    let (http, targets, job) = (http.clone(), targets.clone(), job.clone());
+                    async move {
+                        let body: Value = http
+                            .get(&targets)
+                            .send()
+                            .await?
+                            .error_for_status()?
+                            .json()
+                            .await?;
+                        Ok(wait::prometheus_targets_up(&body, &job, replicas))
+                    }
+                })
+                .await?;
+            }
+            Step::RunSuites { suites } => {
+                let cli = self.cli()?;
+                let (target, _, _) = self
+                    .target
+                    .clone()
+                    .ok_or_else(|| anyhow!("no target description was written"))?;
+                return conformance::run_suites(&cli, &target, suites, &self.settings.work);
+            }
+            Step::DeleteCluster { name } => {
+                if !self.cluster_owned {
+                    println!("  kind cluster {name} left alone: this run did not get to own it");
+                    return Ok(true);
+                }
+                kind::delete_cluster(name).run()?;
+                if self.settings.secrets_dir.exists() {
+                    std::fs::remove_dir_all(&self.settings.secrets_dir).with_context(|| {
+                        format!("removing {}", self.settings.secrets_dir.display())
+                    })?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn cli(&mut self) -> Result<PathBuf> {
+        if self.cli.is_none() {
+            self.cli = Some(conformance::build_cli()?);
+        }
+        self.cli
+            .clone()
+            .ok_or_else(|| anyhow!("the CLI was not built"))
+    }
+
+    async fn wait(&mut self, w: &Wait) -> Result<()> {
+        let client = self.client().await?;
+        let what = w.describe();
+        match w {
+            Wait::Rollout {
+                workload: Workload::Deployment,
+                namespace,
+                name,
+                timeout,
+            } => {
+                let api: Api<Deployment> = Api::namespaced(client, namespace);
+                wait::watch_until(api, name, &what, *timeout, wait::deployment_rolled_out).await
+            }
+            Wait::Rollout {
+                workload: Workload::StatefulSet,
+                namespace,
+                name,
+                timeout,
+            } => {
+                let api: Api<StatefulSet> = Api::namespaced(client, namespace);
+                wait::watch_until(api, name, &what, *timeout, wait::statefulset_ready).await
+            }
+            Wait::Ready {
+                api_version,
+                kind,
+                namespace,
+                name,
+                timeout,
+            } => {
+                let probe = json!({"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}});
+                let api = self.applier().await?.api_for(&probe).await?;
+                wait::watch_until(api, name, &what, *timeout, |o: &DynamicObject| {
+                    wait::condition_true(&serde_json::to_value(o).unwrap_or(Value::Null), "Ready")
+                })
+                .await
+            }
+            Wait::ApiServiceAvailable { name, timeout } => {
+                let api: Api<APIService> = Api::all(client);
+                wait::watch_until(api, name, &what, *timeout, wait::api_service_available).await
+            }
+            Wait::CrdEstablished { name, timeout } => {
+                let api: Api<CustomResourceDefinition> = Api::all(client);
+                wait::watch_until(api, name, &what, *timeout, wait::crd_established).await
+            }
+        }
+    }
+
+    /// Reads the live objects, opens the port-forwards, writes ca.crt and target.toml.
+    async fn connect(&mut self) -> Result<()> {
+        let (settings, names) = (self.settings, self.names);
+        let client = self.client().await?;
+        let ns = names.namespace.as_str();
+        let context = settings.context();
+
+        let deployment: Deployment = Api::namespaced(client.clone(), ns)
+            .get(&names.deployment)
+            .await
+            .with_context(|| format!("reading Deployment {ns}/{}", names.deployment))?;
+        let ingress: Ingress = Api::namespaced(client.clone(), ns)
+            .get(&names.ingress)
+            .await
+            .with_context(|| format!("reading Ingress {ns}/{}", names.ingress))?;
+        let ingress_facts = target::ingress_facts(&ingress)?;
+        let monitor_probe = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"namespace": ns}});
+        let monitor = self
+            .applier()
+            .await?
+            .api_for(&monitor_probe)
+            .await?
+            .get(&names.service_monitor)
+            .await
+            .with_context(|| format!("reading ServiceMonitor {ns}/{}", names.service_monitor))?;
+        let services = Api::<Service>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .with_context(|| format!("listing Services of {ns}"))?;
+        let scrape = target::scrape_facts(
+            &serde_json::to_value(&monitor)?,
+            &services.items,
+            &deployment,
+        )?;
+        let http_port = target::container_port(&deployment, "http").unwrap_or(8080);
+
+        // The CA the suites trust: the test CA on kind; on an existing cluster, the ca.crt
+        // cert-manager's CA issuer writes beside the served certificate.
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), addons::CERT_MANAGER_NAMESPACE);
+        let (ca_secret, ca_ns) = match settings.backend {
+            Backend::Kind => (
+                secrets.get(addons::CA_SECRET).await.with_context(|| {
+                    format!(
+                        "reading the test CA Secret {}/{}",
+                        addons::CERT_MANAGER_NAMESPACE,
+                        addons::CA_SECRET
+                    )
+                })?,
+                addons::CERT_MANAGER_NAMESPACE.to_string(),
+            ),
+            Backend::Existing => (
+                Api::<Secret>::namespaced(client.clone(), ns)
+                    .get(&ingress_facts.tls_secret)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "reading the Ingress's TLS Secret {ns}/{}",
+                            ingress_facts.tls_secret
+                        )
+                    })?,
+                ns.to_string(),
+            ),
+        };
+        let ca = secret_value(&ca_secret, "ca.crt").with_context(|| {
+            format!(
+                "Secret {ca_ns}/{} has no ca.crt to trust",
+                ca_secret.metadata.name.as_deref().unwrap_or("?")
+            )
+        })?;
+        let ca_file = settings.work.join("ca.crt");
+        std::fs::write(&ca_file, ca).with_context(|| format!("writing {}", ca_file.display()))?;
+
+        let (username, password_file) = credentials(&client, settings, ns, &deployment).await?;
+
+        let selector = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
+        let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let pods = Api::<Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(&selector.join(",")))
+            .await
+            .with_context(|| format!("listing the pods of Deployment {ns}/{}", names.deployment))?;
+        let logs = settings.work.join("port-forward");
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        let mut replicas = Vec::new();
+        for (pod, ip) in target::ready_pods(&pods.items) {
+            let forward = PortForward::start(
+                &context,
+                ns,
+                &format!("pod/{pod}"),
+                &[http_port, scrape.metrics_port],
+                &logs.join(format!("{pod}.log")),
+            )?;
+            replicas.push((
+                pod,
+                ip,
+                Forwarded {
+                    http: forward.local[0],
+                    metrics: forward.local[1],
+                },
+            ));
+            self.forwards.push(forward);
+        }
+        let prometheus = PortForward::start(
+            &context,
+            addons::MONITORING_NAMESPACE,
+            &format!("svc/{}", addons::PROMETHEUS_SERVICE),
+            &[9090],
+            &logs.join("prometheus.log"),
+        );
+        let prometheus_port = match prometheus {
+            Ok(forward) => {
+                let port = forward.local[0];
+                self.forwards.push(forward);
+                Some(port)
+            }
+            Err(err) if settings.backend == Backend::Existing => {
+                println!(
+                    "  no Prometheus at {}/{}: {err:#}",
+                    addons::MONITORING_NAMESPACE,
+                    addons::PROMETHEUS_SERVICE
+                );
+                None
+            }
+            Err(err) => return Err(err),
+        };
+
+        let (https, http) = match settings.backend {
+            Backend::Kind => (
+                SocketAddr::from(([127, 0, 0, 1], settings.https_port)),
+                Some(SocketAddr::from(([127, 0, 0, 1], settings.http_port))),
+            ),
+            Backend::Existing => {
+                let address = load_balancer_address(&ingress)?;
+                (resolve(&address, 443)?, Some(resolve(&address, 80)?))
+            }
+        };
+        let replica_count = replicas.len();
+        let mut description = target::build(Inputs {
+            name: format!(
+                "{}-{}",
+                match settings.backend {
+                    Backend::Kind => "kind",
+                    Backend::Existing => "existing",
+                },
+                names.namespace
+            ),
+            backend: match settings.backend {
+                Backend::Kind => TargetBackend::Kind,
+                Backend::Existing => TargetBackend::Existing,
+            },
+            context: &context,
+            namespace: ns,
+            deployment: &names.deployment,
+            hpa: &names.hpa,
+            ingress: &ingress_facts,
+            https,
+            http,
+            ca_file,
+            username,
+            password_file,
+            scrape: &scrape,
+            prometheus_port: prometheus_port.unwrap_or_default(),
+            replicas,
+            // The harness's own cluster may be disturbed; somebody's existing one may not.
+            disruptive: settings.backend == Backend::Kind,
+        })?;
+        if prometheus_port.is_none() {
+            description.prometheus = None;
+        }
+        self.prometheus_url = description.prometheus.as_ref().map(|p| p.url.clone());
+        let path = settings.work.join("target.toml");
+        std::fs::write(&path, description.to_toml()?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "  {replica_count} replicas; target description {}",
+            path.display()
+        );
+        self.target = Some((path, scrape.job, replica_count));
+        Ok(())
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    secret.data.as_ref()?.get(key).map(|b| b.0.clone())
+}
+
+/// The user the suites log in as, and a private file with its password (outside the artifacts).
+async fn credentials(
+    client: &kube::Client,
+    settings: &Settings,
+    ns: &str,
+    deployment: &Deployment,
+) -> Result<(String, PathBuf)> {
+    let refs = target::secret_refs(deployment);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let read = |var: &'static str| {
+        let r = refs.get(var).cloned();
+        let secrets = secrets.clone();
+        async move {
+            let Some((name, key)) = r else {
+                return Ok(None);
+            };
+            let secret = secrets
+                .get(&name)
+                .await
+                .with_context(|| format!("reading Secret {ns}/{name} ({var})"))?;
+            let value = secret_value(&secret, &key)
+                .ok_or_else(|| anyhow!("Secret {ns}/{name} has no key {key} ({var})"))?;
+            Ok::<_, anyhow::Error>(Some(
+                String::from_utf8(value).with_context(|| format!("{var} is not UTF-8"))?,
+            ))
+        }
+    };
+    let username = match target::env_value(deployment, "CAMUNDA_BPM_ADMIN_USER_ID") {
+        Some(user) => user,
+        None => read("CAMUNDA_BPM_ADMIN_USER_ID").await?
+            .ok_or_else(|| anyhow!("the Deployment sets no CAMUNDA_BPM_ADMIN_USER_ID: the suites need the user to log in as"))?,
+    };
+    let password = read("CAMUNDA_BPM_ADMIN_USER_PASSWORD").await?.ok_or_else(|| {
+        anyhow!("the Deployment takes CAMUNDA_BPM_ADMIN_USER_PASSWORD from no Secret: the suites need it (and it must not be a literal)")
+    })?;
+    std::fs::create_dir_all(&settings.secrets_dir)
+        .with_context(|| format!("creating {}", settings.secrets_dir.display()))?;
+    let file = settings.secrets_dir.join("password");
+    write_private(&file, password.as_bytes())?;
+    Ok((username, file))
+}
+
+/// Owner-only file: written with mode 0600 from the start.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Creates a Secret the workloads need when it is not there; an existing one is kept (a reused
+/// cluster keeps its passwords).
+async fn ensure_secret(client: &kube::Client, namespace: &str, need: &SecretNeed) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    if let Some(existing) = api
+        .get_opt(&need.name)
+        .await
+        .with_context(|| format!("reading Secret {namespace}/{}", need.name))?
+    {
+        let missing: Vec<&String> = need
+            .keys
+            .iter()
+            .filter(|k| secret_value(&existing, k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            bail!("Secret {namespace}/{} exists but lacks {missing:?}: delete it to have it generated", need.name);
+        }
+        println!("  Secret {namespace}/{} kept", need.name);
+        return Ok(());
+    }
+    let mut data = std::collections::BTreeMap::new();
+    for key in &need.keys {
+        data.insert(key.clone(), ByteString(generated_value(key)?.into_bytes()));
+    }
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(need.name.clone()),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    };
+    let mut doc = serde_json::to_value(&secret)?;
+    doc["apiVersion"] = json!("v1");
+    doc["kind"] = json!("Secret");
+    api.patch(
+        &need.name,
+        &PatchParams::apply(FIELD_MANAGER),
+        &Patch::Apply(&doc),
+    )
+    .await
+    .with_context(|| format!("creating Secret {namespace}/{}", need.name))?;
+    println!(
+        "  Secret {namespace}/{} created with generated values for {:?}",
+        need.name, need.keys
+    );
+    Ok(())
+}
+
+/// A user-name key gets the suites' user name; anything else a fresh random password.
+fn generated_value(key: &str) -> Result<String> {
+    if key.to_ascii_lowercase().contains("user") {
+        return Ok("conformance".into());
+    }
+    let mut bytes = [0u8; 18];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn load_balancer_address(ingress: &Ingress) -> Result<String> {
+    let entry = ingress
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .and_then(|list| list.first())
+        .ok_or_else(|| anyhow!("the Ingress has no load-balancer address in its status yet"))?;
+    entry
+        .ip
+        .clone()
+        .or_else(|| entry.hostname.clone())
+        .ok_or_else(|| anyhow!("the Ingress's load-balancer entry has neither ip nor hostname"))
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{host} resolves to no address"))
+}
+
+/// `kind load docker-image`, falling back to `docker save` + `kind load image-archive` when
+/// Docker's containerd image store makes the first fail with "content digest ... not found".
+fn load_image(cluster: &str, image: &str, archive: &std::path::Path) -> Result<()> {
+    let direct = kind::load_docker_image(cluster, image);
+    let out = direct.capture()?;
+    if out.success {
+        return Ok(());
+    }
+    if !kind::is_content_digest_failure(&out.stderr) {
+        bail!("`{direct}` failed: {}", out.stderr.trim());
+    }
+    println!("  `{direct}` hit the containerd image store's missing content digest; loading an archive instead");
+    super::cli::docker::save(image, archive).run()?;
+    let result = kind::load_image_archive(cluster, archive).run();
+    let _ = std::fs::remove_file(archive);
+    result
+}

@@ -1,0 +1,628 @@
+//! The run as data: every command, fetched manifest (with its pin), applied object and wait, in
+//! order. `--plan` prints it; the executor runs the very same list, so the two cannot drift.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::addons::{self, Addon, ADDONS};
+use super::cli::{docker, kind, kubectl, Cmd};
+use super::cluster::FIELD_MANAGER;
+use super::config::Cluster;
+use super::diag;
+use super::{Backend, Names, Settings};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Docker,
+    Kind,
+    Kubectl,
+}
+
+impl Tool {
+    pub fn version(self) -> Cmd {
+        match self {
+            Tool::Docker => docker::server_version(),
+            Tool::Kind => kind::version(),
+            Tool::Kubectl => kubectl::client_version(),
+        }
+    }
+
+    pub fn install_hint(self) -> String {
+        match self {
+            Tool::Docker => "a running Docker engine is needed: https://docs.docker.com/engine/install/ (then check `docker version` shows a Server)".into(),
+            Tool::Kind => format!(
+                "install kind {}: `go install sigs.k8s.io/kind@{}`, or the release binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+                super::config::KIND_VERSION,
+                super::config::KIND_VERSION
+            ),
+            Tool::Kubectl => "install kubectl: https://kubernetes.io/docs/tasks/tools/#kubectl (Debian/Ubuntu: the kubernetes apt repository's `kubectl` package)".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Deployment,
+    StatefulSet,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Wait {
+    Rollout {
+        workload: Workload,
+        namespace: String,
+        name: String,
+        timeout: Duration,
+    },
+    /// `status.conditions[type=Ready]` True (cert-manager Certificate, ClusterIssuer).
+    Ready {
+        api_version: &'static str,
+        kind: &'static str,
+        namespace: Option<String>,
+        name: String,
+        timeout: Duration,
+    },
+    ApiServiceAvailable {
+        name: &'static str,
+        timeout: Duration,
+    },
+    CrdEstablished {
+        name: &'static str,
+        timeout: Duration,
+    },
+}
+
+/// A Secret the workloads reference and the overlay does not ship: created once with generated
+/// values (kept on reuse), never printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretNeed {
+    pub name: String,
+    pub keys: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    Preflight(Vec<Tool>),
+    Validate {
+        overlay: PathBuf,
+    },
+    WriteFile {
+        what: &'static str,
+        path: PathBuf,
+        contents: String,
+    },
+    EnsureCluster {
+        name: String,
+        config: PathBuf,
+        reuse: bool,
+    },
+    Run {
+        what: String,
+        cmd: Cmd,
+    },
+    LoadImage {
+        cluster: String,
+        image: String,
+        archive: PathBuf,
+    },
+    InstallAddon {
+        addon: &'static Addon,
+        dir: PathBuf,
+    },
+    Apply {
+        what: String,
+        docs: Vec<Value>,
+        retry_for: Option<Duration>,
+    },
+    Wait(Wait),
+    EnsureSecrets {
+        namespace: String,
+        secrets: Vec<SecretNeed>,
+    },
+    Connect,
+    PrometheusTargetsUp {
+        timeout: Duration,
+    },
+    RunSuites {
+        suites: Vec<String>,
+    },
+    DeleteCluster {
+        name: String,
+    },
+}
+
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Runs after the steps whatever happened (teardown).
+    pub finally: Vec<Step>,
+}
+
+const ADDON_ROLLOUT: Duration = Duration::from_secs(300);
+const STACK_ROLLOUT: Duration = Duration::from_secs(600);
+
+fn rollout(workload: Workload, namespace: &str, name: &str, timeout: Duration) -> Step {
+    Step::Wait(Wait::Rollout {
+        workload,
+        namespace: namespace.into(),
+        name: name.into(),
+        timeout,
+    })
+}
+
+/// An addon of the static table by name (a test checks every name used here exists).
+fn addon(name: &str) -> &'static Addon {
+    ADDONS
+        .iter()
+        .find(|a| a.name == name)
+        .expect("addon names are static and tested")
+}
+
+/// The steps that put the addons on a fresh (or reused) kind cluster.
+fn addon_steps(settings: &Settings, names: &Names) -> Vec<Step> {
+    let dir = |name: &str| settings.work.join("addons").join(name);
+    let mut steps = Vec::new();
+    let ingress = addon("ingress-nginx");
+    steps.push(Step::InstallAddon {
+        addon: ingress,
+        dir: dir(ingress.name),
+    });
+    steps.push(rollout(
+        Workload::Deployment,
+        addons::INGRESS_NAMESPACE,
+        addons::INGRESS_CONTROLLER,
+        ADDON_ROLLOUT,
+    ));
+
+    let cert_manager = addon("cert-manager");
+    steps.push(Step::InstallAddon {
+        addon: cert_manager,
+        dir: dir(cert_manager.name),
+    });
+    for name in [
+        "cert-manager",
+        "cert-manager-cainjector",
+        "cert-manager-webhook",
+    ] {
+        steps.push(rollout(
+            Workload::Deployment,
+            addons::CERT_MANAGER_NAMESPACE,
+            name,
+            ADDON_ROLLOUT,
+        ));
+    }
+    // The webhook Deployment being Ready is not enough: its CA bundle is injected a moment later.
+    // The first issuer is applied until the webhook accepts it.
+    steps.push(Step::Apply {
+        what: "self-signed ClusterIssuer (retried until cert-manager's webhook answers)".into(),
+        docs: vec![addons::self_signed_issuer()],
+        retry_for: Some(Duration::from_secs(180)),
+    });
+    steps.push(Step::Apply {
+        what: "test CA: CA Certificate and CA ClusterIssuer".into(),
+        docs: addons::ca_chain(),
+        retry_for: None,
+    });
+    steps.push(Step::Wait(Wait::Ready {
+        api_version: "cert-manager.io/v1",
+        kind: "Certificate",
+        namespace: Some(addons::CERT_MANAGER_NAMESPACE.into()),
+        name: addons::CA_SECRET.into(),
+        timeout: Duration::from_secs(120),
+    }));
+    steps.push(Step::Wait(Wait::Ready {
+        api_version: "cert-manager.io/v1",
+        kind: "ClusterIssuer",
+        namespace: None,
+        name: addons::CA_ISSUER.into(),
+        timeout: Duration::from_secs(120),
+    }));
+
+    let metrics = addon("metrics-server");
+    steps.push(Step::InstallAddon {
+        addon: metrics,
+        dir: dir(metrics.name),
+    });
+    steps.push(rollout(
+        Workload::Deployment,
+        "kube-system",
+        "metrics-server",
+        ADDON_ROLLOUT,
+    ));
+    steps.push(Step::Wait(Wait::ApiServiceAvailable {
+        name: "v1beta1.metrics.k8s.io",
+        timeout: ADDON_ROLLOUT,
+    }));
+
+    let prometheus = addon("prometheus-operator");
+    steps.push(Step::Apply {
+        what: "monitoring namespace".into(),
+        docs: vec![addons::monitoring_namespace()],
+        retry_for: None,
+    });
+    steps.push(Step::InstallAddon {
+        addon: prometheus,
+        dir: dir(prometheus.name),
+    });
+    steps.push(rollout(
+        Workload::Deployment,
+        addons::MONITORING_NAMESPACE,
+        "prometheus-operator",
+        ADDON_ROLLOUT,
+    ));
+    steps.push(Step::Apply {
+        what: format!(
+            "Prometheus selecting the ServiceMonitors of namespace {}",
+            names.namespace
+        ),
+        docs: vec![addons::prometheus(&names.namespace)],
+        retry_for: None,
+    });
+    steps.push(rollout(
+        Workload::StatefulSet,
+        addons::MONITORING_NAMESPACE,
+        &format!("prometheus-{}", addons::PROMETHEUS_NAME),
+        ADDON_ROLLOUT,
+    ));
+    steps
+}
+
+/// What an existing cluster must already run (nothing is installed there).
+fn prerequisite_steps() -> Vec<Step> {
+    let short = Duration::from_secs(30);
+    vec![
+        Step::Wait(Wait::CrdEstablished {
+            name: "certificates.cert-manager.io",
+            timeout: short,
+        }),
+        Step::Wait(Wait::CrdEstablished {
+            name: "servicemonitors.monitoring.coreos.com",
+            timeout: short,
+        }),
+        Step::Wait(Wait::ApiServiceAvailable {
+            name: "v1beta1.metrics.k8s.io",
+            timeout: short,
+        }),
+    ]
+}
+
+fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
+    let mut steps = vec![Step::EnsureSecrets {
+        namespace: names.namespace.clone(),
+        secrets: names.secrets.clone(),
+    }];
+    steps.push(Step::Apply {
+        what: format!("the stack from {}", settings.overlay.display()),
+        docs: names.docs.clone(),
+        retry_for: None,
+    });
+    for (workload, namespace, name) in &names.workloads {
+        steps.push(rollout(*workload, namespace, name, STACK_ROLLOUT));
+    }
+    for (namespace, name) in &names.certificates {
+        steps.push(Step::Wait(Wait::Ready {
+            api_version: "cert-manager.io/v1",
+            kind: "Certificate",
+            namespace: Some(namespace.clone()),
+            name: name.clone(),
+            timeout: Duration::from_secs(180),
+        }));
+    }
+    steps
+}
+
+pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
+    let mut steps = Vec::new();
+    let mut finally = Vec::new();
+    match settings.backend {
+        Backend::Kind => {
+            steps.push(Step::Preflight(vec![
+                Tool::Docker,
+                Tool::Kind,
+                Tool::Kubectl,
+            ]));
+            steps.push(Step::Validate {
+                overlay: settings.overlay.clone(),
+            });
+            let config = settings.work.join("kind-config.yaml");
+            steps.push(Step::WriteFile {
+                what: "kind cluster config",
+                path: config.clone(),
+                contents: Cluster::new(&settings.cluster, settings.http_port, settings.https_port)
+                    .to_yaml()?,
+            });
+            steps.push(Step::EnsureCluster {
+                name: settings.cluster.clone(),
+                config,
+                reuse: settings.reuse,
+            });
+            steps.push(Step::Run {
+                what: "build the Camunda image".into(),
+                cmd: docker::build(&names.image, &settings.dockerfile, &settings.build_context),
+            });
+            steps.push(Step::LoadImage {
+                cluster: settings.cluster.clone(),
+                image: names.image.clone(),
+                archive: settings.work.join("camunda-image.tar"),
+            });
+            steps.extend(addon_steps(settings, names));
+            steps.extend(deploy_steps(settings, names));
+            if !settings.keep {
+                finally.push(Step::DeleteCluster {
+                    name: settings.cluster.clone(),
+                });
+            }
+        }
+        Backend::Existing => {
+            steps.push(Step::Preflight(vec![Tool::Kubectl]));
+            steps.extend(prerequisite_steps());
+            if !settings.no_deploy {
+                steps.push(Step::Validate {
+                    overlay: settings.overlay.clone(),
+                });
+                steps.extend(deploy_steps(settings, names));
+            }
+        }
+    }
+    steps.push(Step::Connect);
+    steps.push(Step::PrometheusTargetsUp {
+        timeout: Duration::from_secs(180),
+    });
+    steps.push(Step::RunSuites {
+        suites: settings.suites.clone(),
+    });
+    Ok(Plan { steps, finally })
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines().map(|l| format!("{by}{l}\n")).collect()
+}
+
+fn yaml(docs: &[Value]) -> String {
+    diag::to_yaml(docs).unwrap_or_else(|err| format!("# cannot show: {err:#}\n"))
+}
+
+impl Wait {
+    pub fn describe(&self) -> String {
+        match self {
+            Wait::Rollout { workload, namespace, name, timeout } => format!(
+                "{workload:?} {namespace}/{name} rolled out (observedGeneration current, all replicas updated, ready, available), at most {}s",
+                timeout.as_secs()
+            ),
+            Wait::Ready { kind, namespace, name, timeout, .. } => format!(
+                "{kind} {}{name} Ready, at most {}s",
+                namespace.as_ref().map(|n| format!("{n}/")).unwrap_or_default(),
+                timeout.as_secs()
+            ),
+            Wait::ApiServiceAvailable { name, timeout } => {
+                format!("APIService {name} Available, at most {}s", timeout.as_secs())
+            }
+            Wait::CrdEstablished { name, timeout } => {
+                format!("CRD {name} Established, at most {}s", timeout.as_secs())
+            }
+        }
+    }
+}
+
+impl Step {
+    /// The step as `--plan` shows it: a title, then the commands (`$ `) and manifests it uses.
+    pub fn describe(&self, settings: &Settings, names: &Names) -> String {
+        let mut out = String::new();
+        let apply_note = format!("server-side apply, field manager {FIELD_MANAGER}, forced");
+        match self {
+            Step::Preflight(tools) => {
+                out.push_str("preflight: the tools answer (versions printed)\n");
+                for tool in tools {
+                    let _ = writeln!(out, "    $ {}", tool.version());
+                }
+            }
+            Step::Validate { overlay } => {
+                let _ = writeln!(out, "validate the overlay before deploying it\n    $ camunda-conformance validate {}", overlay.display());
+            }
+            Step::WriteFile {
+                what,
+                path,
+                contents,
+            } => {
+                let _ = writeln!(out, "write the {what} to {}", path.display());
+                out.push_str(&indent(contents, "    | "));
+            }
+            Step::EnsureCluster {
+                name,
+                config,
+                reuse,
+            } => {
+                let _ = writeln!(out, "kind cluster {name}\n    $ {}", kind::get_clusters());
+                let create = kind::create_cluster(name, config);
+                if *reuse {
+                    let _ = writeln!(
+                        out,
+                        "    if absent: $ {create}\n    if present: reuse it (--reuse)"
+                    );
+                } else {
+                    let _ = writeln!(out, "    if present: stop (pass --reuse, or `cargo xtask e2e --down`)\n    $ {create}");
+                }
+            }
+            Step::Run { what, cmd } => {
+                let _ = writeln!(out, "{what}\n    $ {cmd}");
+            }
+            Step::LoadImage {
+                cluster,
+                image,
+                archive,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "load the image into the cluster\n    $ {}\n    on \"content digest ... not found\" (Docker's containerd image store):\n    $ {}\n    $ {}",
+                    kind::load_docker_image(cluster, image),
+                    docker::save(image, archive),
+                    kind::load_image_archive(cluster, archive)
+                );
+            }
+            Step::InstallAddon { addon, dir } => {
+                let _ = writeln!(out, "addon {} {} ({apply_note})", addon.name, addon.version);
+                let _ = writeln!(out, "    pins: {}", addon.provenance);
+                for file in addon.files {
+                    let pin = file
+                        .sha256
+                        .unwrap_or("MISSING (the run stops here: `cargo xtask pin-addons`)");
+                    let _ = writeln!(out, "    fetch {}\n        sha256 {pin}", file.url);
+                }
+                let kustomization =
+                    serde_yaml::to_string(&addon.kustomization()).unwrap_or_default();
+                let _ = writeln!(out, "    {}/kustomization.yaml:", dir.display());
+                out.push_str(&indent(&kustomization, "    | "));
+                let _ = writeln!(out, "    $ {}", kubectl::kustomize(dir));
+                if let Some(patch) = addon_patch_note(addon.name) {
+                    let _ = writeln!(out, "    patch: {patch}");
+                }
+            }
+            Step::Apply {
+                what,
+                docs,
+                retry_for,
+            } => {
+                let _ = write!(out, "apply {what} ({apply_note}");
+                if let Some(bound) = retry_for {
+                    let _ = write!(out, ", retried for at most {}s", bound.as_secs());
+                }
+                out.push_str(")\n");
+                out.push_str(&indent(&yaml(docs), "    | "));
+            }
+            Step::Wait(wait) => {
+                let _ = writeln!(out, "wait: {}", wait.describe());
+            }
+            Step::EnsureSecrets { namespace, secrets } => {
+                if secrets.is_empty() {
+                    out.push_str(
+                        "secrets: the overlay ships every Secret its workloads reference\n",
+                    );
+                }
+                for secret in secrets {
+                    let keys: Vec<&str> = secret.keys.iter().map(String::as_str).collect();
+                    let _ = writeln!(
+                        out,
+                        "Secret {namespace}/{}: kept if present, else created with generated values for [{}] (values never printed)",
+                        secret.name,
+                        keys.join(", ")
+                    );
+                }
+            }
+            Step::Connect => {
+                let context = settings.context();
+                let _ = writeln!(
+                    out,
+                    "build the target description from the cluster (context {context})"
+                );
+                match settings.backend {
+                    Backend::Kind => {
+                        let _ = writeln!(
+                            out,
+                            "    ingress: https://{host}:{https} resolved to 127.0.0.1:{https} inside the client; http://{host}:{http}",
+                            host = names.host.as_deref().unwrap_or("<Ingress TLS host>"),
+                            https = settings.https_port,
+                            http = settings.http_port
+                        );
+                        let _ = writeln!(
+                            out,
+                            "    CA: ca.crt of Secret {}/{} -> {}/ca.crt (never the key)",
+                            addons::CERT_MANAGER_NAMESPACE,
+                            addons::CA_SECRET,
+                            settings.work.display()
+                        );
+                    }
+                    Backend::Existing => {
+                        let _ = writeln!(
+                            out,
+                            "    ingress: the Ingress's load-balancer address, port 443/80"
+                        );
+                        let _ = writeln!(
+                            out,
+                            "    CA: ca.crt of the Ingress's TLS Secret -> {}/ca.crt",
+                            settings.work.display()
+                        );
+                    }
+                }
+                let _ = writeln!(
+                    out,
+                    "    per Ready pod of Deployment {}/{}:\n    $ {}",
+                    names.namespace,
+                    names.deployment,
+                    kubectl::port_forward(
+                        &context,
+                        &names.namespace,
+                        "pod/<pod>",
+                        &[(0, 8080), (0, 9404)]
+                    )
+                );
+                let _ = writeln!(
+                    out,
+                    "    (local ports chosen free at run time; remote ports from the Deployment and the ServiceMonitor)\n    $ {}",
+                    kubectl::port_forward(&context, addons::MONITORING_NAMESPACE, &format!("svc/{}", addons::PROMETHEUS_SERVICE), &[(0, 9090)])
+                );
+                let _ = writeln!(out, "    write {}/target.toml", settings.work.display());
+            }
+            Step::PrometheusTargetsUp { timeout } => {
+                let _ = writeln!(
+                    out,
+                    "wait: Prometheus lists every Ready pod of {} as an `up` target of the ServiceMonitor's job, at most {}s",
+                    names.deployment,
+                    timeout.as_secs()
+                );
+            }
+            Step::RunSuites { suites } => {
+                let only = if suites.is_empty() {
+                    String::new()
+                } else {
+                    format!(" --suite {}", suites.join(","))
+                };
+                let _ = writeln!(
+                    out,
+                    "run the suites\n    $ camunda-conformance run --target {work}/target.toml --report-dir {work}{only}",
+                    work = settings.work.display()
+                );
+                out.push_str("    on failure: diagnostics into <artifacts>/diagnostics (logs incl. previous containers, events, describe, HPA, Prometheus targets)\n");
+            }
+            Step::DeleteCluster { name } => {
+                let _ = writeln!(
+                    out,
+                    "teardown (not with --keep)\n    $ {}",
+                    kind::delete_cluster(name)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn addon_patch_note(name: &str) -> Option<&'static str> {
+    match name {
+        "ingress-nginx" => Some("controller Deployment nodeSelector ingress-ready=\"true\" + control-plane toleration; Service type NodePort (hostPorts 80/443 carry the traffic)"),
+        "metrics-server" => Some("container args += --kubelet-insecure-tls (kind's kubelets serve self-signed certificates)"),
+        _ => None,
+    }
+}
+
+impl Plan {
+    pub fn render(&self, settings: &Settings, names: &Names) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "plan: backend {:?}, context {}, overlay {} (nothing below has run)\n",
+            settings.backend,
+            settings.context(),
+            settings.overlay.display()
+        );
+        for (i, step) in self.steps.iter().enumerate() {
+            let _ = write!(out, "[{:>2}] {}", i + 1, step.describe(settings, names));
+        }
+        for step in &self.finally {
+            let _ = write!(out, "[finally] {}", step.describe(settings, names));
+        }
+        out
+    }
+}

@@ -1,0 +1,344 @@
+//! The plan (what `--plan` prints and the executor runs) from settings and a recorded render of
+//! an e2e overlay.
+
+use std::path::Path;
+
+use clap::Parser;
+
+use super::plan::{self, Step, Workload};
+use super::*;
+
+fn args(line: &str) -> E2eArgs {
+    let argv = std::iter::once("xtask").chain(line.split_whitespace());
+    match crate::Cli::try_parse_from(argv)
+        .expect("test command lines parse")
+        .command
+    {
+        crate::Command::E2e(args) => args,
+        _ => panic!("not an e2e command line"),
+    }
+}
+
+fn rendered() -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(workspace_root().join("fixtures/kube/e2e-rendered.yaml")).unwrap();
+    cluster::parse_documents(&text).unwrap()
+}
+
+/// Settings with an explicit overlay, so that these tests do not depend on manifests/.
+fn settings(line: &str, backend: Backend) -> Settings {
+    let line = format!("{line} --overlay /tmp/overlay");
+    Settings::from_args(&args(&line), backend, Path::new("/tmp/artifacts")).unwrap()
+}
+
+#[test]
+fn names_come_from_the_rendered_overlay() {
+    let names = Names::from_docs(rendered()).unwrap();
+    assert_eq!(
+        (
+            names.namespace.as_str(),
+            names.deployment.as_str(),
+            names.hpa.as_str()
+        ),
+        ("camunda", "camunda", "camunda")
+    );
+    assert_eq!(names.image, "camunda-conformance/camunda:e2e");
+    assert_eq!(names.host.as_deref(), Some("camunda.test"));
+    assert_eq!(
+        names.workloads,
+        vec![
+            (
+                Workload::Deployment,
+                "camunda".to_string(),
+                "camunda".to_string()
+            ),
+            (
+                Workload::StatefulSet,
+                "camunda".to_string(),
+                "postgres".to_string()
+            ),
+        ]
+    );
+    // ingress-shim's Certificate is named after the TLS secret.
+    assert_eq!(
+        names.certificates,
+        vec![("camunda".to_string(), "camunda-tls".to_string())]
+    );
+    let needs: Vec<(String, Vec<String>)> = names
+        .secrets
+        .iter()
+        .map(|s| (s.name.clone(), s.keys.iter().cloned().collect()))
+        .collect();
+    assert_eq!(
+        needs,
+        vec![
+            ("camunda-admin".to_string(), vec!["password".to_string()]),
+            (
+                "camunda-db".to_string(),
+                vec!["password".to_string(), "username".to_string()]
+            ),
+        ],
+        "shipped Secrets are not generated; referenced ones are, with every key"
+    );
+}
+
+#[test]
+fn an_overlay_without_hpa_or_with_two_ingresses_is_refused_with_the_reason() {
+    let mut docs = rendered();
+    docs.retain(|d| d["kind"] != "HorizontalPodAutoscaler");
+    let err = Names::from_docs(docs).err().unwrap().to_string();
+    assert!(err.contains("HorizontalPodAutoscaler"), "{err}");
+
+    let mut docs = rendered();
+    let mut second = docs
+        .iter()
+        .find(|d| d["kind"] == "Ingress")
+        .unwrap()
+        .clone();
+    second["metadata"]["name"] = "camunda-admin".into();
+    docs.push(second);
+    let err = Names::from_docs(docs).err().unwrap().to_string();
+    assert!(
+        err.contains("2 Ingresss") || err.contains("camunda, camunda-admin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kind_plan_shows_every_command_pin_and_manifest() {
+    let settings = settings(
+        "e2e --backend kind --http-port 18080 --https-port 18443",
+        Backend::Kind,
+    );
+    let names = Names::from_docs(rendered()).unwrap();
+    let plan = plan::build(&settings, &names).unwrap();
+    let text = plan.render(&settings, &names);
+
+    // The cluster: pinned node image, label, host ports on loopback.
+    assert!(text.contains(config::NODE_IMAGE), "{text}");
+    assert!(
+        text.contains("ingress-ready: 'true'") || text.contains("ingress-ready: \"true\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("hostPort: 18443") && text.contains("hostPort: 18080"),
+        "{text}"
+    );
+    assert!(text.contains("kind create cluster --name camunda-conformance --config /tmp/artifacts/kind-config.yaml"), "{text}");
+    // The image, and the containerd fallback.
+    assert!(
+        text.contains("docker build --tag camunda-conformance/camunda:e2e --file"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "kind load docker-image camunda-conformance/camunda:e2e --name camunda-conformance"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("docker save --output /tmp/artifacts/camunda-image.tar"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kind load image-archive /tmp/artifacts/camunda-image.tar"),
+        "{text}"
+    );
+    // Every addon file with its pin; the missing one says so.
+    for addon in addons::ADDONS {
+        for file in addon.files {
+            assert!(
+                text.contains(file.url),
+                "{} missing from the plan",
+                file.url
+            );
+            match file.sha256 {
+                Some(sha) => assert!(text.contains(sha), "pin of {} missing", file.url),
+                None => assert!(text.contains("MISSING"), "{text}"),
+            }
+        }
+    }
+    assert!(text.contains("--kubelet-insecure-tls"), "{text}");
+    assert!(text.contains("nodeSelector ingress-ready"), "{text}");
+    // The generated objects, in full.
+    assert!(
+        text.contains("kind: ClusterIssuer") && text.contains("name: camunda-conformance-ca"),
+        "{text}"
+    );
+    assert!(text.contains("isCA: true"), "{text}");
+    assert!(
+        text.contains("kind: Prometheus") && text.contains("kubernetes.io/metadata.name: camunda"),
+        "{text}"
+    );
+    // The overlay's objects, Secrets redacted.
+    assert!(
+        text.contains("image: camunda-conformance/camunda:e2e"),
+        "{text}"
+    );
+    assert!(text.contains("kind: HorizontalPodAutoscaler"), "{text}");
+    assert!(
+        !text.contains("not-a-real-token"),
+        "a Secret value reached the plan: {text}"
+    );
+    assert!(text.contains("Secret camunda/camunda-db: kept if present, else created with generated values for [password, username]"), "{text}");
+    // Waits, bounded.
+    assert!(
+        text.contains("wait: Deployment camunda/camunda rolled out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wait: StatefulSet camunda/postgres rolled out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wait: Certificate camunda/camunda-tls Ready, at most 180s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wait: APIService v1beta1.metrics.k8s.io Available"),
+        "{text}"
+    );
+    // Access and suites.
+    assert!(
+        text.contains("https://camunda.test:18443 resolved to 127.0.0.1:18443"),
+        "{text}"
+    );
+    assert!(text.contains("camunda-conformance run --target /tmp/artifacts/target.toml --report-dir /tmp/artifacts"), "{text}");
+    assert!(text.contains("[finally] teardown"), "{text}");
+    assert!(
+        text.contains("kind delete cluster --name camunda-conformance"),
+        "{text}"
+    );
+}
+
+#[test]
+fn kind_steps_come_in_dependency_order() {
+    let settings = settings("e2e --backend kind", Backend::Kind);
+    let names = Names::from_docs(rendered()).unwrap();
+    let plan = plan::build(&settings, &names).unwrap();
+    let position =
+        |pred: &dyn Fn(&Step) -> bool| plan.steps.iter().position(pred).expect("step present");
+    let validate = position(&|s| matches!(s, Step::Validate { .. }));
+    let cluster = position(&|s| matches!(s, Step::EnsureCluster { .. }));
+    let load = position(&|s| matches!(s, Step::LoadImage { .. }));
+    let cert_manager = position(
+        &|s| matches!(s, Step::InstallAddon { addon, .. } if addon.name == "cert-manager"),
+    );
+    let ca = position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("test CA")));
+    let stack =
+        position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack")));
+    let connect = position(&|s| matches!(s, Step::Connect));
+    let suites = position(&|s| matches!(s, Step::RunSuites { .. }));
+    assert!(
+        validate < cluster && cluster < load && load < cert_manager,
+        "validate, cluster, image, addons"
+    );
+    assert!(cert_manager < ca && ca < stack && stack < connect && connect < suites);
+    assert!(matches!(plan.steps[0], Step::Preflight(ref tools) if tools.len() == 3));
+}
+
+#[test]
+fn keep_leaves_the_cluster_and_reuse_changes_the_cluster_step() {
+    let names = Names::from_docs(rendered()).unwrap();
+    let kept = settings("e2e --backend kind --keep --reuse", Backend::Kind);
+    let plan = plan::build(&kept, &names).unwrap();
+    assert!(plan.finally.is_empty());
+    let text = plan.render(&kept, &names);
+    assert!(text.contains("if present: reuse it (--reuse)"), "{text}");
+    assert!(!text.contains("kind delete cluster"), "{text}");
+}
+
+#[test]
+fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
+    let names = Names::from_docs(rendered()).unwrap();
+    let deploy = settings(
+        "e2e --backend existing --context staging",
+        Backend::Existing,
+    );
+    let text = plan::build(&deploy, &names)
+        .unwrap()
+        .render(&deploy, &names);
+    assert!(
+        !text.contains("kind ") && !text.contains("docker "),
+        "{text}"
+    );
+    assert!(
+        text.contains("CRD certificates.cert-manager.io Established"),
+        "{text}"
+    );
+    assert!(text.contains("camunda-conformance validate"), "{text}");
+    assert!(text.contains("apply the stack from"), "{text}");
+    assert!(text.contains("--context staging"), "{text}");
+
+    let only_test = settings(
+        "e2e --backend existing --context staging --no-deploy",
+        Backend::Existing,
+    );
+    let plan = plan::build(&only_test, &names).unwrap();
+    assert!(plan.steps.iter().all(|s| !matches!(
+        s,
+        Step::Apply { .. } | Step::Validate { .. } | Step::EnsureSecrets { .. }
+    )));
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::RunSuites { .. })));
+    assert!(
+        plan.finally.is_empty(),
+        "an existing cluster is never deleted"
+    );
+}
+
+#[test]
+fn the_session_mode_picks_the_shipped_overlay() {
+    let overlay = |line: &str| {
+        Settings::from_args(&args(line), Backend::Kind, Path::new("/tmp/a"))
+            .unwrap()
+            .overlay
+    };
+    assert!(overlay("e2e --backend kind").ends_with("manifests/overlays/e2e"));
+    assert!(overlay("e2e --backend kind --sessions shared-redis")
+        .ends_with("manifests/overlays/e2e-shared"));
+    assert_eq!(
+        overlay("e2e --backend kind --overlay /x --sessions shared-redis"),
+        Path::new("/x")
+    );
+}
+
+#[test]
+fn contradictory_flags_are_refused() {
+    let err = |line: &str, backend| {
+        Settings::from_args(&args(line), backend, Path::new("/tmp/a"))
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    assert!(err("e2e --backend existing", Backend::Existing).contains("--context"));
+    assert!(err("e2e --backend kind --no-deploy", Backend::Kind).contains("--no-deploy"));
+    assert!(err("e2e --backend kind --context x", Backend::Kind).contains("--context"));
+    assert!(err(
+        "e2e --backend kind --http-port 8443 --https-port 8443",
+        Backend::Kind
+    )
+    .contains("differ"));
+}
+
+#[test]
+fn every_addon_the_plan_names_is_in_the_table() {
+    let settings = settings("e2e --backend kind", Backend::Kind);
+    let names = Names::from_docs(rendered()).unwrap();
+    let installed: Vec<&str> = plan::build(&settings, &names)
+        .unwrap()
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::InstallAddon { addon, .. } => Some(addon.name),
+            _ => None,
+        })
+        .collect();
+    let table: Vec<&str> = addons::ADDONS.iter().map(|a| a.name).collect();
+    assert_eq!(
+        installed, table,
+        "the plan installs every pinned addon, in the table's order"
+    );
+}
