@@ -180,6 +180,96 @@ mod tests {
         }
     }
 
+    fn target(ca_file: &str, extra: &str) -> Target {
+        let text = format!(
+            r#"
+name = "unit"
+backend = "local"
+[ingress]
+base_url = "https://camunda.test:1"
+connect_to = "127.0.0.1:1"
+ca_file = "{ca_file}"
+[sessions]
+mode = "sticky"
+[credentials]
+username = "conformance"
+password_env = "CAMUNDA_CONFORMANCE_UNIT_UNSET"
+[[replicas]]
+name = "a"
+http_url = "http://127.0.0.1:1"
+[[replicas]]
+name = "b"
+http_url = "http://127.0.0.1:1"
+{extra}
+"#
+        );
+        let target: Target = toml::from_str(&text).unwrap();
+        target.validate().unwrap();
+        target
+    }
+
+    async fn run_collecting(target: &Target, suites: &[Suite]) -> (Vec<CheckResult>, usize) {
+        let mut finished = 0;
+        let results = run(target, suites, &mut |event| {
+            if matches!(event, RunEvent::CheckFinished(_)) {
+                finished += 1;
+            }
+        })
+        .await;
+        (results, finished)
+    }
+
+    #[tokio::test]
+    async fn every_check_is_reported_once_even_when_the_target_cannot_be_prepared() {
+        let target = target("/nonexistent/ca.pem", "");
+        let (results, finished) = run_collecting(&target, &[]).await;
+        assert_eq!(results.len(), catalog().len());
+        assert_eq!(finished, results.len());
+        for (result, info) in results.iter().zip(catalog()) {
+            assert_eq!(result.id, info.id);
+            assert_eq!(result.status, Status::Fail);
+            assert!(
+                result.message.contains("ingress.ca_file"),
+                "{}",
+                result.message
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn scaling_skips_on_local_and_disruptive_suites_skip_without_permission() {
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-ca.pem");
+        let target = target(ca, "");
+        let (results, _) = run_collecting(&target, &[Suite::Scaling, Suite::Cluster]).await;
+        // Canonical order whatever the order asked for: cluster before scaling.
+        assert_eq!(results.first().map(|r| r.suite), Some(Suite::Cluster));
+        for result in &results {
+            assert_eq!(result.status, Status::Skip, "{result:?}");
+            let expected = match result.suite {
+                Suite::Scaling => "needs Kubernetes (backend local)",
+                _ => check::NOT_ALLOWED,
+            };
+            assert_eq!(result.message, expected);
+        }
+        assert_eq!(results.len(), scaling::CHECKS.len() + cluster::CHECKS.len());
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_fail_the_checks_that_need_them_and_say_why() {
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-ca.pem");
+        let target = target(ca, "[disruptive]\nallowed = true\n");
+        let (results, _) = run_collecting(&target, &[Suite::Cluster]).await;
+        assert!(!results.is_empty());
+        for result in &results {
+            assert_eq!(result.status, Status::Fail);
+            assert!(
+                result.message.contains("CAMUNDA_CONFORMANCE_UNIT_UNSET"),
+                "{}",
+                result.message
+            );
+        }
+    }
+
     #[test]
     fn suites_parse_and_print() {
         assert_eq!("tls".parse::<Suite>().unwrap(), Suite::Tls);

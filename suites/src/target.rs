@@ -1,6 +1,46 @@
 //! The target description: everything the suites know about the deployment under test.
 //! Written by `cargo xtask e2e`, or by hand for an existing deployment; read by
-//! `camunda-conformance run --target FILE`.
+//! `camunda-conformance run --target FILE`. Relative paths are relative to the file.
+//!
+//! ```toml
+//! name = "local-sticky"
+//! backend = "local"                        # local | kind | existing
+//! [ingress]
+//! base_url = "https://camunda.test:18443"  # https; its port must equal connect_to's
+//! connect_to = "127.0.0.1:18443"           # optional: the host resolves here, no DNS
+//! http_url = "http://camunda.test:18080"   # optional: must redirect to https
+//! ca_file = "ca.pem"                       # the only CA trusted for the ingress
+//! webapp_path = "/camunda"                 # default; forks use /operaton, /webapp
+//! rest_path = "/engine-rest"               # default
+//! [sessions]
+//! mode = "sticky"                          # sticky | shared
+//! affinity_cookie = "INGRESSCOOKIE"        # default; never JSESSIONID
+//! [credentials]
+//! username = "conformance"
+//! password_file = "password"               # or password_env = "VAR"; never inline
+//! [prometheus]                             # optional: without it those checks skip
+//! url = "http://127.0.0.1:19090"
+//! job = "camunda"
+//! [[replicas]]
+//! name = "camunda-0"
+//! http_url = "http://127.0.0.1:28080"
+//! metrics_url = "http://127.0.0.1:29404/metrics"
+//! prometheus_instance = "10.244.0.7:9404"  # optional: when Prometheus scrapes another address
+//! stop = { signal = { pid = 1234 } }       # or { delete_pod = { namespace = "camunda", name = "camunda-0" } }
+//! [kubernetes]                             # kind/existing: scaling suite and delete_pod
+//! context = "kind-camunda-conformance"     # optional, as is kubeconfig
+//! namespace = "camunda"
+//! deployment = "camunda"
+//! hpa = "camunda"
+//! [disruptive]
+//! allowed = true                           # default false: disruptive checks skip
+//! [bounds]                                 # optional, seconds; these are the defaults
+//! prometheus_s = 60
+//! settle_s = 20
+//! job_s = 60
+//! scale_out_s = 300
+//! scale_in_s = 600
+//! ```
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -495,6 +535,26 @@ allowed = true
         // What xtask writes reads back.
         let again: Target = toml::from_str(&target.to_toml().unwrap()).unwrap();
         assert_eq!(again.replicas.len(), 2);
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc: String = include_str!("target.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//!"))
+            .map(|line| line.strip_prefix(' ').unwrap_or(line))
+            .skip_while(|line| *line != "```toml")
+            .skip(1)
+            .take_while(|line| *line != "```")
+            .collect::<Vec<_>>()
+            .join("\n");
+        let target: Target = toml::from_str(&doc).unwrap();
+        target.validate().unwrap();
+        assert_eq!(
+            target.replicas[0].instance().as_deref(),
+            Some("10.244.0.7:9404")
+        );
+        assert_eq!(target.kubernetes.unwrap().hpa, "camunda");
     }
 
     #[test]

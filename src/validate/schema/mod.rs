@@ -203,6 +203,12 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
         message,
     };
     if let Some((_, since, replacement)) = REMOVED.iter().find(|(v, ..)| *v == raw.api_version) {
+        let served = served_versions(&raw.kind);
+        let replacement = if served.is_empty() {
+            replacement.to_string()
+        } else {
+            served.join(" or ")
+        };
         let message = format!(
             "apiVersion {} of {} was removed in {since}: use {replacement} (and its field layout)",
             raw.api_version, raw.kind
@@ -218,11 +224,7 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
             // A custom resource we have no schema for: not ours to judge.
             return (Typed::Other, Vec::new());
         }
-        let served: Vec<&str> = kinds()
-            .iter()
-            .filter(|k| k.kind == raw.kind)
-            .map(|k| k.api_version)
-            .collect();
+        let served = served_versions(&raw.kind);
         let message = if served.is_empty() {
             format!(
                 "kind {} is not served by apiVersion {} (no schema known for it)",
@@ -245,6 +247,14 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
     }
     let findings = problems.0.into_iter().map(finding).collect();
     (typed, findings)
+}
+
+fn served_versions(kind: &str) -> Vec<&'static str> {
+    kinds()
+        .iter()
+        .filter(|k| k.kind == kind)
+        .map(|k| k.api_version)
+        .collect()
 }
 
 /// Deserialises `value` as `T`, recording unknown fields and the first type error. Numbers where

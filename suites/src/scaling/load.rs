@@ -47,7 +47,7 @@ impl fmt::Display for LoadReport {
 /// so that a forgotten stop cannot load the stack forever.
 pub(crate) async fn generate(ctx: &Ctx<'_>, stop: &AtomicBool) -> LoadReport {
     let started = Instant::now();
-    let limit = Duration::from_secs(ctx.target.bounds.scale_out_s * 2 + 60);
+    let limit = Duration::from_secs(ctx.target.bounds.scale_out_s * 3 + 60);
     let Ok(password) = ctx.password() else {
         return LoadReport {
             last_error: Some("no credentials".into()),

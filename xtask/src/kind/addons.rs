@@ -399,7 +399,15 @@ pub fn pin_addons() -> Result<bool> {
         for addon in ADDONS {
             println!("{} {}", addon.name, addon.version);
             for file in addon.files {
-                let actual = sha256_hex(&download(&client, file.url).await?);
+                let bytes = match download(&client, file.url).await {
+                    Ok(bytes) => bytes,
+                    Err(err) => {
+                        all_good = false;
+                        println!("  FAILED  {}: {err:#}", file.url);
+                        continue;
+                    }
+                };
+                let actual = sha256_hex(&bytes);
                 let verdict = match file.sha256 {
                     Some(pinned) if pinned == actual => "ok".to_string(),
                     Some(pinned) => format!("MISMATCH (pinned {pinned})"),
@@ -540,6 +548,68 @@ spec:
         verify(&pinned, b"abc").unwrap();
         let err = verify(&pinned, b"abd").unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
+    }
+
+    /// Serves `body` to `connections` HTTP requests on a loopback port; returns the URL.
+    fn serve(body: &'static [u8], connections: usize) -> &'static str {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/deploy.yaml", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(connections) {
+                let mut stream = stream.unwrap();
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(body).unwrap();
+            }
+        });
+        Box::leak(url.into_boxed_str())
+    }
+
+    #[tokio::test]
+    async fn fetch_verifies_caches_and_refuses_altered_downloads() {
+        let client = reqwest::Client::new();
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, dir) = (tmp.path().join("cache"), tmp.path().join("addon"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+        let file = PinnedFile {
+            url: serve(b"abc", 1),
+            sha256: Some(abc),
+        };
+        let path = fetch(&client, &file, &cache, &dir).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        assert_eq!(path.file_name().unwrap(), "deploy.yaml");
+        // The server served once; the second fetch comes from the verified cache.
+        std::fs::remove_file(&path).unwrap();
+        fetch(&client, &file, &cache, &dir).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+
+        let tampered = PinnedFile {
+            url: serve(b"abd", 1),
+            sha256: Some("0".repeat(64).leak()),
+        };
+        let err = fetch(&client, &tampered, &cache, &dir)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match its pin"), "{err}");
+
+        let unpinned = PinnedFile {
+            url: serve(b"abc", 1),
+            sha256: None,
+        };
+        let err = fetch(&client, &unpinned, &cache, &dir)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pin missing"), "{err}");
     }
 
     #[test]

@@ -390,7 +390,11 @@ impl Wait {
     pub fn describe(&self) -> String {
         match self {
             Wait::Rollout { workload, namespace, name, timeout } => format!(
-                "{workload:?} {namespace}/{name} rolled out (observedGeneration current, all replicas updated, ready, available), at most {}s",
+                "{workload:?} {namespace}/{name} rolled out ({}), at most {}s",
+                match workload {
+                    Workload::Deployment => "observedGeneration current; every replica updated, ready and available; no old one left",
+                    Workload::StatefulSet => "observedGeneration current; every replica ready on the update revision",
+                },
                 timeout.as_secs()
             ),
             Wait::Ready { kind, namespace, name, timeout, .. } => format!(

@@ -26,6 +26,10 @@ pub struct IngressFacts {
     pub tls_secret: String,
     /// `Some(cookie)` when ingress-nginx pins clients to a replica.
     pub affinity_cookie: Option<String>,
+    /// The routed paths of the TLS host: engine-rest, and the webapps (forks move the latter,
+    /// e.g. `/operaton`), so the suites follow the Ingress instead of assuming `/camunda`.
+    pub rest_path: String,
+    pub webapp_path: String,
 }
 
 const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
@@ -52,10 +56,37 @@ pub fn ingress_facts(ingress: &KubeIngress) -> Result<IngressFacts> {
                 .cloned()
                 .unwrap_or_else(|| "INGRESSCOOKIE".to_string())
         });
+    let paths: Vec<String> = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter(|rule| rule.host.as_deref() == Some(host.as_str()))
+        .flat_map(|rule| rule.http.iter().flat_map(|http| http.paths.iter()))
+        .filter_map(|p| {
+            p.path
+                .as_deref()
+                .map(|path| path.trim_end_matches('/').to_string())
+        })
+        .filter(|path| !path.is_empty())
+        .collect();
+    let rest_path = paths
+        .iter()
+        .find(|p| p.ends_with("/engine-rest"))
+        .cloned()
+        .ok_or_else(|| anyhow!("Ingress {name} routes no /engine-rest path for {host}"))?;
+    let webapp_path = paths
+        .iter()
+        .find(|p| **p != rest_path)
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!("Ingress {name} routes no webapp path for {host} besides {rest_path}")
+        })?;
     Ok(IngressFacts {
         host,
         tls_secret: tls.secret_name.clone().unwrap_or_default(),
         affinity_cookie,
+        rest_path,
+        webapp_path,
     })
 }
 
@@ -218,8 +249,8 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
                 .http
                 .map(|addr| format!("http://{host}{}", port_suffix(addr, 80))),
             ca_file: inputs.ca_file,
-            webapp_path: "/camunda".into(),
-            rest_path: "/engine-rest".into(),
+            webapp_path: inputs.ingress.webapp_path.clone(),
+            rest_path: inputs.ingress.rest_path.clone(),
         },
         sessions: Sessions {
             mode,
@@ -299,6 +330,10 @@ mod tests {
         assert_eq!(ingress.host, "camunda.test");
         assert_eq!(ingress.tls_secret, "camunda-tls");
         assert_eq!(ingress.affinity_cookie.as_deref(), Some("CAMUNDA_AFFINITY"));
+        assert_eq!(
+            (ingress.webapp_path.as_str(), ingress.rest_path.as_str()),
+            ("/camunda", "/engine-rest")
+        );
         // The ServiceMonitor selects the `camunda` Service (not `camunda-headless`), whose port
         // `metrics` targets the container port named `metrics`.
         assert_eq!(
@@ -428,6 +463,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no Ready pod"));
+    }
+
+    #[test]
+    fn paths_follow_the_ingress_and_a_missing_rest_route_is_an_error() {
+        let mut ingress: serde_json::Value = fixtures::load("ingress.json");
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/operaton/".into();
+        let facts = ingress_facts(&serde_json::from_value(ingress.clone()).unwrap()).unwrap();
+        assert_eq!(facts.webapp_path, "/operaton");
+        ingress["spec"]["rules"][0]["http"]["paths"][1]["path"] = "/api".into();
+        let err = ingress_facts(&serde_json::from_value(ingress).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/engine-rest"), "{err}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ const NO_AGENT: Fault = Fault {
 const NO_AFFINITY: Fault = Fault {
     name: "replicas with neither affinity nor a shared store (nginx round robin)",
     suite: "sessions",
-    check: "sessions.sticky-affinity",
+    check: "sessions.ingress-requests",
 };
 const NOT_SCRAPED: Fault = Fault {
     name: "Prometheus not scraping one replica",
