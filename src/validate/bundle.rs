@@ -2,7 +2,7 @@
 //! function over the whole stack: workloads and their pod templates, which Services select which
 //! pods, which Ingress routes to which Service port, which HPA scales which workload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
@@ -51,11 +51,7 @@ impl Entry {
     /// Same namespace, where an object without one (plain manifests applied with `-n`) is
     /// taken to share the other's.
     pub fn same_namespace(&self, other: &Entry) -> bool {
-        same_namespace(&self.raw.namespace, &other.raw.namespace)
-    }
-
-    pub fn in_namespace(&self, namespace: Option<&str>) -> bool {
-        match (self.raw.namespace.as_deref(), namespace) {
+        match (&self.raw.namespace, &other.raw.namespace) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         }
@@ -70,13 +66,6 @@ impl Entry {
     }
 }
 
-pub fn same_namespace(a: &Option<String>, b: &Option<String>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    }
-}
-
 /// A Deployment, StatefulSet or DaemonSet with its pod template.
 #[derive(Clone, Copy)]
 pub struct Workload<'a> {
@@ -84,7 +73,6 @@ pub struct Workload<'a> {
     pub template: &'a PodTemplateSpec,
     /// `spec.replicas` as written (`None`: unset, which means 1 without an HPA).
     pub replicas: Option<i32>,
-    pub daemon: bool,
 }
 
 impl<'a> Workload<'a> {
@@ -191,36 +179,117 @@ pub fn image_tag(image: &str) -> Option<&str> {
     name.find(':').map(|colon| &name[colon + 1..])
 }
 
+/// Lookups by name and label are indexed once, so rules stay linear in the bundle size (the
+/// benchmark checks 4,000 objects).
 pub struct Bundle {
     pub entries: Vec<Entry>,
+    /// kind → name → entries.
+    by_name: Index,
+    /// Secret name → entries that provide it (Secret, Certificate, ExternalSecret, SealedSecret).
+    secret_providers: HashMap<String, Vec<usize>>,
+    /// scaleTargetRef kind → name → HPA entries.
+    hpa_by_target: Index,
+    /// Pod template label key → value → workload entries.
+    workloads_by_label: Index,
+    /// First selector pair key → value → Service entries.
+    services_by_selector: Index,
+}
+
+type Index = HashMap<String, HashMap<String, Vec<usize>>>;
+
+fn insert(index: &mut Index, outer: &str, inner: &str, position: usize) {
+    index
+        .entry(outer.to_string())
+        .or_default()
+        .entry(inner.to_string())
+        .or_default()
+        .push(position);
+}
+
+fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
+    index
+        .get(outer)
+        .and_then(|m| m.get(inner))
+        .map_or(&[], Vec::as_slice)
 }
 
 impl Bundle {
     pub fn new(entries: Vec<Entry>) -> Self {
-        Bundle { entries }
+        let mut bundle = Bundle {
+            entries,
+            by_name: Index::new(),
+            secret_providers: HashMap::new(),
+            hpa_by_target: Index::new(),
+            workloads_by_label: Index::new(),
+            services_by_selector: Index::new(),
+        };
+        for (position, entry) in bundle.entries.iter().enumerate() {
+            insert(&mut bundle.by_name, &entry.raw.kind, &entry.raw.name, position);
+            if let Some(secret) = provided_secret(entry) {
+                bundle
+                    .secret_providers
+                    .entry(secret.to_string())
+                    .or_default()
+                    .push(position);
+            }
+            match &entry.typed {
+                Typed::Hpa(hpa) => {
+                    if let Some(spec) = &hpa.spec {
+                        let target = &spec.scale_target_ref;
+                        insert(&mut bundle.hpa_by_target, &target.kind, &target.name, position);
+                    }
+                }
+                Typed::Service(service) => {
+                    let first = service
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.as_ref())
+                        .and_then(|s| s.iter().next());
+                    if let Some((key, value)) = first {
+                        insert(&mut bundle.services_by_selector, key, value, position);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let labelled: Vec<(usize, Vec<(String, String)>)> = bundle
+            .workloads()
+            .filter_map(|w| {
+                let position = bundle.position(w.entry)?;
+                let labels = w.labels()?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                Some((position, labels))
+            })
+            .collect();
+        for (position, labels) in labelled {
+            for (key, value) in labels {
+                insert(&mut bundle.workloads_by_label, &key, &value, position);
+            }
+        }
+        bundle
+    }
+
+    fn position(&self, entry: &Entry) -> Option<usize> {
+        lookup(&self.by_name, &entry.raw.kind, &entry.raw.name)
+            .iter()
+            .copied()
+            .find(|i| std::ptr::eq(&self.entries[*i], entry))
+    }
+
+    /// Entries of a kind and name near (in the namespace of) `near`.
+    pub fn named<'a>(&'a self, kind: &str, name: &str, near: &Entry) -> Vec<&'a Entry> {
+        lookup(&self.by_name, kind, name)
+            .iter()
+            .map(|i| &self.entries[*i])
+            .filter(|e| e.same_namespace(near))
+            .collect()
+    }
+
+    fn workload_at(&self, position: usize) -> Option<Workload<'_>> {
+        workload_of(&self.entries[position])
     }
 
     pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
-        self.entries.iter().filter_map(|entry| {
-            let (template, replicas, daemon) = match &entry.typed {
-                Typed::Deployment(d) => {
-                    let spec = d.spec.as_ref()?;
-                    (&spec.template, spec.replicas, false)
-                }
-                Typed::StatefulSet(s) => {
-                    let spec = s.spec.as_ref()?;
-                    (&spec.template, spec.replicas, false)
-                }
-                Typed::DaemonSet(d) => (&d.spec.as_ref()?.template, None, true),
-                _ => return None,
-            };
-            Some(Workload {
-                entry,
-                template,
-                replicas,
-                daemon,
-            })
-        })
+        self.entries.iter().filter_map(workload_of)
     }
 
     pub fn camunda_workloads(&self) -> impl Iterator<Item = (Workload<'_>, &Container)> {
@@ -264,36 +333,26 @@ impl Bundle {
     }
 
     pub fn config_map(&self, near: &Entry, name: &str) -> Option<&ConfigMap> {
-        self.entries.iter().find_map(|e| match &e.typed {
-            Typed::ConfigMap(c) if e.name() == name && e.same_namespace(near) => Some(c),
+        self.named("ConfigMap", name, near).into_iter().find_map(|e| match &e.typed {
+            Typed::ConfigMap(c) => Some(c),
             _ => None,
         })
     }
 
-    /// Names of the Secrets the bundle provides near `near`: Secret objects, and the Secrets that
-    /// cert-manager Certificates, ExternalSecrets and SealedSecrets create.
+    /// Whether the bundle provides Secret `name` near `near`: a Secret object, or a Secret that a
+    /// cert-manager Certificate, an ExternalSecret or a SealedSecret creates.
     pub fn provides_secret(&self, near: &Entry, name: &str) -> bool {
-        self.entries
-            .iter()
-            .filter(|e| e.same_namespace(near))
-            .any(|e| match &e.typed {
-                Typed::Secret(_) => e.name() == name,
-                Typed::Certificate(c) => c.spec.secret_name == name,
-                _ => match e.raw.kind.as_str() {
-                    "ExternalSecret" => {
-                        let target = e.raw.value.pointer("/spec/target/name");
-                        target.and_then(|t| t.as_str()).unwrap_or(e.name()) == name
-                    }
-                    "SealedSecret" => e.name() == name,
-                    _ => false,
-                },
-            })
+        self.secret_providers
+            .get(name)
+            .into_iter()
+            .flatten()
+            .any(|i| self.entries[*i].same_namespace(near))
     }
 
     /// The key names a Secret object of the bundle holds (values are never read).
     pub fn secret_keys(&self, near: &Entry, name: &str) -> Option<Vec<&str>> {
-        self.entries.iter().find_map(|e| match &e.typed {
-            Typed::Secret(s) if e.name() == name && e.same_namespace(near) => Some(
+        self.named("Secret", name, near).into_iter().find_map(|e| match &e.typed {
+            Typed::Secret(s) => Some(
                 s.data
                     .iter()
                     .flat_map(|d| d.keys())
@@ -307,12 +366,14 @@ impl Bundle {
 
     /// The HPA whose `scaleTargetRef` names this workload.
     pub fn hpa_for(&self, workload: &Workload) -> Option<(&Entry, &HorizontalPodAutoscaler)> {
-        self.hpas().find(|(entry, hpa)| {
-            let target = hpa.spec.as_ref().map(|s| &s.scale_target_ref);
-            target.is_some_and(|t| {
-                t.kind == workload.entry.raw.kind && t.name == workload.entry.name()
-            }) && entry.same_namespace(workload.entry)
-        })
+        lookup(&self.hpa_by_target, &workload.entry.raw.kind, workload.entry.name())
+            .iter()
+            .map(|i| &self.entries[*i])
+            .filter(|e| e.same_namespace(workload.entry))
+            .find_map(|e| match &e.typed {
+                Typed::Hpa(h) => Some((e, h)),
+                _ => None,
+            })
     }
 
     /// The most pods the workload can run: the HPA's maxReplicas, else its replicas (default 1).
@@ -336,17 +397,39 @@ impl Bundle {
         let Some(labels) = workload.labels() else {
             return Vec::new();
         };
-        self.services()
-            .filter(|(entry, service)| {
-                entry.same_namespace(workload.entry)
-                    && service_selects(service, labels)
+        let mut candidates: Vec<usize> = labels
+            .iter()
+            .flat_map(|(k, v)| lookup(&self.services_by_selector, k, v).iter().copied())
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .map(|i| &self.entries[i])
+            .filter_map(|entry| match &entry.typed {
+                Typed::Service(service)
+                    if entry.same_namespace(workload.entry) && service_selects(service, labels) =>
+                {
+                    Some((entry, service))
+                }
+                _ => None,
             })
             .collect()
     }
 
     /// Workloads whose pods a Service selects.
     pub fn workloads_for<'a>(&'a self, service_entry: &Entry, service: &Service) -> Vec<Workload<'a>> {
-        self.workloads()
+        let Some((key, value)) = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|s| s.iter().next())
+        else {
+            return Vec::new();
+        };
+        lookup(&self.workloads_by_label, key, value)
+            .iter()
+            .filter_map(|i| self.workload_at(*i))
             .filter(|w| {
                 w.entry.same_namespace(service_entry)
                     && w.labels().is_some_and(|l| service_selects(service, l))
@@ -355,8 +438,10 @@ impl Bundle {
     }
 
     pub fn service_named(&self, near: &Entry, name: &str) -> Option<(&Entry, &Service)> {
-        self.services()
-            .find(|(entry, _)| entry.name() == name && entry.same_namespace(near))
+        self.named("Service", name, near).into_iter().find_map(|e| match &e.typed {
+            Typed::Service(s) => Some((e, s)),
+            _ => None,
+        })
     }
 
     /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
@@ -398,6 +483,47 @@ impl Bundle {
             }
         }
         out
+    }
+}
+
+fn workload_of(entry: &Entry) -> Option<Workload<'_>> {
+    let (template, replicas) = match &entry.typed {
+        Typed::Deployment(d) => {
+            let spec = d.spec.as_ref()?;
+            (&spec.template, spec.replicas)
+        }
+        Typed::StatefulSet(s) => {
+            let spec = s.spec.as_ref()?;
+            (&spec.template, spec.replicas)
+        }
+        // One pod per node: no replica count of its own.
+        Typed::DaemonSet(d) => (&d.spec.as_ref()?.template, None),
+        _ => return None,
+    };
+    Some(Workload {
+        entry,
+        template,
+        replicas,
+    })
+}
+
+/// The Secret an entry creates, if any.
+fn provided_secret(entry: &Entry) -> Option<&str> {
+    match &entry.typed {
+        Typed::Secret(_) => Some(entry.name()),
+        Typed::Certificate(c) => Some(&c.spec.secret_name),
+        _ => match entry.raw.kind.as_str() {
+            "ExternalSecret" => Some(
+                entry
+                    .raw
+                    .value
+                    .pointer("/spec/target/name")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or(entry.name()),
+            ),
+            "SealedSecret" => Some(entry.name()),
+            _ => None,
+        },
     }
 }
 

@@ -381,7 +381,13 @@ impl Runner<'_> {
             &services.items,
             &deployment,
         )?;
-        let http_port = target::container_port(&deployment, "http").unwrap_or(8080);
+        let http_port = match target::container_port(&deployment, "http") {
+            Ok(port) => port,
+            Err(_) => {
+                println!("  the Deployment names no container port `http`: forwarding 8080 (SERVER_PORT's default)");
+                8080
+            }
+        };
 
         // The CA the suites trust: the test CA on kind; on an existing cluster, the ca.crt
         // cert-manager's CA issuer writes beside the served certificate.

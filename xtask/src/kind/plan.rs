@@ -522,6 +522,19 @@ impl Step {
                     out,
                     "build the target description from the cluster (context {context})"
                 );
+                let _ = writeln!(
+                    out,
+                    "    from the live Ingress {ns}/{}, ServiceMonitor {ns}/{}, Deployment {ns}/{}: host, webapp and engine-rest paths, affinity cookie (sessions mode), scrape job and port",
+                    names.ingress,
+                    names.service_monitor,
+                    names.deployment,
+                    ns = names.namespace
+                );
+                let _ = writeln!(
+                    out,
+                    "    credentials: CAMUNDA_BPM_ADMIN_USER_ID and the Secret behind CAMUNDA_BPM_ADMIN_USER_PASSWORD -> {}/password (0600, outside the artifacts)",
+                    settings.secrets_dir.display()
+                );
                 match settings.backend {
                     Backend::Kind => {
                         let _ = writeln!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::stack::{http_client, ReplicaFlavour, ReplicaState, Stack};
+use super::stack::{http_client, write_target, ReplicaFlavour, ReplicaState, Stack};
 use super::tls::Pki;
 use super::wait::{self, Probe};
 use crate::artifacts::Artifacts;
@@ -33,7 +33,7 @@ const NO_AGENT: Fault = Fault {
 const NO_AFFINITY: Fault = Fault {
     name: "replicas with neither affinity nor a shared store (nginx round robin)",
     suite: "sessions",
-    check: "sessions.ingress-requests",
+    check: "sessions.login",
 };
 const NOT_SCRAPED: Fault = Fault {
     name: "Prometheus not scraping one replica",
@@ -130,7 +130,14 @@ fn run_all(
     noagent: &ReplicaState,
 ) -> Result<Vec<Observed>> {
     let state = stack.state.clone();
-    let normal_target = state.write_target(&dir.join("target.toml"), &state.replicas)?;
+    // Prometheus is verified reloaded before a check runs: a few scrape intervals are enough
+    // for the checks that wait for it.
+    let fault_target = |replicas: &[ReplicaState], file: &str| {
+        let mut target = state.target(replicas);
+        target.bounds.prometheus_s = 10;
+        write_target(&dir.join(file), &target)
+    };
+    let normal_target = fault_target(&state.replicas, "target.toml")?;
     let mut observed = Vec::new();
 
     // (1) The ingress sends everything to a replica without basic auth.
@@ -143,7 +150,7 @@ fn run_all(
     // (2) The target lists a replica whose JVM runs without the agent.
     let mut replicas = state.replicas.clone();
     replicas.push(noagent.clone());
-    let target = state.write_target(&dir.join("target-noagent.toml"), &replicas)?;
+    let target = fault_target(&replicas, "target-noagent.toml")?;
     observed.push(probe(cli, &target, &NO_AGENT, dir)?);
 
     // (3) Round robin without a shared store: only meaningful on the sticky stack.

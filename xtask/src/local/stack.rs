@@ -198,12 +198,15 @@ impl StackState {
         }
     }
 
-    /// Writes the target description; returns its path.
+    /// Writes the target description for these replicas; returns its path.
     pub fn write_target(&self, path: &Path, replicas: &[ReplicaState]) -> Result<PathBuf> {
-        let text = self.target(replicas).to_toml()?;
-        write_file(path, &text, 0o644)?;
-        Ok(path.to_path_buf())
+        write_target(path, &self.target(replicas))
     }
+}
+
+pub fn write_target(path: &Path, target: &camunda_conformance_suites::Target) -> Result<PathBuf> {
+    write_file(path, &target.to_toml()?, 0o644)?;
+    Ok(path.to_path_buf())
 }
 
 /// How one replica differs from the normal ones (faults use the variations).
@@ -707,6 +710,7 @@ impl Stack {
     /// Restarts replicas that died (the shared-session check kills one on purpose) on the same
     /// ports; with `wait`, until they are ready, else they come up in the background.
     pub fn heal(&mut self, wait: bool) -> Result<()> {
+        self.supervisor.reap();
         let dead: Vec<usize> = (0..self.state.replicas.len())
             .filter(|&i| !supervisor::group_alive(self.state.replicas[i].pid))
             .collect();

@@ -202,6 +202,13 @@ impl Supervisor {
         Ok(self.procs.len() - 1)
     }
 
+    /// Waits for every child that exited, so that its group no longer looks alive.
+    pub fn reap(&mut self) {
+        for proc in &mut self.procs {
+            let _ = proc.child.try_wait();
+        }
+    }
+
     pub fn get(&mut self, index: usize) -> &mut Proc {
         &mut self.procs[index]
     }
