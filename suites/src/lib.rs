@@ -22,7 +22,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use check::{CheckInfo, CheckResult, RunEvent, Status};
-pub use scaling::{HpaStatus, KubeFuture, KubeOps, PodState};
+pub use scaling::{load, HpaCondition, HpaStatus, KubeFuture, KubeOps, PodState, PortForward};
 pub use target::{
     Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus, Replica,
     SessionMode, Sessions, StopHandle, Target,

@@ -78,7 +78,8 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
 /// Requests through the ingress that must all find the session.
 const REPEATS: usize = 20;
 
-fn ingress<'c>(ctx: &'c Ctx<'_>) -> Webapp<'c> {
+/// The webapp through the ingress.
+pub(crate) fn ingress<'c>(ctx: &'c Ctx<'_>) -> Webapp<'c> {
     Webapp {
         label: "ingress".into(),
         client: &ctx.http.ingress,
@@ -103,7 +104,7 @@ fn replicas<'c>(ctx: &'c Ctx<'_>) -> Vec<Webapp<'c>> {
 }
 
 /// Only the application's session cookie: what a replica asked directly needs.
-fn session_only(cookies: &Cookies) -> Cookies {
+pub(crate) fn session_only(cookies: &Cookies) -> Cookies {
     let mut only = Cookies::default();
     if let Some(id) = cookies.get(SESSION_COOKIE) {
         only.insert(SESSION_COOKIE, id);

@@ -45,9 +45,18 @@ impl Artifacts {
         Ok(path)
     }
 
-    /// The last line of every run names the folder.
-    pub fn announce(&self, passed: bool) {
-        let verdict = if passed { "passed" } else { "FAILED" };
+    /// The last line of every run names the folder. `--plan` and `--down` run no suites: they
+    /// name no verdict and leave no empty folder behind.
+    pub fn finish(&self, args: &E2eArgs, outcome: &Result<bool>) {
+        if args.plan || args.down {
+            let _ = std::fs::remove_dir(&self.dir); // only succeeds when empty
+            return;
+        }
+        let verdict = match outcome {
+            Ok(true) => "passed",
+            Ok(false) => "FAILED (a check failed)",
+            Err(_) => "FAILED (the run could not complete)",
+        };
         println!("e2e {verdict}; artifacts: {}", self.dir.display());
     }
 }

@@ -59,14 +59,14 @@ pub fn e2e(args: &E2eArgs, timings: Option<&mut Timings>) -> Result<bool> {
         BackendChoice::Local => {
             let artifacts = Artifacts::create(args, "local")?;
             let outcome = local::e2e(args, &artifacts, timings);
-            artifacts.announce(outcome.as_ref().map(|ok| *ok).unwrap_or(false));
+            artifacts.finish(args, &outcome);
             outcome
         }
         BackendChoice::Kind | BackendChoice::Existing => {
             let name = if chosen.backend == BackendChoice::Kind { "kind" } else { "existing" };
             let artifacts = Artifacts::create(args, name)?;
             let outcome = kind::e2e(args, chosen.backend, &artifacts, timings);
-            artifacts.announce(outcome.as_ref().map(|ok| *ok).unwrap_or(false));
+            artifacts.finish(args, &outcome);
             outcome
         }
         BackendChoice::Auto => unreachable!("choose() never returns Auto"),

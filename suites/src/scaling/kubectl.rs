@@ -1,10 +1,20 @@
 //! [`KubeOps`] through kubectl: `get -o json` and the metrics API's raw path, parsed here.
 
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{HpaStatus, KubeFuture, KubeOps, PodState};
+use super::{HpaStatus, KubeFuture, KubeOps, PodState, PortForward};
 use crate::target::Kubernetes;
+
+/// Tomcat's port when the pod names no `http` port.
+const DEFAULT_HTTP_PORT: u16 = 8080;
+/// kubectl port-forward to print its local port.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(crate) struct Kubectl {
     base_args: Vec<String>,
@@ -93,7 +103,7 @@ impl KubeOps for Kubectl {
                     "json",
                 ])
                 .await?;
-            Ok(hpa_status(&hpa))
+            Ok(HpaStatus::from_api(&hpa))
         })
     }
 
@@ -115,6 +125,51 @@ impl KubeOps for Kubectl {
             Ok(pod_states(&list))
         })
     }
+
+    fn port_forward(&self, pod: &str, port: u16) -> KubeFuture<'_, PortForward> {
+        let pod = pod.to_string();
+        Box::pin(async move {
+            let target = format!("pod/{pod}");
+            let ports = format!(":{port}");
+            let mut child = tokio::process::Command::new("kubectl")
+                .args(&self.base_args)
+                .args(["--namespace", &self.namespace, "port-forward", &target])
+                .args(["--address", "127.0.0.1", &ports])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting kubectl port-forward")?;
+            let stdout = child
+                .stdout
+                .take()
+                .context("kubectl port-forward: no stdout")?;
+            let mut lines = BufReader::new(stdout).lines();
+            let local = tokio::time::timeout(FORWARD_TIMEOUT, async {
+                while let Some(line) = lines.next_line().await? {
+                    if let Some(local) = forwarded_port(&line) {
+                        return Ok(local);
+                    }
+                }
+                bail!("kubectl port-forward {target} ended before forwarding")
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "kubectl port-forward {target}: no local port within {} s",
+                    FORWARD_TIMEOUT.as_secs()
+                )
+            })??;
+            // kubectl prints a line per connection: keep reading so that it never blocks on a
+            // full pipe; the task ends at EOF when the child is killed.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Ok(PortForward {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, local)),
+                _child: child,
+            })
+        })
+    }
 }
 
 /// `k=v,k2=v2` from a Deployment's `spec.selector.matchLabels`.
@@ -129,6 +184,25 @@ fn label_selector(deployment: &Value) -> Result<String> {
         .join(","))
 }
 
+/// The container port named `http` (the manifests' name for Tomcat's port), else 8080.
+fn http_port(pod: &Value) -> u16 {
+    pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .find(|p| p["name"] == "http")
+        .and_then(|p| p["containerPort"].as_u64())
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or(DEFAULT_HTTP_PORT)
+}
+
+/// The local port of kubectl port-forward's `Forwarding from 127.0.0.1:PORT -> ...` line.
+fn forwarded_port(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix("Forwarding from 127.0.0.1:")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 fn pod_metric_names(list: &Value) -> Vec<String> {
     items(list)
         .filter_map(|item| item["metadata"]["name"].as_str().map(str::to_string))
@@ -139,7 +213,7 @@ fn items(list: &Value) -> impl Iterator<Item = &Value> {
     list["items"].as_array().into_iter().flatten()
 }
 
-fn pod_states(list: &Value) -> Vec<PodState> {
+pub(super) fn pod_states(list: &Value) -> Vec<PodState> {
     items(list)
         .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null())
         .filter_map(|pod| {
@@ -152,119 +226,17 @@ fn pod_states(list: &Value) -> Vec<PodState> {
                 name: pod["metadata"]["name"].as_str()?.to_string(),
                 ready,
                 ip: pod["status"]["podIP"].as_str().map(str::to_string),
+                http_port: http_port(pod),
             })
         })
         .collect()
-}
-
-/// An autoscaling/v2 HPA object, reduced to what the suite reports and decides on.
-fn hpa_status(hpa: &Value) -> HpaStatus {
-    let number = |v: &Value| u32::try_from(v.as_u64().unwrap_or(0)).unwrap_or(u32::MAX);
-    let targets: Vec<(String, String)> = hpa["spec"]["metrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| {
-            let (name, target) = metric_parts(m, "target")?;
-            Some((name, target))
-        })
-        .collect();
-    let current_metrics = hpa["status"]["currentMetrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| {
-            let (name, current) = metric_parts(m, "current")?;
-            let target = targets
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| format!(" (target {t})"))
-                .unwrap_or_default();
-            Some(format!("{name} {current}{target}"))
-        })
-        .collect();
-    let conditions = hpa["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            format!(
-                "{}={} ({})",
-                c["type"].as_str().unwrap_or("?"),
-                c["status"].as_str().unwrap_or("?"),
-                c["reason"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    HpaStatus {
-        // minReplicas defaults to 1 when absent.
-        min_replicas: if hpa["spec"]["minReplicas"].is_null() {
-            1
-        } else {
-            number(&hpa["spec"]["minReplicas"])
-        },
-        max_replicas: number(&hpa["spec"]["maxReplicas"]),
-        current_replicas: number(&hpa["status"]["currentReplicas"]),
-        desired_replicas: number(&hpa["status"]["desiredReplicas"]),
-        current_metrics,
-        conditions,
-    }
-}
-
-/// (metric name, value) of a v2 metric spec or status entry; `field` is `target` or
-/// `current`. Entries without a value (`<unknown>` in kubectl) give `None`.
-fn metric_parts(metric: &Value, field: &str) -> Option<(String, String)> {
-    let kind = metric["type"].as_str()?;
-    let key = match kind {
-        "Resource" => "resource",
-        "ContainerResource" => "containerResource",
-        "Pods" => "pods",
-        "Object" => "object",
-        "External" => "external",
-        _ => return None,
-    };
-    let body = &metric[key];
-    let name = body["name"]
-        .as_str()
-        .or_else(|| body["metric"]["name"].as_str())?
-        .to_string();
-    let values = &body[field];
-    let value = if let Some(u) = values["averageUtilization"].as_u64() {
-        format!("{u}%")
-    } else if let Some(v) = values["averageValue"].as_str() {
-        v.to_string()
-    } else {
-        values["value"].as_str()?.to_string()
-    };
-    Some((name, value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const HPA: &str = include_str!("../../tests/data/hpa-v2.json");
     const PODS: &str = include_str!("../../tests/data/pods.json");
-
-    #[test]
-    fn hpa_with_and_without_current_metrics() {
-        let hpa: Value = serde_json::from_str(HPA).unwrap();
-        let status = hpa_status(&hpa);
-        assert_eq!(status.min_replicas, 2);
-        assert_eq!(status.max_replicas, 4);
-        assert_eq!(status.current_replicas, 2);
-        assert_eq!(status.desired_replicas, 3);
-        assert_eq!(status.current_metrics, ["cpu 87% (target 50%)"]);
-        assert!(status
-            .conditions
-            .contains(&"ScalingActive=True (ValidMetricFound)".to_string()));
-
-        // Right after creation: the metric has no current value yet.
-        let mut fresh = hpa.clone();
-        fresh["status"]["currentMetrics"] =
-            serde_json::json!([{"type": "Resource", "resource": {"name": "cpu", "current": {}}}]);
-        assert!(hpa_status(&fresh).current_metrics.is_empty());
-    }
 
     #[test]
     fn pods_ready_and_terminating() {
@@ -276,12 +248,14 @@ mod tests {
                 PodState {
                     name: "camunda-7d9f-abcde".into(),
                     ready: true,
-                    ip: Some("10.244.0.12".into())
+                    ip: Some("10.244.0.12".into()),
+                    http_port: DEFAULT_HTTP_PORT,
                 },
                 PodState {
                     name: "camunda-7d9f-fghij".into(),
                     ready: false,
-                    ip: None
+                    ip: None,
+                    http_port: DEFAULT_HTTP_PORT,
                 },
             ]
         );
@@ -291,6 +265,16 @@ mod tests {
             "app.kubernetes.io/name=camunda,tier=web"
         );
         assert!(label_selector(&serde_json::json!({})).is_err());
+        assert_eq!(
+            forwarded_port("Forwarding from 127.0.0.1:41234 -> 8080"),
+            Some(41234)
+        );
+        assert_eq!(forwarded_port("Forwarding from [::1]:41234 -> 8080"), None);
+        assert_eq!(
+            http_port(&serde_json::json!({"spec": {"containers": [{"ports": [{"name": "metrics", "containerPort": 9404}, {"name": "http", "containerPort": 8081}]}]}})),
+            8081
+        );
+        assert_eq!(http_port(&serde_json::json!({})), DEFAULT_HTTP_PORT);
         let metrics = serde_json::json!({"kind": "PodMetricsList", "items": [{"metadata": {"name": "camunda-7d9f-abcde"}, "containers": []}]});
         assert_eq!(pod_metric_names(&metrics), ["camunda-7d9f-abcde"]);
     }

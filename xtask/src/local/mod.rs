@@ -41,7 +41,11 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
         return reuse(args, artifacts, timings, &kept_file);
     }
     if let Some(state) = load_kept(&kept_file)? {
-        if state.groups().iter().any(|(_, pid)| supervisor::group_alive(*pid)) {
+        if state
+            .groups()
+            .iter()
+            .any(|(_, pid)| supervisor::group_alive(*pid))
+        {
             bail!(
                 "a kept local stack is still running ({}): test it with `cargo xtask e2e --backend local --reuse` \
                  or stop it with `cargo xtask e2e --backend local --down`",
@@ -98,7 +102,12 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
 }
 
 /// `--reuse`: the suites against the stack a `--keep` run left, in seconds.
-fn reuse(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings, kept_file: &Path) -> Result<bool> {
+fn reuse(
+    args: &E2eArgs,
+    artifacts: &Artifacts,
+    timings: &mut Timings,
+    kept_file: &Path,
+) -> Result<bool> {
     let Some(state) = load_kept(kept_file)? else {
         bail!(
             "--reuse: no kept local stack ({} does not exist); start one with `cargo xtask e2e --backend local --keep`",
@@ -151,13 +160,22 @@ fn reuse(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings, kept_file
 /// `--down`: stops a kept stack and removes its temp dir.
 fn down(kept_file: &Path) -> Result<bool> {
     let Some(state) = load_kept(kept_file)? else {
-        println!("no kept local stack ({} does not exist)", kept_file.display());
+        println!(
+            "no kept local stack ({} does not exist)",
+            kept_file.display()
+        );
         return Ok(true);
     };
     let groups = state.groups();
     let killed = supervisor::stop_groups(&groups, Duration::from_secs(10));
     std::fs::remove_dir_all(&state.temp_dir)
-        .or_else(|err| if err.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(err) })
+        .or_else(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        })
         .with_context(|| format!("removing {}", state.temp_dir.display()))?;
     std::fs::remove_file(kept_file).with_context(|| format!("removing {}", kept_file.display()))?;
     println!(

@@ -17,7 +17,10 @@ impl Ports {
         for _ in 0..50 {
             let listener =
                 TcpListener::bind("127.0.0.1:0").context("binding a probe socket on 127.0.0.1")?;
-            let port = listener.local_addr().context("reading the probe port")?.port();
+            let port = listener
+                .local_addr()
+                .context("reading the probe port")?
+                .port();
             if self.given.insert(port) {
                 return Ok(port);
             }

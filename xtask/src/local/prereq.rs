@@ -49,7 +49,10 @@ pub fn ensure() -> Result<Programs> {
             missing.join(", ")
         );
     }
-    println!("prerequisites missing: {}; installing them (root on Debian/Ubuntu)", missing.join(", "));
+    println!(
+        "prerequisites missing: {}; installing them (root on Debian/Ubuntu)",
+        missing.join(", ")
+    );
     run_apt(&["update"])?;
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(missing.iter().copied());
@@ -131,7 +134,7 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     versions.into_iter().map(|(_, dir)| dir).collect()
 }
 

@@ -117,7 +117,13 @@ impl StackState {
     }
 
     /// The ingress config for these replica ports, sticky or not, with this certificate.
-    pub fn nginx_conf(&self, upstream_ports: Vec<u16>, sticky: bool, cert: PathBuf, key: PathBuf) -> NginxConf {
+    pub fn nginx_conf(
+        &self,
+        upstream_ports: Vec<u16>,
+        sticky: bool,
+        cert: PathBuf,
+        key: PathBuf,
+    ) -> NginxConf {
         NginxConf {
             host: HOST.into(),
             http_port: self.nginx.http_port,
@@ -156,7 +162,14 @@ impl StackState {
         use camunda_conformance_suites as suites;
         let https = self.nginx.https_port;
         suites::Target {
-            name: format!("local-{}", if self.sticky { "sticky" } else { "shared-redis" }),
+            name: format!(
+                "local-{}",
+                if self.sticky {
+                    "sticky"
+                } else {
+                    "shared-redis"
+                }
+            ),
             backend: suites::Backend::Local,
             ingress: suites::Ingress {
                 base_url: format!("https://{HOST}:{https}"),
@@ -175,7 +188,10 @@ impl StackState {
                 },
                 affinity_cookie: AFFINITY_COOKIE.into(),
             },
-            credentials: suites::Credentials::from_file(&self.admin_user, self.admin_password_file()),
+            credentials: suites::Credentials::from_file(
+                &self.admin_user,
+                self.admin_password_file(),
+            ),
             prometheus: Some(suites::Prometheus {
                 url: format!("http://127.0.0.1:{}", self.prometheus.port),
                 job: PROMETHEUS_JOB.into(),
@@ -262,11 +278,21 @@ impl Stack {
             sticky,
             // Camunda ids must match `[a-zA-Z0-9]+` (its default resource whitelist): no dash.
             admin_user: format!("conformance{}", random_token(6)?),
-            postgres: Daemon { pid: 0, port: ports.free()? },
+            postgres: Daemon {
+                pid: 0,
+                port: ports.free()?,
+            },
             redis: None,
             nutcracker: None,
-            prometheus: Daemon { pid: 0, port: ports.free()? },
-            nginx: NginxState { pid: 0, http_port: ports.free()?, https_port: ports.free()? },
+            prometheus: Daemon {
+                pid: 0,
+                port: ports.free()?,
+            },
+            nginx: NginxState {
+                pid: 0,
+                http_port: ports.free()?,
+                https_port: ports.free()?,
+            },
             replicas: (0..replicas)
                 .map(|i| {
                     Ok(ReplicaState {
@@ -287,7 +313,9 @@ impl Stack {
             ports,
         };
         timings.measure("secrets, TLS (rcgen), app copy", || stack.prepare_files())?;
-        timings.measure("start postgres (initdb, ready, createdb)", || stack.start_postgres(replicas))?;
+        timings.measure("start postgres (initdb, ready, createdb)", || {
+            stack.start_postgres(replicas)
+        })?;
         if !sticky {
             timings.measure("start redis + nutcracker", || stack.start_session_store())?;
         }
@@ -299,9 +327,10 @@ impl Stack {
                 stack.start_replicas(&[*first])
             })?;
             if !rest.is_empty() {
-                timings.measure(&format!("start camunda-1..{} (parallel)", rest.len()), || {
-                    stack.start_replicas(rest)
-                })?;
+                timings.measure(
+                    &format!("start camunda-1..{} (parallel)", rest.len()),
+                    || stack.start_replicas(rest),
+                )?;
             }
         }
         Ok(stack)
@@ -360,22 +389,38 @@ impl Stack {
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["--username", DB_USER, "--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync"])
+            .args([
+                "--username",
+                DB_USER,
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .uid(uid)
             .gid(gid);
         let index = self.supervisor.spawn("postgres-initdb", initdb)?;
         let log = self.supervisor.get(index).log.clone();
-        let outcome = wait::until("initdb", Duration::from_secs(120), Some(&log), || {
-            match self.supervisor.get(index).exited() {
+        let outcome = wait::until(
+            "initdb",
+            Duration::from_secs(120),
+            Some(&log),
+            || match self.supervisor.get(index).exited() {
                 Some(status) => Probe::Ready(status),
                 None => Probe::Pending("initialising the cluster".into()),
-            }
-        });
+            },
+        );
         let _ = fs::remove_file(&pwfile);
         let status = outcome?;
         if !status.contains("exit status: 0") {
-            bail!("initdb failed ({status}):\n{}", supervisor::log_tail(&log, 30));
+            bail!(
+                "initdb failed ({status}):\n{}",
+                supervisor::log_tail(&log, 30)
+            );
         }
 
         // Every replica's pool, the fault replicas' pools, and room for the suites and psql.
@@ -390,35 +435,58 @@ impl Stack {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", pg_dir.display()))
             // A throw-away database: durability buys nothing here and costs start-up time.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
             .uid(uid)
             .gid(gid);
         let index = self.supervisor.spawn("postgres", postgres)?;
         self.state.postgres.pid = self.supervisor.get(index).pid;
         let log = self.supervisor.get(index).log.clone();
         let isready = self.programs.pg_bin.join("pg_isready");
-        wait::until(&format!("postgres on :{port}"), Duration::from_secs(60), Some(&log), || {
-            if let Some(status) = self.supervisor.get(index).exited() {
-                return Probe::Failed(format!("postgres exited ({status})"));
-            }
-            match Command::new(&isready)
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-            {
-                Ok(status) if status.success() => Probe::Ready(()),
-                Ok(status) => Probe::Pending(format!("pg_isready: {status}")),
-                Err(err) => Probe::Failed(format!("cannot run pg_isready: {err}")),
-            }
-        })?;
+        wait::until(
+            &format!("postgres on :{port}"),
+            Duration::from_secs(60),
+            Some(&log),
+            || {
+                if let Some(status) = self.supervisor.get(index).exited() {
+                    return Probe::Failed(format!("postgres exited ({status})"));
+                }
+                match Command::new(&isready)
+                    .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                    .status()
+                {
+                    Ok(status) if status.success() => Probe::Ready(()),
+                    Ok(status) => Probe::Pending(format!("pg_isready: {status}")),
+                    Err(err) => Probe::Failed(format!("cannot run pg_isready: {err}")),
+                }
+            },
+        )?;
         let password = fs::read_to_string(self.state.db_password_file())?;
         let output = Command::new(self.programs.pg_bin.join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", DB_USER, DB_NAME])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                DB_USER,
+                DB_NAME,
+            ])
             // The environment, never the command line.
             .env("PGPASSWORD", password.trim_end())
             .output()
             .context("running createdb")?;
         if !output.status.success() {
-            bail!("createdb {DB_NAME} failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "createdb {DB_NAME} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(())
     }
@@ -434,13 +502,20 @@ impl Stack {
             .arg("--dir")
             .arg(&redis_dir);
         let index = self.supervisor.spawn("redis", redis)?;
-        self.state.redis = Some(Daemon { pid: self.supervisor.get(index).pid, port: redis_port });
+        self.state.redis = Some(Daemon {
+            pid: self.supervisor.get(index).pid,
+            port: redis_port,
+        });
         self.wait_redis_ping("redis", index, redis_port)?;
 
         let proxy_port = self.ports.free()?;
         let stats_port = self.ports.free()?;
         let conf = self.state.config_dir().join("nutcracker.yml");
-        write_file(&conf, &render::nutcracker_yml(proxy_port, redis_port), 0o644)?;
+        write_file(
+            &conf,
+            &render::nutcracker_yml(proxy_port, redis_port),
+            0o644,
+        )?;
         let mut nutcracker = Command::new(&self.programs.nutcracker);
         nutcracker
             .arg("-c")
@@ -451,26 +526,38 @@ impl Stack {
             .arg("-o")
             .arg(self.supervisor.log_path("nutcracker"));
         let index = self.supervisor.spawn("nutcracker", nutcracker)?;
-        self.state.nutcracker = Some(Daemon { pid: self.supervisor.get(index).pid, port: proxy_port });
+        self.state.nutcracker = Some(Daemon {
+            pid: self.supervisor.get(index).pid,
+            port: proxy_port,
+        });
         self.wait_redis_ping("nutcracker (twemproxy -> redis)", index, proxy_port)
     }
 
     fn wait_redis_ping(&mut self, what: &str, index: usize, port: u16) -> Result<()> {
         let log = self.supervisor.get(index).log.clone();
-        wait::until(&format!("{what} on :{port}"), Duration::from_secs(30), Some(&log), || {
-            if let Some(status) = self.supervisor.get(index).exited() {
-                return Probe::Failed(format!("exited ({status})"));
-            }
-            match redis_ping(port) {
-                Ok(()) => Probe::Ready(()),
-                Err(err) => Probe::Pending(format!("{err:#}")),
-            }
-        })
+        wait::until(
+            &format!("{what} on :{port}"),
+            Duration::from_secs(30),
+            Some(&log),
+            || {
+                if let Some(status) = self.supervisor.get(index).exited() {
+                    return Probe::Failed(format!("exited ({status})"));
+                }
+                match redis_ping(port) {
+                    Ok(()) => Probe::Ready(()),
+                    Err(err) => Probe::Pending(format!("{err:#}")),
+                }
+            },
+        )
     }
 
     fn start_prometheus(&mut self) -> Result<()> {
         let conf = self.state.prometheus_file();
-        write_file(&conf, &render::prometheus_yml(&self.state.scrape_targets()), 0o644)?;
+        write_file(
+            &conf,
+            &render::prometheus_yml(&self.state.scrape_targets()),
+            0o644,
+        )?;
         let port = self.state.prometheus.port;
         let mut prometheus = Command::new(&self.programs.prometheus);
         prometheus
@@ -484,12 +571,21 @@ impl Stack {
         let index = self.supervisor.spawn("prometheus", prometheus)?;
         self.state.prometheus.pid = self.supervisor.get(index).pid;
         let url = format!("http://127.0.0.1:{port}/-/ready");
-        self.wait_http(&format!("prometheus on :{port}"), index, &url, Duration::from_secs(60))
+        self.wait_http(
+            &format!("prometheus on :{port}"),
+            index,
+            &url,
+            Duration::from_secs(60),
+        )
     }
 
     fn start_nginx(&mut self) -> Result<()> {
         let conf = self.state.nginx_conf_file();
-        write_file(&conf, &render::nginx_conf(&self.state.default_nginx_conf()), 0o644)?;
+        write_file(
+            &conf,
+            &render::nginx_conf(&self.state.default_nginx_conf()),
+            0o644,
+        )?;
         self.nginx_test(&conf)?;
         let mut nginx = Command::new(&self.programs.nginx);
         nginx
@@ -502,17 +598,22 @@ impl Stack {
         self.state.nginx.pid = self.supervisor.get(index).pid;
         let (http, https) = (self.state.nginx.http_port, self.state.nginx.https_port);
         let log = self.supervisor.get(index).log.clone();
-        wait::until(&format!("nginx on :{http} and :{https}"), Duration::from_secs(30), Some(&log), || {
-            if let Some(status) = self.supervisor.get(index).exited() {
-                return Probe::Failed(format!("exited ({status})"));
-            }
-            let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
-            if up(http) && up(https) {
-                Probe::Ready(())
-            } else {
-                Probe::Pending("not listening yet".into())
-            }
-        })
+        wait::until(
+            &format!("nginx on :{http} and :{https}"),
+            Duration::from_secs(30),
+            Some(&log),
+            || {
+                if let Some(status) = self.supervisor.get(index).exited() {
+                    return Probe::Failed(format!("exited ({status})"));
+                }
+                let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+                if up(http) && up(https) {
+                    Probe::Ready(())
+                } else {
+                    Probe::Pending("not listening yet".into())
+                }
+            },
+        )
     }
 
     /// `nginx -t` on a config, so a bad one fails with nginx's own words before it is used.
@@ -537,23 +638,36 @@ impl Stack {
     }
 
     /// The environment of a replica; `secret` values are never written to the artifacts.
-    fn replica_env(&self, replica: &ReplicaState, flavour: ReplicaFlavour) -> Vec<(&'static str, String)> {
+    fn replica_env(
+        &self,
+        replica: &ReplicaState,
+        flavour: ReplicaFlavour,
+    ) -> Vec<(&'static str, String)> {
         let mut env = vec![
             ("SERVER_PORT", replica.http_port.to_string()),
             ("DB_DRIVER", "org.postgresql.Driver".to_string()),
             (
                 "DB_URL",
-                format!("jdbc:postgresql://127.0.0.1:{}/{DB_NAME}", self.state.postgres.port),
+                format!(
+                    "jdbc:postgresql://127.0.0.1:{}/{DB_NAME}",
+                    self.state.postgres.port
+                ),
             ),
             ("DB_USERNAME", DB_USER.to_string()),
-            ("DB_PASSWORD_FILE", self.state.db_password_file().display().to_string()),
+            (
+                "DB_PASSWORD_FILE",
+                self.state.db_password_file().display().to_string(),
+            ),
             ("DB_CONN_MAXACTIVE", POOL_PER_REPLICA.to_string()),
             ("CAMUNDA_BPM_ADMIN_USER_ID", self.state.admin_user.clone()),
             (
                 "CAMUNDA_BPM_ADMIN_USER_PASSWORD_FILE",
                 self.state.admin_password_file().display().to_string(),
             ),
-            ("CAMUNDA_BPM_RUN_AUTH_ENABLED", flavour.basic_auth.to_string()),
+            (
+                "CAMUNDA_BPM_RUN_AUTH_ENABLED",
+                flavour.basic_auth.to_string(),
+            ),
         ];
         if flavour.jmx_agent {
             env.push(("JMX_PROMETHEUS_PORT", replica.metrics_port.to_string()));
@@ -570,9 +684,15 @@ impl Stack {
     }
 
     /// Spawns one replica (not waiting); returns the supervisor index.
-    pub fn spawn_replica(&mut self, replica: &ReplicaState, flavour: ReplicaFlavour) -> Result<usize> {
+    pub fn spawn_replica(
+        &mut self,
+        replica: &ReplicaState,
+        flavour: ReplicaFlavour,
+    ) -> Result<usize> {
         let env = self.replica_env(replica, flavour);
-        let mut listing = String::from("# Environment of the replica (secrets come from files in the temp dir)\n");
+        let mut listing = String::from(
+            "# Environment of the replica (secrets come from files in the temp dir)\n",
+        );
         for (key, value) in &env {
             listing.push_str(&format!("{key}={value}\n"));
         }
@@ -580,7 +700,10 @@ impl Stack {
         let mut command = app::java_command(&self.programs.java, &self.app, agent_port);
         listing.push_str(&format!("# {command:?}\n"));
         write_file(
-            &self.state.config_dir().join(format!("{}.env", replica.name)),
+            &self
+                .state
+                .config_dir()
+                .join(format!("{}.env", replica.name)),
             &listing,
             0o644,
         )?;
@@ -593,7 +716,9 @@ impl Stack {
                 command.env(key, value);
             }
         }
-        command.env("TMPDIR", &work).arg(format!("-Djava.io.tmpdir={}", work.display()));
+        command
+            .env("TMPDIR", &work)
+            .arg(format!("-Djava.io.tmpdir={}", work.display()));
         command.envs(env);
         self.supervisor.spawn(&replica.name, command)
     }
@@ -605,7 +730,11 @@ impl Stack {
             let replica = self.state.replicas[i].clone();
             let index = self.spawn_replica(&replica, ReplicaFlavour::NORMAL)?;
             self.state.replicas[i].pid = self.supervisor.get(index).pid;
-            spawned.push((self.state.replicas[i].clone(), Some(index), ReplicaFlavour::NORMAL));
+            spawned.push((
+                self.state.replicas[i].clone(),
+                Some(index),
+                ReplicaFlavour::NORMAL,
+            ));
         }
         self.wait_replicas(&spawned)
     }
@@ -641,7 +770,8 @@ impl Stack {
                 let seen = match client.get(&engine).send() {
                     Ok(response) if response.status().is_success() => {
                         if flavour.jmx_agent {
-                            let metrics = format!("http://127.0.0.1:{}/metrics", replica.metrics_port);
+                            let metrics =
+                                format!("http://127.0.0.1:{}/metrics", replica.metrics_port);
                             match client.get(&metrics).send() {
                                 Ok(m) if m.status().is_success() => None,
                                 Ok(m) => Some(format!("metrics {}", m.status())),
@@ -678,14 +808,24 @@ impl Stack {
             };
             let tails: Vec<String> = logs
                 .iter()
-                .map(|log| format!("--- last lines of {} ---\n{}", log.display(), supervisor::log_tail(log, 25)))
+                .map(|log| {
+                    format!(
+                        "--- last lines of {} ---\n{}",
+                        log.display(),
+                        supervisor::log_tail(log, 25)
+                    )
+                })
                 .collect();
             return Err(err.context(tails.join("\n")));
         }
         // wait::until already named the time of a single replica.
         for (slot, (replica, _, _)) in replicas.iter().enumerate().filter(|_| replicas.len() > 1) {
             if let Some(took) = ready[slot] {
-                println!("    {} ready after {:.1}s", replica.name, took.as_secs_f64());
+                println!(
+                    "    {} ready after {:.1}s",
+                    replica.name,
+                    took.as_secs_f64()
+                );
             }
         }
         Ok(())
@@ -717,7 +857,10 @@ impl Stack {
         if dead.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = dead.iter().map(|&i| self.state.replicas[i].name.as_str()).collect();
+        let names: Vec<&str> = dead
+            .iter()
+            .map(|&i| self.state.replicas[i].name.as_str())
+            .collect();
         println!("restarting stopped replicas: {}", names.join(", "));
         if wait {
             self.start_replicas(&dead)
@@ -752,7 +895,11 @@ impl Stack {
         let before = count_in_file(&log, "start worker process");
         // SAFETY: signals the nginx master this stack started.
         if unsafe { libc::kill(self.state.nginx.pid, libc::SIGHUP) } != 0 {
-            bail!("nginx (pid {}) cannot be signalled: {}", self.state.nginx.pid, std::io::Error::last_os_error());
+            bail!(
+                "nginx (pid {}) cannot be signalled: {}",
+                self.state.nginx.pid,
+                std::io::Error::last_os_error()
+            );
         }
         wait::until("nginx reload", Duration::from_secs(20), Some(&log), || {
             if count_in_file(&log, "start worker process") > before {
@@ -767,9 +914,16 @@ impl Stack {
 
     /// Prometheus re-reads prometheus.yml (POST /-/reload).
     pub fn reload_prometheus(&self, targets: &[ScrapeTarget]) -> Result<()> {
-        write_file(&self.state.prometheus_file(), &render::prometheus_yml(targets), 0o644)?;
+        write_file(
+            &self.state.prometheus_file(),
+            &render::prometheus_yml(targets),
+            0o644,
+        )?;
         let url = format!("http://127.0.0.1:{}/-/reload", self.state.prometheus.port);
-        let response = http_client()?.post(&url).send().with_context(|| format!("POST {url}"))?;
+        let response = http_client()?
+            .post(&url)
+            .send()
+            .with_context(|| format!("POST {url}"))?;
         if !response.status().is_success() {
             bail!("POST {url}: {}", response.status());
         }
@@ -781,7 +935,8 @@ impl Stack {
         self.supervisor.shutdown();
         if let Some(temp) = self.temp.take() {
             let path = temp.path().to_path_buf();
-            temp.close().with_context(|| format!("removing {}", path.display()))?;
+            temp.close()
+                .with_context(|| format!("removing {}", path.display()))?;
             supervisor::forget_temp_dir(&path);
         }
         Ok(())
@@ -789,7 +944,12 @@ impl Stack {
 
     /// Leaves processes and temp dir in place (`--keep`); returns the state to save.
     pub fn keep(self) -> StackState {
-        let Stack { supervisor, temp, state, .. } = self;
+        let Stack {
+            supervisor,
+            temp,
+            state,
+            ..
+        } = self;
         supervisor.keep();
         if let Some(temp) = temp {
             let path = temp.keep();
@@ -829,7 +989,9 @@ fn count_in_file(path: &Path, needle: &str) -> usize {
 fn redis_ping(port: u16) -> Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connect")?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"*1\r\n$4\r\nPING\r\n").context("send PING")?;
+    stream
+        .write_all(b"*1\r\n$4\r\nPING\r\n")
+        .context("send PING")?;
     let mut reply = [0u8; 64];
     let n = stream.read(&mut reply).context("read reply")?;
     let reply = String::from_utf8_lossy(&reply[..n]);
@@ -891,6 +1053,97 @@ fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(sticky: bool) -> StackState {
+        let daemon = |port| Daemon { pid: 4242, port };
+        StackState {
+            temp_dir: "/tmp/camunda-e2e-test".into(),
+            artifacts: "/tmp/artifacts".into(),
+            sticky,
+            admin_user: "conformanceAbc123".into(),
+            postgres: daemon(15432),
+            redis: (!sticky).then(|| daemon(16379)),
+            nutcracker: (!sticky).then(|| daemon(22121)),
+            prometheus: daemon(19090),
+            nginx: NginxState {
+                pid: 4243,
+                http_port: 18080,
+                https_port: 18443,
+            },
+            replicas: (0..2)
+                .map(|i| ReplicaState {
+                    name: format!("camunda-{i}"),
+                    pid: 5000 + i,
+                    http_port: 28080 + i as u16,
+                    metrics_port: 29404 + i as u16,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_ingress_routes_replica_http_ports_never_metrics_ports() {
+        for sticky in [true, false] {
+            let state = state(sticky);
+            let conf = render::nginx_conf(&state.default_nginx_conf());
+            for replica in &state.replicas {
+                assert!(conf.contains(&format!("server 127.0.0.1:{} ", replica.http_port)));
+                assert!(
+                    !conf.contains(&replica.metrics_port.to_string()),
+                    "metrics port {} in nginx.conf",
+                    replica.metrics_port
+                );
+            }
+            assert_eq!(conf.contains("hash $affinity_key"), sticky);
+        }
+    }
+
+    #[test]
+    fn the_target_loads_and_carries_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(false);
+        let path = state
+            .write_target(&dir.path().join("target.toml"), &state.replicas)
+            .unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("password ="), "{text}");
+        let target = camunda_conformance_suites::Target::load(&path).unwrap();
+        assert_eq!(target.ingress.base_url, "https://camunda.test:18443");
+        assert_eq!(
+            target.ingress.connect_to,
+            Some(([127, 0, 0, 1], 18443).into())
+        );
+        assert_eq!(
+            target.sessions.mode,
+            camunda_conformance_suites::SessionMode::Shared
+        );
+        assert_eq!(
+            target.credentials.password_file.as_deref(),
+            Some(Path::new("/tmp/camunda-e2e-test/secrets/admin-password"))
+        );
+        assert_eq!(target.replicas.len(), 2);
+        assert_eq!(
+            target.replicas[1].stop,
+            Some(camunda_conformance_suites::StopHandle::Signal { pid: 5001 })
+        );
+        assert_eq!(
+            target.replicas[1].instance().as_deref(),
+            Some("127.0.0.1:29405")
+        );
+    }
+
+    #[test]
+    fn the_kept_state_round_trips() {
+        let state = state(true);
+        let json = serde_json::to_string(&state).unwrap();
+        let back: StackState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.groups(), state.groups());
+        assert_eq!(
+            back.groups().len(),
+            5,
+            "postgres, prometheus, nginx, 2 replicas"
+        );
+    }
 
     #[test]
     fn tokens_are_random_and_alphanumeric() {

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -23,10 +24,18 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     temp_dirs: Vec::new(),
 });
 static HANDLER: Once = Once::new();
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Set once Ctrl-C/SIGTERM arrived: waits stop at once instead of reporting what the cleanup did.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     // A poisoned lock still holds valid pids; cleanup matters more than the panic that poisoned it.
-    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Installs the Ctrl-C/SIGTERM handler once per process: stop every registered group, remove the
@@ -35,6 +44,7 @@ pub fn install_signal_handler() -> Result<()> {
     let mut outcome = Ok(());
     HANDLER.call_once(|| {
         outcome = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("\ninterrupted: stopping the local stack");
             let (groups, dirs) = {
                 let mut reg = registry();
@@ -92,7 +102,10 @@ pub fn stop_groups(groups: &[(String, i32)], grace: Duration) -> usize {
         }
         sleep(Duration::from_millis(50));
     }
-    let stubborn: Vec<_> = groups.iter().filter(|(_, pgid)| group_alive(*pgid)).collect();
+    let stubborn: Vec<_> = groups
+        .iter()
+        .filter(|(_, pgid)| group_alive(*pgid))
+        .collect();
     for (name, pgid) in &stubborn {
         eprintln!("{name} (group {pgid}) ignored SIGTERM for {grace:?}: SIGKILL");
         signal_group(*pgid, libc::SIGKILL);
@@ -266,5 +279,42 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
             all[start..].join("\n")
         }
         Err(err) => format!("(cannot read {}: {err})", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_the_supervisor_stops_the_whole_process_group() {
+        let logs = tempfile::tempdir().unwrap();
+        let mut supervisor = Supervisor::new(logs.path().to_path_buf(), true).unwrap();
+        let mut command = Command::new("sh");
+        // A grandchild in the same group, like nginx's workers or postgres's backends.
+        command.args(["-c", "echo started; sleep 300 & sleep 300"]);
+        let index = supervisor.spawn("sleeper", command).unwrap();
+        let pgid = supervisor.get(index).pid;
+        let log = supervisor.get(index).log.clone();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !log_tail(&log, 1).contains("started") && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
+        assert!(group_alive(pgid));
+        drop(supervisor);
+        assert!(
+            !group_alive(pgid),
+            "a process of group {pgid} outlived the supervisor"
+        );
+        assert!(log_tail(&log, 5).contains("started"));
+    }
+
+    #[test]
+    fn a_log_tail_is_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.log");
+        std::fs::write(&file, "a\nb\nc\n").unwrap();
+        assert_eq!(log_tail(&file, 2), "b\nc");
+        assert!(log_tail(&dir.path().join("missing"), 2).contains("cannot read"));
     }
 }

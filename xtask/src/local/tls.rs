@@ -73,7 +73,9 @@ mod tests {
         let a = Pki::generate("camunda.test").unwrap();
         let b = Pki::generate("camunda.test").unwrap();
         assert_ne!(a.ca_pem(), b.ca_pem());
-        assert!(a.leaf_chain_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(a
+            .leaf_chain_pem()
+            .starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(a.leaf_chain_pem().matches("BEGIN CERTIFICATE").count(), 2);
         assert!(a.leaf_key_pem().contains("PRIVATE KEY"));
         assert!(!a.ca_pem().contains("PRIVATE KEY"));

@@ -34,6 +34,9 @@ pub fn until<T>(
     let started = Instant::now();
     let mut last: String;
     let outcome = loop {
+        if super::supervisor::interrupted() {
+            break Err("interrupted".to_string());
+        }
         match probe() {
             Probe::Ready(value) => break Ok(value),
             Probe::Pending(seen) => last = seen,
