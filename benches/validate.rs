@@ -83,6 +83,9 @@ fn breakdown(objects: Vec<RawObject>) {
             (rule.id, started.elapsed())
         })
         .collect();
+    let started = Instant::now();
+    drop(bundle);
+    let drop_time = started.elapsed();
     per_rule.sort_by(|a, b| b.1.cmp(&a.1));
     let slowest: Vec<String> = per_rule
         .iter()
@@ -90,11 +93,12 @@ fn breakdown(objects: Vec<RawObject>) {
         .map(|(id, d)| format!("{id} {:.1}", ms(*d)))
         .collect();
     println!(
-        "breakdown (ms): schema {:.1}, index {:.1}, rules {:.1} (slowest: {})",
+        "breakdown (ms): schema {:.1}, index {:.1}, rules {:.1} (slowest: {}), freeing {:.1}",
         ms(schema_time),
         ms(index_time),
         ms(per_rule.iter().map(|(_, d)| *d).sum()),
-        slowest.join(", ")
+        slowest.join(", "),
+        ms(drop_time)
     );
 }
 

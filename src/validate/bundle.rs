@@ -284,6 +284,11 @@ impl Bundle {
             .collect()
     }
 
+    /// The Deployment/StatefulSet/DaemonSet of that kind and name near `near`.
+    pub fn workload(&self, kind: &str, name: &str, near: &Entry) -> Option<Workload<'_>> {
+        self.named(kind, name, near).into_iter().find_map(workload_of)
+    }
+
     fn workload_at(&self, position: usize) -> Option<Workload<'_>> {
         workload_of(&self.entries[position])
     }

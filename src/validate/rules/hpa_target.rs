@@ -17,10 +17,7 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 format!("minReplicas {min} is above maxReplicas {}: raise maxReplicas", spec.max_replicas),
             ));
         }
-        let workload = bundle.workloads().find(|w| {
-            w.entry.raw.kind == target.kind && w.entry.name() == target.name && w.entry.same_namespace(entry)
-        });
-        let Some(workload) = workload else {
+        let Some(workload) = bundle.workload(&target.kind, &target.name, entry) else {
             out.push(RULE.finding(
                 entry,
                 format!(

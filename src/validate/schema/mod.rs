@@ -1,11 +1,11 @@
 //! Rule `schema`: every object deserialised into the typed structs of its kind, offline.
 //!
-//! Built-in kinds use `k8s-openapi`'s types; their `Deserialize` ignores unknown fields and
-//! defaults missing required ones, so unknown fields are collected with `serde_ignored`, wrong
-//! types come from `serde_path_to_error`, and required fields are checked against the JSON schema
-//! that `k8s-openapi` generates from the same types (its `schemars` feature). The CRDs of the
-//! stack have hand-written types in [`crds`] (required fields are non-`Option`, so serde reports
-//! them). Removed API versions are reported with their replacement.
+//! Built-in kinds use `k8s-openapi`'s types. Their `Deserialize` skips unknown fields and
+//! defaults missing required ones, so both are found by walking the JSON schema `k8s-openapi`
+//! generates from the same types (its `schemars` feature, see [`required`]); wrong types come
+//! from `serde_path_to_error`. The CRDs of the stack have hand-written types in [`crds`]: their
+//! required fields are non-`Option` (serde reports them) and unknown fields are collected with
+//! `serde_ignored`. Removed API versions are reported with their replacement.
 
 pub mod crds;
 mod required;
@@ -66,7 +66,7 @@ macro_rules! builtin {
         Kind {
             api_version: <$ty as k8s_openapi::Resource>::API_VERSION,
             kind: <$ty as k8s_openapi::Resource>::KIND,
-            check: |value, problems| match typed::<$ty>(value, problems) {
+            check: |value, problems| match typed::<$ty>(value, problems, false) {
                 Some(v) => $variant(v),
                 None => Typed::Other,
             },
@@ -80,7 +80,7 @@ macro_rules! crd {
         Kind {
             api_version: $api_version,
             kind: $kind,
-            check: |value, problems| match typed::<$ty>(value, problems) {
+            check: |value, problems| match typed::<$ty>(value, problems, true) {
                 Some(v) => $variant(v),
                 None => Typed::Other,
             },
@@ -257,44 +257,51 @@ fn served_versions(kind: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Deserialises `value` as `T`, recording unknown fields and the first type error. Numbers where
-/// Kubernetes takes a quantity string (`cpu: 0.5`) are accepted as the API server does.
-fn typed<T: DeserializeOwned>(value: &Value, problems: &mut Problems) -> Option<T> {
+pub(crate) fn unknown_field(path: &str) -> String {
+    format!("unknown field `{path}`: remove it or fix its spelling")
+}
+
+/// Deserialises `value` as `T`. Wrong types are located with `serde_path_to_error` on a second
+/// pass (only for objects that fail, keeping the common path fast); unknown fields are collected
+/// with `serde_ignored` when `track_unknown` (the CRDs; built-ins get them from the schema walk).
+/// Numbers where Kubernetes takes a quantity string (`cpu: 0.5`) are accepted as the API server
+/// does.
+fn typed<T: DeserializeOwned>(value: &Value, problems: &mut Problems, track_unknown: bool) -> Option<T> {
+    if !track_unknown {
+        if let Ok(typed) = T::deserialize(value) {
+            return Some(typed);
+        }
+    }
     let mut patched: Option<Value> = None;
     // Each retry fixes one float quantity; a manifest has few of them.
     for _ in 0..64 {
         let current = patched.as_ref().unwrap_or(value);
         let mut unknown = Vec::new();
         let mut record = |path: serde_ignored::Path| unknown.push(ignored_path(&path));
-        let result: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-            current,
-            &mut record,
-        ));
-        problems.0.extend(
-            unknown
-                .into_iter()
-                .map(|p| format!("unknown field `{p}`: remove it or fix its spelling")),
-        );
-        match result {
-            Ok(typed) => return Some(typed),
-            Err(err) => {
-                let path = error_path(err.path());
-                let inner = err.inner().to_string();
-                if inner.contains("expected Quantity") {
-                    let pointer = json_pointer(err.path());
-                    let mut copy = current.clone();
-                    if let Some(slot @ Value::Number(_)) = copy.pointer_mut(&pointer) {
-                        *slot = Value::String(slot.to_string());
-                        // Unknown fields are reported again by the retry.
-                        problems.0.clear();
-                        patched = Some(copy);
-                        continue;
-                    }
-                }
-                problems.0.push(describe_error(&path, &inner));
-                return None;
+        let result: Result<T, _> = if track_unknown {
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(current, &mut record))
+        } else {
+            serde_path_to_error::deserialize(current)
+        };
+        let err = match result {
+            Ok(typed) => {
+                problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
+                return Some(typed);
+            }
+            Err(err) => err,
+        };
+        let inner = err.inner().to_string();
+        if inner.contains("expected Quantity") {
+            let mut copy = current.clone();
+            if let Some(slot @ Value::Number(_)) = copy.pointer_mut(&json_pointer(err.path())) {
+                *slot = Value::String(slot.to_string());
+                patched = Some(copy);
+                continue;
             }
         }
+        problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
+        problems.0.push(describe_error(&error_path(err.path()), &inner));
+        return None;
     }
     None
 }
