@@ -8,7 +8,7 @@ use rstest::rstest;
 
 fn schema_messages(yaml: &str) -> Vec<String> {
     let objects = parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
-    check(objects)
+    check(&objects)
         .into_iter()
         .filter(|f: &Finding| f.rule == "schema")
         .map(|f| f.message)

@@ -16,15 +16,15 @@ use super::input::RawObject;
 use super::schema::{crds, Typed};
 use super::{Finding, Severity};
 
-pub struct Entry {
-    pub raw: RawObject,
+pub struct Entry<'a> {
+    pub raw: &'a RawObject,
     pub typed: Typed,
     /// Findings of the `schema` rule, computed while typing the object.
     pub schema: Vec<Finding>,
 }
 
-impl Entry {
-    pub fn new(raw: RawObject, typed: Typed, schema: Vec<Finding>) -> Self {
+impl<'a> Entry<'a> {
+    pub fn new(raw: &'a RawObject, typed: Typed, schema: Vec<Finding>) -> Self {
         Entry { raw, typed, schema }
     }
 
@@ -69,7 +69,7 @@ impl Entry {
 /// A Deployment, StatefulSet or DaemonSet with its pod template.
 #[derive(Clone, Copy)]
 pub struct Workload<'a> {
-    pub entry: &'a Entry,
+    pub entry: &'a Entry<'a>,
     pub template: &'a PodTemplateSpec,
     /// `spec.replicas` as written (`None`: unset, which means 1 without an HPA).
     pub replicas: Option<i32>,
@@ -181,8 +181,8 @@ pub fn image_tag(image: &str) -> Option<&str> {
 
 /// Lookups by name and label are indexed once, so rules stay linear in the bundle size (the
 /// benchmark checks 4,000 objects).
-pub struct Bundle {
-    pub entries: Vec<Entry>,
+pub struct Bundle<'a> {
+    pub entries: Vec<Entry<'a>>,
     /// kind → name → entries.
     by_name: Index,
     /// Secret name → entries that provide it (Secret, Certificate, ExternalSecret, SealedSecret).
@@ -213,8 +213,8 @@ fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
         .map_or(&[], Vec::as_slice)
 }
 
-impl Bundle {
-    pub fn new(entries: Vec<Entry>) -> Self {
+impl<'o> Bundle<'o> {
+    pub fn new(entries: Vec<Entry<'o>>) -> Self {
         let mut bundle = Bundle {
             entries,
             by_name: Index::new(),
@@ -491,7 +491,7 @@ impl Bundle {
     }
 }
 
-fn workload_of(entry: &Entry) -> Option<Workload<'_>> {
+fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {
     let (template, replicas) = match &entry.typed {
         Typed::Deployment(d) => {
             let spec = d.spec.as_ref()?;
@@ -513,7 +513,7 @@ fn workload_of(entry: &Entry) -> Option<Workload<'_>> {
 }
 
 /// The Secret an entry creates, if any.
-fn provided_secret(entry: &Entry) -> Option<&str> {
+fn provided_secret<'a>(entry: &'a Entry<'a>) -> Option<&'a str> {
     match &entry.typed {
         Typed::Secret(_) => Some(entry.name()),
         Typed::Certificate(c) => Some(&c.spec.secret_name),
@@ -533,7 +533,7 @@ fn provided_secret(entry: &Entry) -> Option<&str> {
 }
 
 pub struct IngressBackend<'a> {
-    pub entry: &'a Entry,
+    pub entry: &'a Entry<'a>,
     pub ingress: &'a Ingress,
     pub service: &'a str,
     pub port_name: Option<&'a str>,

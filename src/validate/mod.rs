@@ -75,7 +75,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
         objects.extend(loaded.objects);
     }
     let render_ms = started.elapsed().as_millis();
-    let (findings, check_ms) = check_timed(objects);
+    let (findings, check_ms) = check_timed(&objects);
     Ok(ValidateReport {
         findings,
         inputs,
@@ -85,24 +85,24 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
 }
 
 /// Schema and policy checks over already loaded objects; the benchmark times this apart from
-/// rendering.
-pub fn check(objects: Vec<input::RawObject>) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// rendering. Borrows the objects: the checks never change them.
+pub fn check(objects: &[input::RawObject]) -> Vec<Finding> {
     let entries = objects
-        .into_iter()
+        .iter()
         .map(|raw| {
-            let (typed, schema_findings) = schema::check(&raw);
+            let (typed, schema_findings) = schema::check(raw);
             bundle::Entry::new(raw, typed, schema_findings)
         })
         .collect();
     let bundle = bundle::Bundle::new(entries);
+    let mut findings = Vec::new();
     for rule in rules::catalog() {
         (rule.check)(&bundle, &mut findings);
     }
     findings
 }
 
-fn check_timed(objects: Vec<input::RawObject>) -> (Vec<Finding>, u128) {
+fn check_timed(objects: &[input::RawObject]) -> (Vec<Finding>, u128) {
     let started = Instant::now();
     let findings = check(objects);
     (findings, started.elapsed().as_millis())

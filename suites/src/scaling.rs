@@ -182,7 +182,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 /// What the scale-out produced for the later checks.
 struct ScaledOut {
     initial: u32,
-    new_pods: Vec<PodState>,
+    /// The new pods, when they became Ready and serve.
+    new_pods: Option<Vec<PodState>>,
 }
 
 /// The disruptive part: a session logged in first, then load until the new pods serve, with
@@ -220,7 +221,13 @@ async fn under_load(ctx: &Ctx<'_>, ops: &dyn KubeOps, rec: &mut Recorder<'_>) {
         let scaled = scaled?;
         rec.check(
             &SESSIONS,
-            sessions_verdict(ctx, ops, &login, probe, &scaled.new_pods),
+            sessions_verdict(
+                ctx,
+                ops,
+                &login,
+                probe,
+                scaled.new_pods.as_deref().unwrap_or_default(),
+            ),
         )
         .await;
         Some(scaled.initial)
@@ -238,8 +245,7 @@ async fn under_load(ctx: &Ctx<'_>, ops: &dyn KubeOps, rec: &mut Recorder<'_>) {
     }
 }
 
-/// Scale-out and new-pods checks under load; what they found when the deployment scaled out
-/// and the new pods serve.
+/// Scale-out and new-pods checks under load; what they found when the deployment scaled out.
 async fn scale_out_checks(
     ctx: &Ctx<'_>,
     ops: &dyn KubeOps,
@@ -273,10 +279,7 @@ async fn scale_out_checks(
         Ok(verdict)
     })
     .await;
-    Some(ScaledOut {
-        initial,
-        new_pods: new_pods?,
-    })
+    Some(ScaledOut { initial, new_pods })
 }
 
 /// The new pods Ready and serving; with them when both hold.
@@ -381,7 +384,11 @@ async fn login_before_load(ctx: &Ctx<'_>, webapp: &Webapp<'_>) -> Result<Cookies
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Probe {
     requests: u32,
+    /// Answers that did not know the session: what the check is about.
     misses: Vec<String>,
+    /// Requests that got no answer about the session (timeouts, 5xx under load): reported,
+    /// but they say nothing about the session.
+    errors: Vec<String>,
 }
 
 async fn probe_session(
@@ -401,7 +408,7 @@ async fn probe_session(
                 .misses
                 .push(format!("at {at} s: logged in as `{other}`")),
             Ok(None) => probe.misses.push(format!("at {at} s: not logged in (404)")),
-            Err(err) => probe.misses.push(format!("at {at} s: {err:#}")),
+            Err(err) => probe.errors.push(format!("at {at} s: {err:#}")),
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
@@ -440,7 +447,9 @@ async fn sessions_verdict(
         mode,
         ctx.username(),
         &probe,
-        on_new_pod.as_ref().map(|(pod, user)| (*pod, user.as_deref())),
+        on_new_pod
+            .as_ref()
+            .map(|(pod, user)| (*pod, user.as_deref())),
     ))
 }
 
@@ -451,8 +460,16 @@ fn session_decision(
     probe: &Probe,
     on_new_pod: Option<(&str, Option<&str>)>,
 ) -> Verdict {
-    if probe.requests == 0 {
-        return Verdict::Fail("no session probe ran during the scale-out".into());
+    let answered = probe.requests
+        - u32::try_from(probe.errors.len())
+            .unwrap_or(u32::MAX)
+            .min(probe.requests);
+    if answered == 0 {
+        return Verdict::Fail(format!(
+            "no session probe through the ingress was answered during the scale-out ({} sent; {})",
+            probe.requests,
+            probe.errors.last().map_or("none ran", String::as_str)
+        ));
     }
     if !probe.misses.is_empty() {
         let hint = match mode {
@@ -460,15 +477,20 @@ fn session_decision(
             SessionMode::Shared => " (is the session store shared by every pod?)",
         };
         return Verdict::Fail(format!(
-            "expected every request through the ingress during the scale-out to find the session; {} of {} did not: {}{hint}",
+            "expected every request through the ingress during the scale-out to find the session; {} of {answered} did not: {}{hint}",
             probe.misses.len(),
-            probe.requests,
             probe.misses.join("; ")
         ));
     }
+    let unanswered = match probe.errors.as_slice() {
+        [] => String::new(),
+        [.., last] => format!(
+            " ({} more got no answer under load, last: {last})",
+            probe.errors.len()
+        ),
+    };
     let through = format!(
-        "{} of {} requests through the ingress during the scale-out found the session",
-        probe.requests, probe.requests
+        "{answered} of {answered} requests through the ingress during the scale-out found the session{unanswered}"
     );
     match (mode, on_new_pod) {
         (SessionMode::Sticky, _) => Verdict::Pass(format!("{through} (with its affinity cookie)")),
@@ -477,11 +499,14 @@ fn session_decision(
         }
         (SessionMode::Shared, Some((pod, user))) => Verdict::Fail(format!(
             "{through}, but on the new pod {pod} it is {}",
-            user.map_or("unknown (404)".to_string(), |u| format!("logged in as `{u}`"))
+            user.map_or("unknown (404)".to_string(), |u| format!(
+                "logged in as `{u}`"
+            ))
         )),
-        (SessionMode::Shared, None) => {
-            Verdict::Fail(format!("{through}; no new pod to check it on"))
-        }
+        (SessionMode::Shared, None) => Verdict::Fail(format!(
+            "{through}; no new pod Ready and serving to check it on (see {})",
+            NEW_PODS_READY.id
+        )),
     }
 }
 
@@ -512,6 +537,7 @@ mod tests {
         Probe {
             requests,
             misses: misses.iter().map(|m| m.to_string()).collect(),
+            errors: Vec::new(),
         }
     }
 
@@ -539,6 +565,19 @@ mod tests {
 
         let none = session_decision(SessionMode::Sticky, "conformance", &probe(0, &[]), None);
         assert!(matches!(none, Verdict::Fail(_)));
+
+        // Requests without an answer (under load) are reported, not counted as misses.
+        let mut slow = probe(10, &[]);
+        slow.errors = vec!["at 5 s: timed out".into(), "at 9 s: 503".into()];
+        let verdict = session_decision(SessionMode::Sticky, "conformance", &slow, None);
+        assert!(matches!(verdict, Verdict::Pass(_)), "{verdict:?}");
+        assert!(message(&verdict).starts_with("8 of 8 requests"));
+        assert!(message(&verdict).contains("2 more got no answer under load, last: at 9 s: 503"));
+        let mut silent = probe(2, &[]);
+        silent.errors = vec!["at 0 s: refused".into(), "at 1 s: refused".into()];
+        let verdict = session_decision(SessionMode::Sticky, "conformance", &silent, None);
+        assert!(matches!(verdict, Verdict::Fail(_)), "{verdict:?}");
+        assert!(message(&verdict).contains("at 1 s: refused"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::validate::bundle::{
     describe_selector, selector_matches, service_ports, target_of, Entry, Workload,
 };
 use crate::validate::env::Env;
-use crate::validate::schema::crds::NamespaceSelector;
+use crate::validate::schema::crds::{NamespaceSelector, ServiceMonitorSpec};
 
 pub const RULE: Rule = Rule {
     id: "metrics-scraped",
@@ -56,7 +56,11 @@ fn namespace_allowed(monitor: &Entry, selector: Option<&NamespaceSelector>, cand
     }
 }
 
-fn selected_services<'a>(bundle: &'a Bundle, monitor: &Entry, spec: &crate::validate::schema::crds::ServiceMonitorSpec) -> Vec<(&'a Entry, &'a Service)> {
+fn selected_services<'a>(
+    bundle: &'a Bundle<'a>,
+    monitor: &Entry,
+    spec: &ServiceMonitorSpec,
+) -> Vec<(&'a Entry<'a>, &'a Service)> {
     bundle
         .services()
         .filter(|(entry, _)| namespace_allowed(monitor, spec.namespace_selector.as_ref(), entry))

@@ -9,26 +9,108 @@ use std::sync::OnceLock;
 use k8s_openapi::schemars::SchemaGenerator;
 use serde_json::{Map, Value};
 
+/// The generated JSON schemas compiled once into a graph of object nodes (`$ref`s resolved,
+/// property names hashed): the walk then costs a hash lookup per field.
 struct Schemas {
-    roots: HashMap<(&'static str, &'static str), Value>,
-    defs: Map<String, Value>,
+    nodes: Vec<Node>,
+    roots: HashMap<(&'static str, &'static str), usize>,
+}
+
+#[derive(Default)]
+struct Node {
+    required: Vec<String>,
+    /// `None`: not an object with declared properties (any key allowed).
+    properties: Option<HashMap<String, usize>>,
+    additional: Option<usize>,
+    items: Option<usize>,
 }
 
 fn schemas() -> &'static Schemas {
     static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
         let mut generator = SchemaGenerator::default();
-        let mut roots = HashMap::new();
-        for kind in super::kinds() {
-            if let Some(schema) = kind.schema {
-                roots.insert((kind.api_version, kind.kind), schema(&mut generator).to_value());
-            }
-        }
+        let roots: Vec<_> = super::kinds()
+            .iter()
+            .filter_map(|kind| {
+                let schema = kind.schema?;
+                Some(((kind.api_version, kind.kind), schema(&mut generator).to_value()))
+            })
+            .collect();
+        let defs = generator.take_definitions(true);
+        let mut compiler = Compiler {
+            defs: &defs,
+            nodes: Vec::new(),
+            by_ref: HashMap::new(),
+        };
+        let roots = roots
+            .iter()
+            .map(|(key, schema)| (*key, compiler.compile(schema)))
+            .collect();
         Schemas {
+            nodes: compiler.nodes,
             roots,
-            defs: generator.take_definitions(true),
         }
     })
+}
+
+struct Compiler<'d> {
+    defs: &'d Map<String, Value>,
+    nodes: Vec<Node>,
+    /// Definitions already compiled (also breaks recursive definitions).
+    by_ref: HashMap<String, usize>,
+}
+
+impl Compiler<'_> {
+    fn compile(&mut self, schema: &Value) -> usize {
+        let reference = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.rsplit('/').next());
+        let Some(name) = reference else {
+            return self.compile_body(schema);
+        };
+        if let Some(id) = self.by_ref.get(name) {
+            return *id;
+        }
+        let id = self.nodes.len();
+        self.nodes.push(Node::default());
+        self.by_ref.insert(name.to_string(), id);
+        if let Some(target) = self.defs.get(name) {
+            let body = self.body(target);
+            self.nodes[id] = body;
+        }
+        id
+    }
+
+    fn compile_body(&mut self, schema: &Value) -> usize {
+        let node = self.body(schema);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn body(&mut self, schema: &Value) -> Node {
+        let required = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        let properties = schema.get("properties").and_then(Value::as_object).map(|p| {
+            p.iter()
+                .map(|(key, sub)| (key.clone(), self.compile(sub)))
+                .collect()
+        });
+        let additional = schema
+            .get("additionalProperties")
+            .filter(|v| v.is_object())
+            .map(|sub| self.compile(sub));
+        let items = schema.get("items").map(|sub| self.compile(sub));
+        Node {
+            required,
+            properties,
+            additional,
+            items,
+        }
+    }
 }
 
 /// Appends `missing required field` and `unknown field` problems for `value` of the given kind.
@@ -36,11 +118,11 @@ pub fn check(value: &Value, api_version: &'static str, kind: &'static str, out: 
     let schemas = schemas();
     if let Some(root) = schemas.roots.get(&(api_version, kind)) {
         let mut walker = Walker {
-            defs: &schemas.defs,
+            nodes: &schemas.nodes,
             path: Vec::new(),
             out,
         };
-        walker.walk(value, root);
+        walker.walk(value, *root);
     }
 }
 
@@ -50,31 +132,13 @@ enum Segment<'a> {
 }
 
 struct Walker<'a, 'o> {
-    defs: &'a Map<String, Value>,
+    nodes: &'a [Node],
     /// Built up as the walk descends; only formatted when there is something to report.
     path: Vec<Segment<'a>>,
     out: &'o mut Vec<String>,
 }
 
 impl<'a> Walker<'a, '_> {
-    fn resolve(&self, mut schema: &'a Value) -> &'a Value {
-        // Bounded: a `$ref` chain in generated schemas is one hop, never a cycle.
-        for _ in 0..8 {
-            let Some(name) = schema
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.rsplit('/').next())
-            else {
-                break;
-            };
-            match self.defs.get(name) {
-                Some(target) => schema = target,
-                None => break,
-            }
-        }
-        schema
-    }
-
     fn path_with(&self, last: &str) -> String {
         let mut text = String::new();
         for segment in &self.path {
@@ -91,30 +155,31 @@ impl<'a> Walker<'a, '_> {
         super::join(&text, last)
     }
 
-    fn walk(&mut self, value: &'a Value, schema: &'a Value) {
-        let schema = self.resolve(schema);
+    fn walk(&mut self, value: &'a Value, node: usize) {
+        let nodes = self.nodes;
+        let node = &nodes[node];
         match value {
             Value::Object(map) => {
-                if let Some(required) = schema.get("required").and_then(Value::as_array) {
-                    for field in required.iter().filter_map(Value::as_str) {
-                        if !map.contains_key(field) {
-                            let path = self.path_with(field);
-                            self.out.push(format!("missing required field `{path}`"));
-                        }
+                for field in &node.required {
+                    if !map.contains_key(field) {
+                        let path = self.path_with(field);
+                        self.out.push(format!("missing required field `{path}`"));
                     }
                 }
-                let properties = schema.get("properties").and_then(Value::as_object);
-                let additional = schema.get("additionalProperties").filter(|v| v.is_object());
                 for (key, child) in map {
-                    let child_schema = properties.and_then(|p| p.get(key)).or(additional);
-                    match child_schema {
-                        Some(child_schema) => {
+                    let child_node = node
+                        .properties
+                        .as_ref()
+                        .and_then(|p| p.get(key))
+                        .or(node.additional.as_ref());
+                    match child_node {
+                        Some(child_node) => {
                             self.path.push(Segment::Key(key));
-                            self.walk(child, child_schema);
+                            self.walk(child, *child_node);
                             self.path.pop();
                         }
                         // A closed object (declared properties, no additionalProperties).
-                        None if properties.is_some() => {
+                        None if node.properties.is_some() => {
                             let path = self.path_with(key);
                             self.out.push(super::unknown_field(&path));
                         }
@@ -123,10 +188,10 @@ impl<'a> Walker<'a, '_> {
                 }
             }
             Value::Array(items) => {
-                if let Some(item_schema) = schema.get("items") {
+                if let Some(item_node) = node.items {
                     for (index, item) in items.iter().enumerate() {
                         self.path.push(Segment::Index(index));
-                        self.walk(item, item_schema);
+                        self.walk(item, item_node);
                         self.path.pop();
                     }
                 }

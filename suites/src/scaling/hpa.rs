@@ -91,8 +91,7 @@ impl HpaStatus {
             desired_replicas: number(&hpa["status"]["desiredReplicas"]),
             current_metrics,
             conditions,
-            scale_down_window_s: hpa["spec"]["behavior"]["scaleDown"]
-                ["stabilizationWindowSeconds"]
+            scale_down_window_s: hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
                 .as_u64()
                 .unwrap_or(DEFAULT_SCALE_DOWN_WINDOW_S),
         }
@@ -167,10 +166,7 @@ pub fn metrics_present(hpa: &HpaStatus) -> Polled<String> {
         return Polled::Pending(format!("{reason}; {}", hpa.summary()));
     }
     if hpa.current_metrics.is_empty() {
-        return Polled::Pending(format!(
-            "no current metric values yet; {}",
-            hpa.summary()
-        ));
+        return Polled::Pending(format!("no current metric values yet; {}", hpa.summary()));
     }
     Polled::Done(hpa.current_metrics.join(", "))
 }
@@ -330,7 +326,9 @@ mod tests {
             (limited.status.as_str(), limited.reason.as_str()),
             ("True", "TooFewReplicas")
         );
-        assert!(idle.summary().contains("AbleToScale=True (ReadyForNewScale)"));
+        assert!(idle
+            .summary()
+            .contains("AbleToScale=True (ReadyForNewScale)"));
 
         // Without behavior and minReplicas the controller's defaults apply.
         let mut bare = fixture("hpa-idle.json");
@@ -378,7 +376,12 @@ mod tests {
 
         let limited = hpa("hpa-scale-out-limited.json");
         let out = done(scaled_out(&limited, initial));
-        assert!(out.starts_with("scaled out from 2 to 4 replicas; limited by maxReplicas 4: the HPA wanted more"), "{out}");
+        assert!(
+            out.starts_with(
+                "scaled out from 2 to 4 replicas; limited by maxReplicas 4: the HPA wanted more"
+            ),
+            "{out}"
+        );
         // Already at the maximum: a scale-out cannot be shown.
         assert!(before_load(&limited)
             .unwrap_err()
@@ -398,7 +401,9 @@ mod tests {
 
         let mut fixed = idle;
         fixed.max_replicas = 2;
-        assert!(before_load(&fixed).unwrap_err().contains("not above minReplicas"));
+        assert!(before_load(&fixed)
+            .unwrap_err()
+            .contains("not above minReplicas"));
     }
 
     #[test]

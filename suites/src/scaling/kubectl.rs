@@ -271,7 +271,9 @@ mod tests {
         );
         assert_eq!(forwarded_port("Forwarding from [::1]:41234 -> 8080"), None);
         assert_eq!(
-            http_port(&serde_json::json!({"spec": {"containers": [{"ports": [{"name": "metrics", "containerPort": 9404}, {"name": "http", "containerPort": 8081}]}]}})),
+            http_port(
+                &serde_json::json!({"spec": {"containers": [{"ports": [{"name": "metrics", "containerPort": 9404}, {"name": "http", "containerPort": 8081}]}]}})
+            ),
             8081
         );
         assert_eq!(http_port(&serde_json::json!({})), DEFAULT_HTTP_PORT);

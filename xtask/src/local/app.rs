@@ -141,7 +141,7 @@ pub const FAST_START_FLAGS: [&str; 5] = [
 ];
 
 /// `java [-javaagent:...] <flags> -jar camunda-app.jar`; `metrics_port` None leaves the agent out.
-pub fn java_command(java: &Path, app: &App, metrics_port: Option<u16>) -> Command {
+pub fn java_command(java: &Path, app: &App, metrics_port: Option<u16>, tmp_dir: &Path) -> Command {
     let mut command = Command::new(java);
     if let Some(port) = metrics_port {
         command.arg(format!(
@@ -150,6 +150,10 @@ pub fn java_command(java: &Path, app: &App, metrics_port: Option<u16>) -> Comman
             app.jmx_config.display()
         ));
     }
-    command.args(FAST_START_FLAGS).arg("-jar").arg(&app.jar);
+    command
+        .args(FAST_START_FLAGS)
+        .arg(format!("-Djava.io.tmpdir={}", tmp_dir.display()))
+        .arg("-jar")
+        .arg(&app.jar);
     command
 }

@@ -124,17 +124,21 @@ pub fn run(stack: &mut Stack, cli: &Path, artifacts: &Artifacts) -> Result<bool>
     stack.supervisor.stop(noagent_index);
     let observed = outcome?;
 
+    let width = observed.iter().map(|o| o.fault.len()).max().unwrap_or(5);
     println!(
-        "\n{:<72} {:<28} {:<6} message",
-        "fault", "expected failing check", "seen"
+        "\n{:<width$} {:<28} {:<6} message (full text in {})",
+        "fault",
+        "expected failing check",
+        "seen",
+        dir.display()
     );
     for o in &observed {
-        let mut message: String = o.message.chars().take(110).collect();
+        let mut message: String = o.message.chars().take(140).collect();
         if message.len() < o.message.len() {
             message.push('…');
         }
         println!(
-            "{:<72} {:<28} {:<6} {}",
+            "{:<width$} {:<28} {:<6} {}",
             o.fault,
             o.check,
             o.status,

@@ -56,7 +56,24 @@ pub fn ensure() -> Result<Programs> {
     run_apt(&["update"])?;
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(missing.iter().copied());
-    run_apt(&args)?;
+    // Debian starts a packaged service on install (postgres on 5432, nginx on 80, ...); the
+    // stack runs its own instances, so forbid that unless a policy is already in place.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let own_policy = !policy.exists();
+    if own_policy {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# written by cargo xtask e2e during apt-get install\nexit 101\n",
+        )
+        .context("writing /usr/sbin/policy-rc.d")?;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let installed = run_apt(&args);
+    if own_policy {
+        std::fs::remove_file(policy).context("removing /usr/sbin/policy-rc.d")?;
+    }
+    installed?;
     let still = missing_packages();
     if !still.is_empty() {
         bail!("still missing after apt-get: {}", still.join(", "));

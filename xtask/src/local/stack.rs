@@ -690,14 +690,16 @@ impl Stack {
         flavour: ReplicaFlavour,
     ) -> Result<usize> {
         let env = self.replica_env(replica, flavour);
+        let agent_port = flavour.jmx_agent.then_some(replica.metrics_port);
+        let work = self.state.temp_dir.join(&replica.name);
+        fs::create_dir_all(&work)?;
+        let mut command = app::java_command(&self.programs.java, &self.app, agent_port, &work);
         let mut listing = String::from(
             "# Environment of the replica (secrets come from files in the temp dir)\n",
         );
         for (key, value) in &env {
             listing.push_str(&format!("{key}={value}\n"));
         }
-        let agent_port = flavour.jmx_agent.then_some(replica.metrics_port);
-        let mut command = app::java_command(&self.programs.java, &self.app, agent_port);
         listing.push_str(&format!("# {command:?}\n"));
         write_file(
             &self
@@ -707,8 +709,6 @@ impl Stack {
             &listing,
             0o644,
         )?;
-        let work = self.state.temp_dir.join(&replica.name);
-        fs::create_dir_all(&work)?;
         // A clean environment: nothing of the caller's (proxies, SPRING_*) leaks into the app.
         command.env_clear().current_dir(&work);
         for key in ["PATH", "HOME", "LANG", "JAVA_HOME", "TZ"] {
@@ -716,10 +716,7 @@ impl Stack {
                 command.env(key, value);
             }
         }
-        command
-            .env("TMPDIR", &work)
-            .arg(format!("-Djava.io.tmpdir={}", work.display()));
-        command.envs(env);
+        command.env("TMPDIR", &work).envs(env);
         self.supervisor.spawn(&replica.name, command)
     }
 
