@@ -98,10 +98,10 @@ pub static ADDONS: &[Addon] = &[
     Addon {
         name: "cert-manager",
         version: "v1.21.1",
-        provenance: "cert-manager/cert-manager tag v1.21.1 (2026-07-29); cert-manager.yaml is a release asset, not in the repository: its sha256 is to be recorded with `cargo xtask pin-addons`",
+        provenance: "cert-manager/cert-manager tag v1.21.1 (2026-07-29); cert-manager.yaml is a release asset, not in the repository: the sha256 is the one a public repository's provenance note records for its byte-for-byte copy (13,960 lines); not yet re-hashed by us, confirm with `cargo xtask pin-addons`",
         files: &[PinnedFile {
             url: "https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.yaml",
-            sha256: None,
+            sha256: Some("5f6a499b8c1857d57f560f536e0dcc830914b45c420899fe7ad0692c8624e408"),
         }],
         namespace: None,
         images: &[],
