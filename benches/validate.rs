@@ -16,7 +16,10 @@ const RUNS: usize = 5;
 
 fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    println!("{:<44} {:>8} {:>12} {:>12}", "input", "objects", "render ms", "check ms");
+    println!(
+        "{:<44} {:>8} {:>12} {:>12}",
+        "input", "objects", "render ms", "check ms"
+    );
     for overlay in ["e2e", "e2e-shared", "production-example"] {
         let path = root.join("manifests/overlays").join(overlay);
         let mut render = Vec::new();
@@ -25,12 +28,21 @@ fn main() -> Result<()> {
         for _ in 0..RUNS {
             let report = validate_paths(&[path.clone()])
                 .with_context(|| format!("validating {}", path.display()))?;
-            ensure!(report.findings.is_empty(), "{overlay} has findings: {:?}", report.findings);
+            ensure!(
+                report.findings.is_empty(),
+                "{overlay} has findings: {:?}",
+                report.findings
+            );
             objects = report.inputs.iter().map(|i| i.objects).sum();
             render.push(Duration::from_millis(report.render_ms as u64));
             checks.push(Duration::from_millis(report.check_ms as u64));
         }
-        row(&format!("manifests/overlays/{overlay}"), objects, median(render), median(checks));
+        row(
+            &format!("manifests/overlays/{overlay}"),
+            objects,
+            median(render),
+            median(checks),
+        );
     }
 
     let text = generated_bundle(SETS);
@@ -47,9 +59,17 @@ fn main() -> Result<()> {
         findings = check(&parsed).len();
         checks.push(started.elapsed());
     }
-    ensure!(findings == 0, "the generated bundle has {findings} findings");
+    ensure!(
+        findings == 0,
+        "the generated bundle has {findings} findings"
+    );
     let warm = median(checks.clone());
-    row(&format!("generated {SETS} sets (YAML parse = render)"), objects, median(parse), warm);
+    row(
+        &format!("generated {SETS} sets (YAML parse = render)"),
+        objects,
+        median(parse),
+        warm,
+    );
     println!(
         "checking {SETS} sets: first run {:.1} ms (includes building the schemas once), median {:.1} ms: {}",
         ms(checks[0]),
@@ -103,7 +123,11 @@ fn breakdown(objects: &[RawObject]) {
 }
 
 fn row(name: &str, objects: usize, render: Duration, check: Duration) {
-    println!("{name:<44} {objects:>8} {:>12.1} {:>12.1}", ms(render), ms(check));
+    println!(
+        "{name:<44} {objects:>8} {:>12.1} {:>12.1}",
+        ms(render),
+        ms(check)
+    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -26,7 +26,13 @@ fn validate() -> Command {
 fn exit_codes(#[case] args: &[&str], #[case] code: i32) {
     let args: Vec<String> = args
         .iter()
-        .map(|a| if a.starts_with("--") { a.to_string() } else { repo(a).display().to_string() })
+        .map(|a| {
+            if a.starts_with("--") {
+                a.to_string()
+            } else {
+                repo(a).display().to_string()
+            }
+        })
         .collect();
     validate().args(&args).assert().code(code);
 }
@@ -47,7 +53,9 @@ fn unreadable_input_names_the_file_on_stderr() {
 fn json_report_has_the_contract_shape() {
     let output = validate()
         .args(["--format", "json"])
-        .arg(repo("fixtures/validate/broken/metrics-scraped/seed-mistake"))
+        .arg(repo(
+            "fixtures/validate/broken/metrics-scraped/seed-mistake",
+        ))
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
@@ -55,9 +63,21 @@ fn json_report_has_the_contract_shape() {
     let findings = report["findings"].as_array().expect("findings array");
     assert!(!findings.is_empty());
     for finding in findings {
-        let keys: Vec<&str> = finding.as_object().expect("object").keys().map(String::as_str).collect();
+        let keys: Vec<&str> = finding
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys.len(), 6, "{finding}");
-        for key in ["rule", "severity", "resource", "namespace", "file", "message"] {
+        for key in [
+            "rule",
+            "severity",
+            "resource",
+            "namespace",
+            "file",
+            "message",
+        ] {
             assert!(keys.contains(&key), "{key} missing in {finding}");
         }
     }

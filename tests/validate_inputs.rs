@@ -13,11 +13,31 @@ fn validate_text(dir: &Path, name: &str, text: &str) -> Result<(), InputError> {
 }
 
 #[rstest]
-#[case::malformed_yaml("bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n", "bad.yaml: malformed YAML in document 1")]
-#[case::not_a_mapping("list.yaml", "- a\n- b\n", "list.yaml: document 1 is not a mapping but a sequence")]
-#[case::scalar_second_document("two.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\njust text\n", "two.yaml: document 2 is not a mapping but a string")]
-#[case::no_kind("nokind.yaml", "apiVersion: v1\nmetadata: {name: x}\n", "nokind.yaml: document 1 is not a Kubernetes object: no kind")]
-#[case::no_name("noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "no metadata.name")]
+#[case::malformed_yaml(
+    "bad.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n",
+    "bad.yaml: malformed YAML in document 1"
+)]
+#[case::not_a_mapping(
+    "list.yaml",
+    "- a\n- b\n",
+    "list.yaml: document 1 is not a mapping but a sequence"
+)]
+#[case::scalar_second_document(
+    "two.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\njust text\n",
+    "two.yaml: document 2 is not a mapping but a string"
+)]
+#[case::no_kind(
+    "nokind.yaml",
+    "apiVersion: v1\nmetadata: {name: x}\n",
+    "nokind.yaml: document 1 is not a Kubernetes object: no kind"
+)]
+#[case::no_name(
+    "noname.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    "no metadata.name"
+)]
 #[case::only_comments("empty.yaml", "# nothing here\n", "empty.yaml: no manifests")]
 fn unreadable_file(#[case] name: &str, #[case] text: &str, #[case] expected: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -29,14 +49,21 @@ fn unreadable_file(#[case] name: &str, #[case] text: &str, #[case] expected: &st
 #[test]
 fn missing_path() {
     let err = validate_paths(&[PathBuf::from("/no/such/overlay")]).expect_err("must not pass");
-    assert_eq!(err.to_string(), "/no/such/overlay: no such file or directory");
+    assert_eq!(
+        err.to_string(),
+        "/no/such/overlay: no such file or directory"
+    );
 }
 
 #[test]
 fn empty_directory() {
     let dir = tempfile::tempdir().expect("temp dir");
     let err = validate_paths(&[dir.path().to_path_buf()]).expect_err("must not pass");
-    assert!(err.to_string().ends_with(": no manifests (*.yaml, *.yml, *.json) in this directory"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with(": no manifests (*.yaml, *.yml, *.json) in this directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -49,7 +76,10 @@ fn failing_kustomization_names_the_directory_and_the_cause() {
     .expect("write kustomization");
     let err = validate_paths(&[dir.path().to_path_buf()]).expect_err("must not pass");
     let message = err.to_string();
-    assert!(message.starts_with(&dir.path().display().to_string()), "{message}");
+    assert!(
+        message.starts_with(&dir.path().display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("kustomize failed"), "{message}");
     assert!(message.contains("does-not-exist.yaml"), "{message}");
 }
@@ -73,6 +103,12 @@ fn plain_directory_attributes_files() {
         .iter()
         .find(|f| f.rule == "image-tag")
         .expect("untagged image found");
-    assert!(tag.file.as_deref().unwrap_or_default().ends_with("nested/redis.yml"), "{tag:?}");
+    assert!(
+        tag.file
+            .as_deref()
+            .unwrap_or_default()
+            .ends_with("nested/redis.yml"),
+        "{tag:?}"
+    );
     assert_eq!(tag.namespace, None);
 }

@@ -21,7 +21,11 @@ fn shipped_overlay_is_clean(#[case] overlay: &str) {
         report.findings
     );
     let input = &report.inputs[0];
-    assert!(input.objects > 15, "{overlay} rendered only {} objects", input.objects);
+    assert!(
+        input.objects > 15,
+        "{overlay} rendered only {} objects",
+        input.objects
+    );
     assert!(input.renderer.contains("kustomize"), "{}", input.renderer);
 }
 
@@ -29,7 +33,12 @@ fn shipped_overlay_is_clean(#[case] overlay: &str) {
 fn every_shipped_overlay_is_covered() {
     let mut overlays: Vec<String> = std::fs::read_dir(repo("manifests/overlays"))
         .expect("manifests/overlays exists")
-        .map(|e| e.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     overlays.sort();
     assert_eq!(overlays, ["e2e", "e2e-shared", "production-example"]);
@@ -48,5 +57,8 @@ fn findings_name_the_source_file() {
     assert_eq!(scraped[0].resource, "Deployment/camunda");
     assert_eq!(scraped[0].namespace.as_deref(), Some("camunda"));
     let file = scraped[0].file.as_deref().unwrap_or_default();
-    assert!(file.ends_with("manifests/base/camunda/deployment.yaml"), "{file}");
+    assert!(
+        file.ends_with("manifests/base/camunda/deployment.yaml"),
+        "{file}"
+    );
 }

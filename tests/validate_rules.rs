@@ -48,7 +48,11 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("db-connection-budget", "too-many-replicas", "12 pods × pool 20 = 240")]
 #[case("db-connection-budget", "small-database", "max_connections 50")]
 #[case("rest-auth", "auth-disabled", "CAMUNDA_BPM_RUN_AUTH_ENABLED=false")]
-#[case("rest-auth", "official-image-commented-filter", "ProcessEngineAuthenticationFilter")]
+#[case(
+    "rest-auth",
+    "official-image-commented-filter",
+    "ProcessEngineAuthenticationFilter"
+)]
 #[case("pdb", "blocks-drains", "maxUnavailable 0")]
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]
@@ -63,7 +67,10 @@ fn broken_variant_fires_its_rule(#[case] rule: &str, #[case] variant: &str, #[ca
         .map(|r| r.severity)
         .expect("the rule is in the catalog");
     let fired: Vec<&Finding> = findings.iter().filter(|f| f.rule == rule).collect();
-    assert!(!fired.is_empty(), "{rule}/{variant} did not fire {rule}: {findings:#?}");
+    assert!(
+        !fired.is_empty(),
+        "{rule}/{variant} did not fire {rule}: {findings:#?}"
+    );
     assert!(
         fired.iter().any(|f| f.message.contains(says)),
         "{rule}/{variant}: no message mentions {says:?}: {fired:#?}"
@@ -117,7 +124,10 @@ fn every_rule_has_a_broken_variant_and_a_twin() {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         assert!(variants.iter().any(|v| v == "ok"), "{id} has no ok twin");
-        assert!(variants.iter().any(|v| v != "ok"), "{id} has no broken variant");
+        assert!(
+            variants.iter().any(|v| v != "ok"),
+            "{id} has no broken variant"
+        );
     }
 }
 

@@ -7,7 +7,8 @@ use camunda_conformance::validate::{check, Finding};
 use rstest::rstest;
 
 fn schema_messages(yaml: &str) -> Vec<String> {
-    let objects = parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let objects =
+        parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
     check(&objects)
         .into_iter()
         .filter(|f: &Finding| f.rule == "schema")
@@ -43,11 +44,27 @@ fn valid_deployment_with_float_quantity_passes() {
     "imagePullPolcy: IfNotPresent",
     "unknown field `spec.template.spec.containers[0].imagePullPolcy`"
 )]
-#[case::metadata_typo("metadata: {name: web}", "metadata: {name: web, lables: {a: b}}", "unknown field `metadata.lables`")]
+#[case::metadata_typo(
+    "metadata: {name: web}",
+    "metadata: {name: web, lables: {a: b}}",
+    "unknown field `metadata.lables`"
+)]
 #[case::wrong_type("containerPort: 80", "containerPort: eighty", "wrong type at `spec.template.spec.containers[0].ports[0].containerPort`: found a string, expected i32")]
-#[case::missing_required_nested("ports: [{containerPort: 80}]", "ports: [{name: http}]", "missing required field `spec.template.spec.containers[0].ports[0].containerPort`")]
-#[case::missing_required_top("  selector: {matchLabels: {app: web}}\n", "", "missing required field `spec.selector`")]
-fn deployment_problems_name_the_field(#[case] from: &str, #[case] to: &str, #[case] expected: &str) {
+#[case::missing_required_nested(
+    "ports: [{containerPort: 80}]",
+    "ports: [{name: http}]",
+    "missing required field `spec.template.spec.containers[0].ports[0].containerPort`"
+)]
+#[case::missing_required_top(
+    "  selector: {matchLabels: {app: web}}\n",
+    "",
+    "missing required field `spec.selector`"
+)]
+fn deployment_problems_name_the_field(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] expected: &str,
+) {
     assert!(DEPLOYMENT.contains(from), "fixture drifted: {from}");
     let messages = schema_messages(&DEPLOYMENT.replacen(from, to, 1));
     assert!(
@@ -57,18 +74,42 @@ fn deployment_problems_name_the_field(#[case] from: &str, #[case] to: &str, #[ca
 }
 
 #[rstest]
-#[case("extensions/v1beta1", "Ingress", "removed in 1.22: use networking.k8s.io/v1")]
+#[case(
+    "extensions/v1beta1",
+    "Ingress",
+    "removed in 1.22: use networking.k8s.io/v1"
+)]
 #[case("networking.k8s.io/v1beta1", "Ingress", "removed in 1.22")]
-#[case("autoscaling/v2beta1", "HorizontalPodAutoscaler", "removed in 1.25: use autoscaling/v2")]
-#[case("autoscaling/v2beta2", "HorizontalPodAutoscaler", "removed in 1.26: use autoscaling/v2")]
-#[case("policy/v1beta1", "PodDisruptionBudget", "removed in 1.25: use policy/v1")]
+#[case(
+    "autoscaling/v2beta1",
+    "HorizontalPodAutoscaler",
+    "removed in 1.25: use autoscaling/v2"
+)]
+#[case(
+    "autoscaling/v2beta2",
+    "HorizontalPodAutoscaler",
+    "removed in 1.26: use autoscaling/v2"
+)]
+#[case(
+    "policy/v1beta1",
+    "PodDisruptionBudget",
+    "removed in 1.25: use policy/v1"
+)]
 #[case("apps/v1beta2", "Deployment", "removed in 1.16: use apps/v1")]
 #[case("cert-manager.io/v1alpha2", "Certificate", "use cert-manager.io/v1")]
-#[case("monitoring.coreos.com/v1alpha1", "ServiceMonitor", "use monitoring.coreos.com/v1")]
+#[case(
+    "monitoring.coreos.com/v1alpha1",
+    "ServiceMonitor",
+    "use monitoring.coreos.com/v1"
+)]
 fn removed_api_versions(#[case] api_version: &str, #[case] kind: &str, #[case] expected: &str) {
-    let yaml = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n");
+    let yaml =
+        format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n");
     let messages = schema_messages(&yaml);
-    assert!(messages.iter().any(|m| m.contains(expected)), "{messages:#?}");
+    assert!(
+        messages.iter().any(|m| m.contains(expected)),
+        "{messages:#?}"
+    );
 }
 
 /// The community Helm chart's mistake: autoscaling/v1 with a v2beta1 body.
@@ -86,7 +127,12 @@ spec:
       resource: {name: cpu, targetAverageUtilization: 80}
 ";
     let messages = schema_messages(yaml);
-    assert!(messages.iter().any(|m| m.contains("unknown field `spec.metrics`")), "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown field `spec.metrics`")),
+        "{messages:#?}"
+    );
 }
 
 #[rstest]
@@ -116,7 +162,10 @@ spec:
 )]
 fn custom_resources(#[case] yaml: &str, #[case] expected: &str) {
     let messages = schema_messages(yaml);
-    assert!(messages.iter().any(|m| m.contains(expected)), "{messages:#?}");
+    assert!(
+        messages.iter().any(|m| m.contains(expected)),
+        "{messages:#?}"
+    );
 }
 
 #[test]
@@ -131,6 +180,10 @@ fn messages_do_not_echo_values() {
     let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: [hunter2-secret]}\n";
     let messages = schema_messages(yaml);
     assert_eq!(messages.len(), 1, "{messages:#?}");
-    assert!(messages[0].contains("stringData.password"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("stringData.password"),
+        "{}",
+        messages[0]
+    );
     assert!(!messages[0].contains("hunter2"), "{}", messages[0]);
 }

@@ -139,7 +139,11 @@ pub enum Flavour {
 /// is not Camunda, `registry.example.com/platform/camunda` is.
 pub fn is_camunda_image(image: &str) -> bool {
     let repository = image_repository(image);
-    let name = repository.rsplit('/').next().unwrap_or(repository).to_ascii_lowercase();
+    let name = repository
+        .rsplit('/')
+        .next()
+        .unwrap_or(repository)
+        .to_ascii_lowercase();
     ["camunda", "operaton", "cibseven"]
         .iter()
         .any(|known| name.contains(known))
@@ -224,7 +228,12 @@ impl<'o> Bundle<'o> {
             services_by_selector: Index::new(),
         };
         for (position, entry) in bundle.entries.iter().enumerate() {
-            insert(&mut bundle.by_name, &entry.raw.kind, &entry.raw.name, position);
+            insert(
+                &mut bundle.by_name,
+                &entry.raw.kind,
+                &entry.raw.name,
+                position,
+            );
             if let Some(secret) = provided_secret(entry) {
                 bundle
                     .secret_providers
@@ -236,7 +245,12 @@ impl<'o> Bundle<'o> {
                 Typed::Hpa(hpa) => {
                     if let Some(spec) = &hpa.spec {
                         let target = &spec.scale_target_ref;
-                        insert(&mut bundle.hpa_by_target, &target.kind, &target.name, position);
+                        insert(
+                            &mut bundle.hpa_by_target,
+                            &target.kind,
+                            &target.name,
+                            position,
+                        );
                     }
                 }
                 Typed::Service(service) => {
@@ -256,7 +270,11 @@ impl<'o> Bundle<'o> {
             .workloads()
             .filter_map(|w| {
                 let position = bundle.position(w.entry)?;
-                let labels = w.labels()?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let labels = w
+                    .labels()?
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 Some((position, labels))
             })
             .collect();
@@ -276,7 +294,7 @@ impl<'o> Bundle<'o> {
     }
 
     /// Entries of a kind and name near (in the namespace of) `near`.
-    pub fn named<'a>(&'a self, kind: &str, name: &str, near: &Entry) -> Vec<&'a Entry> {
+    pub fn named<'a>(&'a self, kind: &str, name: &str, near: &Entry) -> Vec<&'a Entry<'o>> {
         lookup(&self.by_name, kind, name)
             .iter()
             .map(|i| &self.entries[*i])
@@ -286,7 +304,9 @@ impl<'o> Bundle<'o> {
 
     /// The Deployment/StatefulSet/DaemonSet of that kind and name near `near`.
     pub fn workload(&self, kind: &str, name: &str, near: &Entry) -> Option<Workload<'_>> {
-        self.named(kind, name, near).into_iter().find_map(workload_of)
+        self.named(kind, name, near)
+            .into_iter()
+            .find_map(workload_of)
     }
 
     fn workload_at(&self, position: usize) -> Option<Workload<'_>> {
@@ -302,35 +322,35 @@ impl<'o> Bundle<'o> {
             .filter_map(|w| w.camunda_container().map(|c| (w, c)))
     }
 
-    pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
+    pub fn services(&self) -> impl Iterator<Item = (&Entry<'o>, &Service)> {
         self.entries.iter().filter_map(|e| match &e.typed {
             Typed::Service(s) => Some((e, s)),
             _ => None,
         })
     }
 
-    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
+    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry<'o>, &Ingress)> {
         self.entries.iter().filter_map(|e| match &e.typed {
             Typed::Ingress(i) => Some((e, i)),
             _ => None,
         })
     }
 
-    pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
+    pub fn hpas(&self) -> impl Iterator<Item = (&Entry<'o>, &HorizontalPodAutoscaler)> {
         self.entries.iter().filter_map(|e| match &e.typed {
             Typed::Hpa(h) => Some((e, h)),
             _ => None,
         })
     }
 
-    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
+    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry<'o>, &crds::ServiceMonitor)> {
         self.entries.iter().filter_map(|e| match &e.typed {
             Typed::ServiceMonitor(m) => Some((e, m)),
             _ => None,
         })
     }
 
-    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
+    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry<'o>, &crds::PodMonitor)> {
         self.entries.iter().filter_map(|e| match &e.typed {
             Typed::PodMonitor(m) => Some((e, m)),
             _ => None,
@@ -338,10 +358,12 @@ impl<'o> Bundle<'o> {
     }
 
     pub fn config_map(&self, near: &Entry, name: &str) -> Option<&ConfigMap> {
-        self.named("ConfigMap", name, near).into_iter().find_map(|e| match &e.typed {
-            Typed::ConfigMap(c) => Some(c),
-            _ => None,
-        })
+        self.named("ConfigMap", name, near)
+            .into_iter()
+            .find_map(|e| match &e.typed {
+                Typed::ConfigMap(c) => Some(c),
+                _ => None,
+            })
     }
 
     /// Whether the bundle provides Secret `name` near `near`: a Secret object, or a Secret that a
@@ -356,29 +378,35 @@ impl<'o> Bundle<'o> {
 
     /// The key names a Secret object of the bundle holds (values are never read).
     pub fn secret_keys(&self, near: &Entry, name: &str) -> Option<Vec<&str>> {
-        self.named("Secret", name, near).into_iter().find_map(|e| match &e.typed {
-            Typed::Secret(s) => Some(
-                s.data
-                    .iter()
-                    .flat_map(|d| d.keys())
-                    .chain(s.string_data.iter().flat_map(|d| d.keys()))
-                    .map(String::as_str)
-                    .collect(),
-            ),
-            _ => None,
-        })
+        self.named("Secret", name, near)
+            .into_iter()
+            .find_map(|e| match &e.typed {
+                Typed::Secret(s) => Some(
+                    s.data
+                        .iter()
+                        .flat_map(|d| d.keys())
+                        .chain(s.string_data.iter().flat_map(|d| d.keys()))
+                        .map(String::as_str)
+                        .collect(),
+                ),
+                _ => None,
+            })
     }
 
     /// The HPA whose `scaleTargetRef` names this workload.
-    pub fn hpa_for(&self, workload: &Workload) -> Option<(&Entry, &HorizontalPodAutoscaler)> {
-        lookup(&self.hpa_by_target, &workload.entry.raw.kind, workload.entry.name())
-            .iter()
-            .map(|i| &self.entries[*i])
-            .filter(|e| e.same_namespace(workload.entry))
-            .find_map(|e| match &e.typed {
-                Typed::Hpa(h) => Some((e, h)),
-                _ => None,
-            })
+    pub fn hpa_for(&self, workload: &Workload) -> Option<(&Entry<'o>, &HorizontalPodAutoscaler)> {
+        lookup(
+            &self.hpa_by_target,
+            &workload.entry.raw.kind,
+            workload.entry.name(),
+        )
+        .iter()
+        .map(|i| &self.entries[*i])
+        .filter(|e| e.same_namespace(workload.entry))
+        .find_map(|e| match &e.typed {
+            Typed::Hpa(h) => Some((e, h)),
+            _ => None,
+        })
     }
 
     /// The most pods the workload can run: the HPA's maxReplicas, else its replicas (default 1).
@@ -398,7 +426,7 @@ impl<'o> Bundle<'o> {
     }
 
     /// Services whose selector matches the workload's pods.
-    pub fn services_for<'a>(&'a self, workload: &Workload) -> Vec<(&'a Entry, &'a Service)> {
+    pub fn services_for<'a>(&'a self, workload: &Workload) -> Vec<(&'a Entry<'o>, &'a Service)> {
         let Some(labels) = workload.labels() else {
             return Vec::new();
         };
@@ -423,7 +451,11 @@ impl<'o> Bundle<'o> {
     }
 
     /// Workloads whose pods a Service selects.
-    pub fn workloads_for<'a>(&'a self, service_entry: &Entry, service: &Service) -> Vec<Workload<'a>> {
+    pub fn workloads_for<'a>(
+        &'a self,
+        service_entry: &Entry,
+        service: &Service,
+    ) -> Vec<Workload<'a>> {
         let Some((key, value)) = service
             .spec
             .as_ref()
@@ -442,11 +474,13 @@ impl<'o> Bundle<'o> {
             .collect()
     }
 
-    pub fn service_named(&self, near: &Entry, name: &str) -> Option<(&Entry, &Service)> {
-        self.named("Service", name, near).into_iter().find_map(|e| match &e.typed {
-            Typed::Service(s) => Some((e, s)),
-            _ => None,
-        })
+    pub fn service_named(&self, near: &Entry, name: &str) -> Option<(&Entry<'o>, &Service)> {
+        self.named("Service", name, near)
+            .into_iter()
+            .find_map(|e| match &e.typed {
+                Typed::Service(s) => Some((e, s)),
+                _ => None,
+            })
     }
 
     /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
@@ -454,7 +488,10 @@ impl<'o> Bundle<'o> {
         let mut out = Vec::new();
         for (entry, ingress) in self.ingresses() {
             let Some(spec) = &ingress.spec else { continue };
-            let default = spec.default_backend.iter().filter_map(|b| b.service.as_ref());
+            let default = spec
+                .default_backend
+                .iter()
+                .filter_map(|b| b.service.as_ref());
             let paths = spec
                 .rules
                 .iter()
@@ -476,7 +513,7 @@ impl<'o> Bundle<'o> {
     }
 
     /// Ingresses routing to any Service that selects the workload's pods.
-    pub fn ingresses_for<'a>(&'a self, workload: &Workload) -> Vec<&'a Entry> {
+    pub fn ingresses_for<'a>(&'a self, workload: &Workload) -> Vec<&'a Entry<'a>> {
         let services = self.services_for(workload);
         let mut out: Vec<&Entry> = Vec::new();
         for backend in self.ingress_backends() {
@@ -551,10 +588,7 @@ impl IngressBackend<'_> {
 }
 
 pub fn service_ports(service: &Service) -> impl Iterator<Item = &ServicePort> {
-    service
-        .spec
-        .iter()
-        .flat_map(|s| s.ports.iter().flatten())
+    service.spec.iter().flat_map(|s| s.ports.iter().flatten())
 }
 
 /// The container-side target of a Service port (`targetPort`, defaulting to `port`).
@@ -604,13 +638,14 @@ pub fn describe_selector(selector: &LabelSelector) -> String {
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    parts.extend(
-        selector
-            .match_expressions
-            .iter()
-            .flatten()
-            .map(|e| format!("{} {} ({})", e.key, e.operator, e.values.as_deref().unwrap_or_default().join(","))),
-    );
+    parts.extend(selector.match_expressions.iter().flatten().map(|e| {
+        format!(
+            "{} {} ({})",
+            e.key,
+            e.operator,
+            e.values.as_deref().unwrap_or_default().join(",")
+        )
+    }));
     if parts.is_empty() {
         "{}".to_string()
     } else {
@@ -626,13 +661,27 @@ mod tests {
     fn image_parts() {
         assert_eq!(image_tag("redis:7.4.1"), Some("7.4.1"));
         assert_eq!(image_tag("registry:5000/team/app"), None);
-        assert_eq!(image_tag("registry:5000/team/app:1.0@sha256:ab"), Some("1.0"));
-        assert_eq!(image_repository("registry:5000/team/app:1.0"), "registry:5000/team/app");
-        assert_eq!(flavour("camunda/camunda-bpm-platform:run-7.24.0"), Flavour::Run);
-        assert_eq!(flavour("camunda/camunda-bpm-platform:7.24.0"), Flavour::OfficialTomcat);
+        assert_eq!(
+            image_tag("registry:5000/team/app:1.0@sha256:ab"),
+            Some("1.0")
+        );
+        assert_eq!(
+            image_repository("registry:5000/team/app:1.0"),
+            "registry:5000/team/app"
+        );
+        assert_eq!(
+            flavour("camunda/camunda-bpm-platform:run-7.24.0"),
+            Flavour::Run
+        );
+        assert_eq!(
+            flavour("camunda/camunda-bpm-platform:7.24.0"),
+            Flavour::OfficialTomcat
+        );
         assert_eq!(flavour("camunda-conformance/camunda:7.24.0"), Flavour::Ours);
         assert!(!is_camunda_image("postgres:17.2"));
         assert!(!is_camunda_image("camunda-conformance/twemproxy:0.5.0"));
-        assert!(is_camunda_image("registry.example.com/platform/camunda:7.24.0"));
+        assert!(is_camunda_image(
+            "registry.example.com/platform/camunda:7.24.0"
+        ));
     }
 }

@@ -397,7 +397,10 @@ fn last_error_line(stderr: &str) -> String {
         .unwrap_or("no error output")
         .trim();
     match line.split_once("err=") {
-        Some((_, err)) => err.trim_matches('"').replace("\\\"", "\"").replace("\\'", "'"),
+        Some((_, err)) => err
+            .trim_matches('"')
+            .replace("\\\"", "\"")
+            .replace("\\'", "'"),
         None => line.trim_start_matches("Error: ").to_string(),
     }
 }

@@ -11,7 +11,14 @@ pub fn run() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["bench", "--quiet", "--package", "camunda-conformance", "--bench", "validate"])
+        .args([
+            "bench",
+            "--quiet",
+            "--package",
+            "camunda-conformance",
+            "--bench",
+            "validate",
+        ])
         .status()
         .context("running cargo bench --bench validate")?;
     if !status.success() {

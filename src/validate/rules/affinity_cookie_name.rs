@@ -13,7 +13,8 @@ const TRAEFIK_COOKIE_NAME: &str = "traefik.ingress.kubernetes.io/service.sticky.
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for (entry, _) in bundle.ingresses() {
         let name = entry.annotation(COOKIE_NAME);
-        if has_cookie_affinity(entry) && name.is_some_and(|n| n.eq_ignore_ascii_case("JSESSIONID")) {
+        if has_cookie_affinity(entry) && name.is_some_and(|n| n.eq_ignore_ascii_case("JSESSIONID"))
+        {
             out.push(RULE.finding(
                 entry,
                 format!("{COOKIE_NAME} is JSESSIONID, the name of Tomcat's own session cookie: the two overwrite each other; use another name such as INGRESSCOOKIE"),

@@ -42,18 +42,28 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 Some(Flavour::Run) => 10, // Hikari's default
                 _ => 20,                  // DB_CONN_MAXACTIVE default of the images
             };
-            let pool = ["DB_CONN_MAXACTIVE", "SPRING_DATASOURCE_HIKARI_MAXIMUM_POOL_SIZE"]
-                .iter()
-                .find_map(|v| env.value(v).and_then(|p| p.trim().parse::<i64>().ok()))
-                .unwrap_or(default_pool);
+            let pool = [
+                "DB_CONN_MAXACTIVE",
+                "SPRING_DATASOURCE_HIKARI_MAXIMUM_POOL_SIZE",
+            ]
+            .iter()
+            .find_map(|v| env.value(v).and_then(|p| p.trim().parse::<i64>().ok()))
+            .unwrap_or(default_pool);
             let pods = i64::from(bundle.max_pods(&workload));
             total += pods * pool;
-            parts.push(format!("{} {pods} pods × pool {pool}", workload.entry.resource()));
+            parts.push(format!(
+                "{} {pods} pods × pool {pool}",
+                workload.entry.resource()
+            ));
             first.get_or_insert(workload);
         }
         let budget = db.max_connections - db.reserved;
         if let Some(workload) = first.filter(|_| total > budget) {
-            let origin = if db.declared { "declared" } else { "PostgreSQL's default" };
+            let origin = if db.declared {
+                "declared"
+            } else {
+                "PostgreSQL's default"
+            };
             out.push(RULE.finding(
                 workload.entry,
                 format!(
@@ -71,7 +81,10 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
 /// The Camunda container talks to `db` when its JDBC URL names one of db's Services, or when the
 /// URL is not visible and the bundle has only this database.
 fn uses(databases: &[Database], db: &Database, env: &Env) -> bool {
-    match env.value("DB_URL").or_else(|| env.value("SPRING_DATASOURCE_URL")) {
+    match env
+        .value("DB_URL")
+        .or_else(|| env.value("SPRING_DATASOURCE_URL"))
+    {
         Some(url) => {
             let host = url
                 .split("//")
@@ -104,8 +117,16 @@ fn database<'a>(bundle: &'a Bundle, workload: Workload<'a>) -> Option<Database<'
         let from_args = args.iter().enumerate().find_map(|(i, arg)| {
             // `-c max_connections=200`, `-cmax_connections=200` or `--max_connections=200`
             let text = arg.trim_start_matches('-').trim_start_matches('c');
-            let text = if text.is_empty() { args.get(i + 1)? } else { text };
-            text.strip_prefix(name)?.strip_prefix('=')?.trim().parse().ok()
+            let text = if text.is_empty() {
+                args.get(i + 1)?
+            } else {
+                text
+            };
+            text.strip_prefix(name)?
+                .strip_prefix('=')?
+                .trim()
+                .parse()
+                .ok()
         });
         let from_env = env.value(env_name).and_then(|v| v.trim().parse().ok());
         let from_file = files.iter().find_map(|f| {
@@ -120,7 +141,10 @@ fn database<'a>(bundle: &'a Bundle, workload: Workload<'a>) -> Option<Database<'
         from_args.or(from_env).or(from_file)
     };
     let max = setting("max_connections", "POSTGRESQL_MAX_CONNECTIONS");
-    let reserved = setting("superuser_reserved_connections", "POSTGRESQL_SUPERUSER_RESERVED_CONNECTIONS");
+    let reserved = setting(
+        "superuser_reserved_connections",
+        "POSTGRESQL_SUPERUSER_RESERVED_CONNECTIONS",
+    );
     Some(Database {
         services: bundle
             .services_for(&workload)

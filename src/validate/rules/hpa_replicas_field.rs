@@ -9,7 +9,8 @@ pub const RULE: Rule = Rule {
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for workload in bundle.workloads() {
-        let (Some(replicas), Some((hpa, _))) = (workload.replicas, bundle.hpa_for(&workload)) else {
+        let (Some(replicas), Some((hpa, _))) = (workload.replicas, bundle.hpa_for(&workload))
+        else {
             continue;
         };
         out.push(RULE.finding(

@@ -14,7 +14,10 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         if let Some(min) = spec.min_replicas.filter(|min| *min > spec.max_replicas) {
             out.push(RULE.finding(
                 entry,
-                format!("minReplicas {min} is above maxReplicas {}: raise maxReplicas", spec.max_replicas),
+                format!(
+                    "minReplicas {min} is above maxReplicas {}: raise maxReplicas",
+                    spec.max_replicas
+                ),
             ));
         }
         let Some(workload) = bundle.workload(&target.kind, &target.name, entry) else {

@@ -4,7 +4,8 @@ use crate::validate::bundle::image_tag;
 pub const RULE: Rule = Rule {
     id: "image-tag",
     severity: Severity::Error,
-    description: "every container image is pinned to an exact tag or digest, never `latest` or untagged",
+    description:
+        "every container image is pinned to an exact tag or digest, never `latest` or untagged",
     check,
 };
 

@@ -21,7 +21,12 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             ));
             continue;
         }
-        for host in spec.rules.iter().flatten().filter_map(|r| r.host.as_deref()) {
+        for host in spec
+            .rules
+            .iter()
+            .flatten()
+            .filter_map(|r| r.host.as_deref())
+        {
             let covered = tls
                 .iter()
                 .flat_map(|t| t.hosts.iter().flatten())
@@ -33,7 +38,9 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 ));
             }
         }
-        let issued = ISSUER_ANNOTATIONS.iter().any(|a| entry.annotation(a).is_some());
+        let issued = ISSUER_ANNOTATIONS
+            .iter()
+            .any(|a| entry.annotation(a).is_some());
         for (index, item) in tls.iter().enumerate() {
             let Some(secret) = item.secret_name.as_deref() else {
                 out.push(RULE.finding(
@@ -48,7 +55,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                         && match &e.typed {
                             Typed::Certificate(c) => c.spec.secret_name == secret,
                             Typed::Secret(s) => {
-                                e.name() == secret && s.type_.as_deref() == Some("kubernetes.io/tls")
+                                e.name() == secret
+                                    && s.type_.as_deref() == Some("kubernetes.io/tls")
                             }
                             _ => false,
                         }
@@ -72,9 +80,7 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
 
 fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(suffix) => host
-            .split_once('.')
-            .is_some_and(|(_, rest)| rest == suffix),
+        Some(suffix) => host.split_once('.').is_some_and(|(_, rest)| rest == suffix),
         None => pattern == host,
     }
 }

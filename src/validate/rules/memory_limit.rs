@@ -4,11 +4,17 @@ use crate::validate::env::Env;
 pub const RULE: Rule = Rule {
     id: "memory-limit",
     severity: Severity::Warning,
-    description: "the Camunda container has a memory limit, and a fixed JVM heap (-Xmx) stays below it",
+    description:
+        "the Camunda container has a memory limit, and a fixed JVM heap (-Xmx) stays below it",
     check,
 };
 
-const JVM_OPTION_VARIABLES: [&str; 4] = ["JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "CATALINA_OPTS"];
+const JVM_OPTION_VARIABLES: [&str; 4] = [
+    "JAVA_OPTS",
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CATALINA_OPTS",
+];
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for (workload, container) in bundle.camunda_workloads() {
@@ -36,7 +42,7 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 opts.split_whitespace()
                     .filter_map(|o| o.strip_prefix("-Xmx"))
                     .filter_map(jvm_size_bytes)
-                    .last()
+                    .next_back()
             });
             if let Some(heap) = heap.filter(|h| *h >= limit_bytes) {
                 out.push(RULE.finding(

@@ -12,7 +12,12 @@ pub const RULE: Rule = Rule {
 };
 
 const DEFAULT_PORT: i32 = 9404;
-const JVM_OPTION_VARIABLES: [&str; 4] = ["JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "CATALINA_OPTS"];
+const JVM_OPTION_VARIABLES: [&str; 4] = [
+    "JAVA_OPTS",
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CATALINA_OPTS",
+];
 
 /// The port the jmx_exporter agent listens on, if the container enables it.
 pub fn metrics_port(env: &Env, container: &Container) -> Option<i32> {
@@ -29,7 +34,9 @@ pub fn metrics_port(env: &Env, container: &Container) -> Option<i32> {
         }
     }
     let image_switch = container.image.as_deref().map(flavour) != Some(Flavour::Run)
-        && env.value("JMX_PROMETHEUS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        && env
+            .value("JMX_PROMETHEUS")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     image_switch.then(|| {
         env.value("JMX_PROMETHEUS_PORT")
             .and_then(|p| p.trim().parse().ok())

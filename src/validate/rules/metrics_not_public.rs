@@ -14,7 +14,8 @@ pub const RULE: Rule = Rule {
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for backend in bundle.ingress_backends() {
-        let Some((service_entry, service)) = bundle.service_named(backend.entry, backend.service) else {
+        let Some((service_entry, service)) = bundle.service_named(backend.entry, backend.service)
+        else {
             continue; // reference reports it
         };
         let Some(port) = backend.service_port(service) else {
@@ -71,7 +72,11 @@ fn is_metrics_port(bundle: &Bundle, entry: &Entry, service: &Service, port: &Ser
         let Some(container_port) = workload.container_port(&target) else {
             return false;
         };
-        if container_port.name.as_deref().is_some_and(|n| n.contains("metrics")) {
+        if container_port
+            .name
+            .as_deref()
+            .is_some_and(|n| n.contains("metrics"))
+        {
             return true;
         }
         workload.camunda_container().is_some_and(|container| {

@@ -46,12 +46,21 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     }
 }
 
-fn namespace_allowed(monitor: &Entry, selector: Option<&NamespaceSelector>, candidate: &Entry) -> bool {
+fn namespace_allowed(
+    monitor: &Entry,
+    selector: Option<&NamespaceSelector>,
+    candidate: &Entry,
+) -> bool {
     match selector {
         Some(s) if s.any == Some(true) => true,
-        Some(NamespaceSelector { match_names: Some(names), .. }) if !names.is_empty() => {
-            candidate.raw.namespace.as_ref().is_none_or(|ns| names.contains(ns))
-        }
+        Some(NamespaceSelector {
+            match_names: Some(names),
+            ..
+        }) if !names.is_empty() => candidate
+            .raw
+            .namespace
+            .as_ref()
+            .is_none_or(|ns| names.contains(ns)),
         _ => monitor.same_namespace(candidate),
     }
 }
@@ -104,7 +113,9 @@ fn check_service_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
                 continue;
             };
             for (service_entry, service) in &services {
-                let names: Vec<&str> = service_ports(service).filter_map(|p| p.name.as_deref()).collect();
+                let names: Vec<&str> = service_ports(service)
+                    .filter_map(|p| p.name.as_deref())
+                    .collect();
                 if !names.contains(&port) {
                     out.push(RULE.finding(
                         entry,
@@ -123,7 +134,10 @@ fn check_service_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
 fn namespaces_hint(entry: &Entry, selector: Option<&NamespaceSelector>) -> String {
     match selector {
         Some(s) if s.any == Some(true) => " in any namespace".to_string(),
-        Some(NamespaceSelector { match_names: Some(names), .. }) if !names.is_empty() => {
+        Some(NamespaceSelector {
+            match_names: Some(names),
+            ..
+        }) if !names.is_empty() => {
             format!(" in namespace(s) {}", names.join(", "))
         }
         _ => entry
@@ -140,7 +154,10 @@ fn check_pod_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
         let pods: Vec<Workload> = bundle
             .workloads()
             .filter(|w| namespace_allowed(entry, monitor.spec.namespace_selector.as_ref(), w.entry))
-            .filter(|w| w.labels().is_some_and(|l| selector_matches(&monitor.spec.selector, l)))
+            .filter(|w| {
+                w.labels()
+                    .is_some_and(|l| selector_matches(&monitor.spec.selector, l))
+            })
             .collect();
         if pods.is_empty() {
             out.push(RULE.finding(
@@ -153,12 +170,21 @@ fn check_pod_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
             ));
             continue;
         }
-        for (index, endpoint) in monitor.spec.pod_metrics_endpoints.iter().flatten().enumerate() {
+        for (index, endpoint) in monitor
+            .spec
+            .pod_metrics_endpoints
+            .iter()
+            .flatten()
+            .enumerate()
+        {
             let Some(port) = endpoint.port.as_deref() else {
                 continue;
             };
             for workload in &pods {
-                if workload.container_port(&IntOrString::String(port.to_string())).is_none() {
+                if workload
+                    .container_port(&IntOrString::String(port.to_string()))
+                    .is_none()
+                {
                     out.push(RULE.finding(
                         entry,
                         format!(
@@ -202,14 +228,22 @@ fn scraped_by_pod_monitor(bundle: &Bundle, workload: &Workload, metrics: i32) ->
         return false;
     };
     bundle.pod_monitors().any(|(entry, monitor)| {
-        namespace_allowed(entry, monitor.spec.namespace_selector.as_ref(), workload.entry)
-            && selector_matches(&monitor.spec.selector, labels)
-            && monitor.spec.pod_metrics_endpoints.iter().flatten().any(|endpoint| {
-                let by_name = endpoint.port.as_ref().and_then(|name| {
-                    workload.container_port(&IntOrString::String(name.clone()))
-                });
-                by_name.is_some_and(|p| p.container_port == metrics)
-                    || endpoint.port_number == Some(metrics)
-            })
+        namespace_allowed(
+            entry,
+            monitor.spec.namespace_selector.as_ref(),
+            workload.entry,
+        ) && selector_matches(&monitor.spec.selector, labels)
+            && monitor
+                .spec
+                .pod_metrics_endpoints
+                .iter()
+                .flatten()
+                .any(|endpoint| {
+                    let by_name = endpoint.port.as_ref().and_then(|name| {
+                        workload.container_port(&IntOrString::String(name.clone()))
+                    });
+                    by_name.is_some_and(|p| p.container_port == metrics)
+                        || endpoint.port_number == Some(metrics)
+                })
     })
 }

@@ -15,7 +15,9 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             continue;
         }
         let env = Env::of(bundle, &workload, container);
-        let url = env.get("DB_URL").or_else(|| env.get("SPRING_DATASOURCE_URL"));
+        let url = env
+            .get("DB_URL")
+            .or_else(|| env.get("SPRING_DATASOURCE_URL"));
         let h2_url = match url {
             // Unset: the image falls back to H2.
             None => Some("DB_URL is not set"),

@@ -25,7 +25,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             continue;
         };
         let selects_any = bundle.workloads().any(|w| {
-            w.entry.same_namespace(entry) && w.labels().is_some_and(|l| selector_matches(selector, l))
+            w.entry.same_namespace(entry)
+                && w.labels().is_some_and(|l| selector_matches(selector, l))
         });
         if !selects_any {
             out.push(RULE.finding(
@@ -38,7 +39,9 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         if bundle.max_pods(&workload) <= 1 {
             continue;
         }
-        let Some(labels) = workload.labels() else { continue };
+        let Some(labels) = workload.labels() else {
+            continue;
+        };
         let covering: Vec<_> = pdbs
             .iter()
             .filter(|(e, p)| {
@@ -60,11 +63,15 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             let Some(spec) = &pdb.spec else { continue };
             let blocks = match (&spec.max_unavailable, &spec.min_available) {
                 (Some(IntOrString::Int(0)), _) => Some("maxUnavailable 0".to_string()),
-                (Some(IntOrString::String(p)), _) if p == "0%" => Some("maxUnavailable 0%".to_string()),
+                (Some(IntOrString::String(p)), _) if p == "0%" => {
+                    Some("maxUnavailable 0%".to_string())
+                }
                 (None, Some(IntOrString::Int(n))) if *n >= min_pods => {
                     Some(format!("minAvailable {n} with {min_pods} replicas"))
                 }
-                (None, Some(IntOrString::String(p))) if p == "100%" => Some("minAvailable 100%".to_string()),
+                (None, Some(IntOrString::String(p))) if p == "100%" => {
+                    Some("minAvailable 100%".to_string())
+                }
                 _ => None,
             };
             if let Some(blocks) = blocks {

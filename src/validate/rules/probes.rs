@@ -20,7 +20,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             problems.push("has no readinessProbe: add one (httpGet /engine-rest/engine on the http port) so traffic waits for the engine".to_string());
         }
         match &container.liveness_probe {
-            None => problems.push("has no livenessProbe: add one so a hung JVM is restarted".to_string()),
+            None => problems
+                .push("has no livenessProbe: add one so a hung JVM is restarted".to_string()),
             Some(liveness) => {
                 let delay = liveness.initial_delay_seconds.unwrap_or(0);
                 if container.startup_probe.is_none() && delay < SLOW_START_SECONDS {
@@ -41,7 +42,10 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             }
         }
         for problem in problems {
-            out.push(RULE.finding(workload.entry, format!("{} {problem}", container_label(container))));
+            out.push(RULE.finding(
+                workload.entry,
+                format!("{} {problem}", container_label(container)),
+            ));
         }
     }
 }
@@ -55,7 +59,9 @@ fn http_problem(container: &Container, probe: &Probe) -> Option<String> {
             .flatten()
             .any(|p| p.name.as_deref() == Some(name.as_str()));
         if !declared {
-            return Some(format!("uses port `{name}`, which the container does not declare: name a containerPort"));
+            return Some(format!(
+                "uses port `{name}`, which the container does not declare: name a containerPort"
+            ));
         }
     }
     let path = http.path.as_deref().unwrap_or("/");

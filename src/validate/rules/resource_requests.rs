@@ -3,14 +3,18 @@ use super::{container_label, Bundle, Finding, Rule, Severity};
 pub const RULE: Rule = Rule {
     id: "resource-requests",
     severity: Severity::Error,
-    description: "every container requests cpu and memory (scheduling and HPA utilization depend on them)",
+    description:
+        "every container requests cpu and memory (scheduling and HPA utilization depend on them)",
     check,
 };
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for workload in bundle.workloads() {
         for container in workload.main_containers() {
-            let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+            let requests = container
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref());
             let missing: Vec<&str> = ["cpu", "memory"]
                 .into_iter()
                 .filter(|r| !requests.is_some_and(|q| q.contains_key(*r)))

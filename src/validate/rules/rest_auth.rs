@@ -8,7 +8,8 @@ use crate::validate::env::{mounted_files, Env};
 pub const RULE: Rule = Rule {
     id: "rest-auth",
     severity: Severity::Error,
-    description: "engine-rest requires HTTP basic auth, switched on the way the chosen image supports",
+    description:
+        "engine-rest requires HTTP basic auth, switched on the way the chosen image supports",
     check,
 };
 
@@ -27,8 +28,15 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
 
 fn auth_enabled(bundle: &Bundle, workload: &Workload, container: &Container) -> Result<(), String> {
     let env = Env::of(bundle, workload, container);
-    let switch = env.value(AUTH_VARIABLE).map(|v| v.trim().to_ascii_lowercase());
-    match container.image.as_deref().map(flavour).unwrap_or(Flavour::Ours) {
+    let switch = env
+        .value(AUTH_VARIABLE)
+        .map(|v| v.trim().to_ascii_lowercase());
+    match container
+        .image
+        .as_deref()
+        .map(flavour)
+        .unwrap_or(Flavour::Ours)
+    {
         // Spring Boot builds following our image contract: on unless switched off.
         Flavour::Ours => match switch.as_deref() {
             Some("false") => Err(format!(
@@ -114,7 +122,13 @@ mod tests {
             "/camunda/configuration/default.yml",
             "camunda:\n  bpm:\n    run:\n      auth:\n        enabled: true\n"
         ));
-        assert!(run_config_enables_auth("/x/application.properties", "camunda.bpm.run.auth.enabled=true\n"));
-        assert!(!run_config_enables_auth("/x/application.yaml", "camunda: {bpm: {run: {auth: {enabled: false}}}}"));
+        assert!(run_config_enables_auth(
+            "/x/application.properties",
+            "camunda.bpm.run.auth.enabled=true\n"
+        ));
+        assert!(!run_config_enables_auth(
+            "/x/application.yaml",
+            "camunda: {bpm: {run: {auth: {enabled: false}}}}"
+        ));
     }
 }

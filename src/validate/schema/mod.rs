@@ -154,7 +154,11 @@ fn kinds() -> &'static [Kind] {
 
 /// API versions removed from Kubernetes (or from cert-manager) with what replaces them.
 const REMOVED: &[(&str, &str, &str)] = &[
-    ("extensions/v1beta1", "1.22", "networking.k8s.io/v1 (Ingress, NetworkPolicy) or apps/v1"),
+    (
+        "extensions/v1beta1",
+        "1.22",
+        "networking.k8s.io/v1 (Ingress, NetworkPolicy) or apps/v1",
+    ),
     ("apps/v1beta1", "1.16", "apps/v1"),
     ("apps/v1beta2", "1.16", "apps/v1"),
     ("networking.k8s.io/v1beta1", "1.22", "networking.k8s.io/v1"),
@@ -162,20 +166,56 @@ const REMOVED: &[(&str, &str, &str)] = &[
     ("autoscaling/v2beta2", "1.26", "autoscaling/v2"),
     ("policy/v1beta1", "1.25", "policy/v1"),
     ("batch/v1beta1", "1.25", "batch/v1"),
-    ("rbac.authorization.k8s.io/v1beta1", "1.22", "rbac.authorization.k8s.io/v1"),
-    ("apiextensions.k8s.io/v1beta1", "1.22", "apiextensions.k8s.io/v1"),
-    ("admissionregistration.k8s.io/v1beta1", "1.22", "admissionregistration.k8s.io/v1"),
+    (
+        "rbac.authorization.k8s.io/v1beta1",
+        "1.22",
+        "rbac.authorization.k8s.io/v1",
+    ),
+    (
+        "apiextensions.k8s.io/v1beta1",
+        "1.22",
+        "apiextensions.k8s.io/v1",
+    ),
+    (
+        "admissionregistration.k8s.io/v1beta1",
+        "1.22",
+        "admissionregistration.k8s.io/v1",
+    ),
     ("scheduling.k8s.io/v1beta1", "1.22", "scheduling.k8s.io/v1"),
     ("storage.k8s.io/v1beta1", "1.27", "storage.k8s.io/v1"),
     ("discovery.k8s.io/v1beta1", "1.25", "discovery.k8s.io/v1"),
     ("events.k8s.io/v1beta1", "1.25", "events.k8s.io/v1"),
     ("node.k8s.io/v1beta1", "1.25", "node.k8s.io/v1"),
-    ("flowcontrol.apiserver.k8s.io/v1beta2", "1.29", "flowcontrol.apiserver.k8s.io/v1"),
-    ("flowcontrol.apiserver.k8s.io/v1beta3", "1.32", "flowcontrol.apiserver.k8s.io/v1"),
-    ("cert-manager.io/v1alpha2", "cert-manager 1.7", "cert-manager.io/v1"),
-    ("cert-manager.io/v1alpha3", "cert-manager 1.7", "cert-manager.io/v1"),
-    ("cert-manager.io/v1beta1", "cert-manager 1.7", "cert-manager.io/v1"),
-    ("certmanager.k8s.io/v1alpha1", "cert-manager 0.11", "cert-manager.io/v1"),
+    (
+        "flowcontrol.apiserver.k8s.io/v1beta2",
+        "1.29",
+        "flowcontrol.apiserver.k8s.io/v1",
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io/v1beta3",
+        "1.32",
+        "flowcontrol.apiserver.k8s.io/v1",
+    ),
+    (
+        "cert-manager.io/v1alpha2",
+        "cert-manager 1.7",
+        "cert-manager.io/v1",
+    ),
+    (
+        "cert-manager.io/v1alpha3",
+        "cert-manager 1.7",
+        "cert-manager.io/v1",
+    ),
+    (
+        "cert-manager.io/v1beta1",
+        "cert-manager 1.7",
+        "cert-manager.io/v1",
+    ),
+    (
+        "certmanager.k8s.io/v1alpha1",
+        "cert-manager 0.11",
+        "cert-manager.io/v1",
+    ),
 ];
 
 /// Groups whose every served kind/version we know: anything else in them is an error rather
@@ -266,7 +306,11 @@ pub(crate) fn unknown_field(path: &str) -> String {
 /// with `serde_ignored` when `track_unknown` (the CRDs; built-ins get them from the schema walk).
 /// Numbers where Kubernetes takes a quantity string (`cpu: 0.5`) are accepted as the API server
 /// does.
-fn typed<T: DeserializeOwned>(value: &Value, problems: &mut Problems, track_unknown: bool) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    value: &Value,
+    problems: &mut Problems,
+    track_unknown: bool,
+) -> Option<T> {
     if !track_unknown {
         if let Ok(typed) = T::deserialize(value) {
             return Some(typed);
@@ -300,7 +344,9 @@ fn typed<T: DeserializeOwned>(value: &Value, problems: &mut Problems, track_unkn
             }
         }
         problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
-        problems.0.push(describe_error(&error_path(err.path()), &inner));
+        problems
+            .0
+            .push(describe_error(&error_path(err.path()), &inner));
         return None;
     }
     None
@@ -319,7 +365,9 @@ fn describe_error(path: &str, inner: &str) -> String {
         .strip_prefix("invalid type: ")
         .or_else(|| inner.strip_prefix("invalid value: "))
     {
-        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
+        let (found, expected) = rest
+            .split_once(", expected ")
+            .unwrap_or((rest, "another type"));
         let found = found.split([' ', '`']).next().unwrap_or(found);
         let found = match found {
             "floating" => "floating point number",

@@ -33,7 +33,10 @@ fn schemas() -> &'static Schemas {
             .iter()
             .filter_map(|kind| {
                 let schema = kind.schema?;
-                Some(((kind.api_version, kind.kind), schema(&mut generator).to_value()))
+                Some((
+                    (kind.api_version, kind.kind),
+                    schema(&mut generator).to_value(),
+                ))
             })
             .collect();
         let defs = generator.take_definitions(true);
@@ -92,13 +95,21 @@ impl Compiler<'_> {
         let required = schema
             .get("required")
             .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
-        let properties = schema.get("properties").and_then(Value::as_object).map(|p| {
-            p.iter()
-                .map(|(key, sub)| (key.clone(), self.compile(sub)))
-                .collect()
-        });
+        let properties = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| {
+                p.iter()
+                    .map(|(key, sub)| (key.clone(), self.compile(sub)))
+                    .collect()
+            });
         let additional = schema
             .get("additionalProperties")
             .filter(|v| v.is_object())

@@ -73,10 +73,35 @@ pub fn forget_temp_dir(dir: &Path) {
     registry().temp_dirs.retain(|d| d != dir);
 }
 
-/// Is any process of the group still there?
+/// Is any process of the group still running? Zombies do not count: a kept stack's processes
+/// are reparented to PID 1, which (in a container) may never reap them.
 pub fn group_alive(pgid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    unsafe { libc::kill(-pgid, 0) == 0 }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // No procfs: fall back to the kernel's answer, zombies included.
+        // SAFETY: kill with signal 0 only checks for existence and permission.
+        return unsafe { libc::kill(-pgid, 0) == 0 };
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .any(|stat| running_in_group(&stat, pgid))
+}
+
+/// `/proc/PID/stat` is `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+fn running_in_group(stat: &str, pgid: i32) -> bool {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next();
+    let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+    pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
 }
 
 fn signal_group(pgid: i32, signal: i32) {
@@ -307,6 +332,15 @@ mod tests {
             "a process of group {pgid} outlived the supervisor"
         );
         assert!(log_tail(&log, 5).contains("started"));
+    }
+
+    #[test]
+    fn zombies_and_other_groups_are_not_running() {
+        assert!(running_in_group("42 (java) S 1 42 42 0", 42));
+        assert!(running_in_group("43 (a (b) c) R 42 42 42 0", 42));
+        assert!(!running_in_group("42 (java) Z 1 42 42 0", 42));
+        assert!(!running_in_group("44 (sleep) S 1 44 44 0", 42));
+        assert!(!running_in_group("garbage", 42));
     }
 
     #[test]
