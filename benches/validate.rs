@@ -26,7 +26,7 @@ fn main() -> Result<()> {
         let mut checks = Vec::new();
         let mut objects = 0;
         for _ in 0..RUNS {
-            let report = validate_paths(&[path.clone()])
+            let report = validate_paths(std::slice::from_ref(&path))
                 .with_context(|| format!("validating {}", path.display()))?;
             ensure!(
                 report.findings.is_empty(),
@@ -106,7 +106,7 @@ fn breakdown(objects: &[RawObject]) {
     let started = Instant::now();
     drop(bundle);
     let drop_time = started.elapsed();
-    per_rule.sort_by(|a, b| b.1.cmp(&a.1));
+    per_rule.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     let slowest: Vec<String> = per_rule
         .iter()
         .take(4)

@@ -502,7 +502,6 @@ impl<'o> Bundle<'o> {
             for backend in default.chain(paths) {
                 out.push(IngressBackend {
                     entry,
-                    ingress,
                     service: &backend.name,
                     port_name: backend.port.as_ref().and_then(|p| p.name.as_deref()),
                     port_number: backend.port.as_ref().and_then(|p| p.number),
@@ -571,7 +570,6 @@ fn provided_secret<'a>(entry: &'a Entry<'a>) -> Option<&'a str> {
 
 pub struct IngressBackend<'a> {
     pub entry: &'a Entry<'a>,
-    pub ingress: &'a Ingress,
     pub service: &'a str,
     pub port_name: Option<&'a str>,
     pub port_number: Option<i32>,

@@ -3,8 +3,9 @@
 //! (what proves the generator itself). Bounded in time and in request count; it measures
 //! what it achieved.
 //!
-//! [`REQUIRED_RATE_PER_S`] is the rate the scaling suite needs; the local e2e checks that
-//! [`measure`] reaches it against the real stack.
+//! [`REQUIRED_RATE_PER_S`] is the rate the generator itself must sustain (proven against nginx
+//! on loopback); [`SCALE_OUT_CPU_CORES`] is the CPU its load must make the Camunda replicas burn,
+//! which the local e2e measures against the real stack.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -30,6 +31,11 @@ use crate::target::{Secret, Target};
 /// - at the cheapest warm cost, 770m / 2.1 ms = 367 requests/s; rounded up to 400/s, which is
 ///   840m at 2.1 ms and 1000–1400m at the usual 2.5–3.6 ms (ceil(2 × 1.0/0.7) = 3 replicas).
 pub const REQUIRED_RATE_PER_S: f64 = 400.0;
+
+/// CPU cores the load must make two Camunda replicas burn together for the e2e HPA to scale
+/// out: 2 × 500m × 70 % × 1.1 tolerance (see [`REQUIRED_RATE_PER_S`]). What the HPA reacts to is
+/// CPU, not a request rate, so this is the measure that holds on any machine.
+pub const SCALE_OUT_CPU_CORES: f64 = 0.77;
 
 /// Concurrent request loops of the scaling suite's load.
 pub const SCALING_WORKERS: usize = 16;
