@@ -63,21 +63,23 @@ fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
             ))
         );
     }
-    // Grouped by resource so that everything to change in one object reads together.
-    let mut by_resource: BTreeMap<(String, String), Vec<&Finding>> = BTreeMap::new();
+    // Grouped by resource (and source, as inputs may hold same-named objects) so that
+    // everything to change in one object reads together.
+    let mut by_resource: BTreeMap<(&str, &str, &str), Vec<&Finding>> = BTreeMap::new();
     for finding in &report.findings {
-        let namespace = finding.namespace.clone().unwrap_or_default();
-        by_resource
-            .entry((namespace, finding.resource.clone()))
-            .or_default()
-            .push(finding);
+        let key = (
+            finding.file.as_deref().unwrap_or_default(),
+            finding.namespace.as_deref().unwrap_or_default(),
+            finding.resource.as_str(),
+        );
+        by_resource.entry(key).or_default().push(finding);
     }
-    for ((namespace, resource), findings) in &by_resource {
-        let mut heading = resource.clone();
+    for ((file, namespace, resource), findings) in &by_resource {
+        let mut heading = resource.to_string();
         if !namespace.is_empty() {
             let _ = write!(heading, " in {namespace}");
         }
-        if let Some(file) = findings.iter().find_map(|f| f.file.as_deref()) {
+        if !file.is_empty() {
             let _ = write!(heading, " ({file})");
         }
         let _ = writeln!(out, "\n{}", paint.bold(&heading));
@@ -86,11 +88,7 @@ fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
                 Severity::Error => paint.red("error  "),
                 Severity::Warning => paint.yellow("warning"),
             };
-            let _ = writeln!(
-                out,
-                "  {severity} {:<26} {}",
-                finding.rule, finding.message
-            );
+            let _ = writeln!(out, "  {severity} {:<26} {}", finding.rule, finding.message);
         }
     }
     let counts = counts(report);
@@ -101,11 +99,11 @@ fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{verdict}: {} errors, {} warnings in {} objects from {} inputs (render {} ms, checks {} ms)",
+        "\n{verdict}: {} errors, {} warnings in {} objects from {} (render {} ms, checks {} ms)",
         counts.errors,
         counts.warnings,
         counts.objects,
-        report.inputs.len(),
+        plural(report.inputs.len(), "input"),
         report.render_ms,
         report.check_ms
     );
@@ -187,9 +185,21 @@ fn describe(findings: &[&Finding]) -> String {
     findings
         .iter()
         .map(|f| {
-            let place = f.file.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            let place = f
+                .file
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             format!("{}{place}: {}", f.resource, f.message)
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }

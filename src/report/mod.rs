@@ -98,7 +98,11 @@ pub fn print_rules() {
 /// `camunda-conformance checks`.
 pub fn print_checks() {
     for check in camunda_conformance_suites::catalog() {
-        let disruptive = if check.disruptive { " (disruptive)" } else { "" };
+        let disruptive = if check.disruptive {
+            " (disruptive)"
+        } else {
+            ""
+        };
         println!(
             "{:<36} {:<9} {}{disruptive}",
             check.id, check.suite, check.description

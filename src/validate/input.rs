@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use super::InputSummary;
 
+/// The `renderer` of inputs read as plain manifests (no kustomization).
+pub const PLAIN_RENDERER: &str = "plain";
+
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
 
@@ -100,8 +103,8 @@ pub fn load(path: &Path) -> Result<Loaded, InputError> {
             let (renderer, objects) = render_kustomization(&root)?;
             (renderer.to_string(), objects)
         }
-        None if metadata.is_dir() => ("plain".to_string(), read_dir(path)?),
-        None => ("plain".to_string(), read_file(path)?),
+        None if metadata.is_dir() => (PLAIN_RENDERER.to_string(), read_dir(path)?),
+        None => (PLAIN_RENDERER.to_string(), read_file(path)?),
     };
     Ok(Loaded {
         summary: InputSummary {

@@ -63,7 +63,11 @@ pub fn e2e(args: &E2eArgs, timings: Option<&mut Timings>) -> Result<bool> {
             outcome
         }
         BackendChoice::Kind | BackendChoice::Existing => {
-            let name = if chosen.backend == BackendChoice::Kind { "kind" } else { "existing" };
+            let name = if chosen.backend == BackendChoice::Kind {
+                "kind"
+            } else {
+                "existing"
+            };
             let artifacts = Artifacts::create(args, name)?;
             let outcome = kind::e2e(args, chosen.backend, &artifacts, timings);
             artifacts.finish(args, &outcome);

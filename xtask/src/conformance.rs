@@ -11,13 +11,20 @@ use crate::artifacts::workspace_root;
 pub fn build_cli() -> Result<PathBuf> {
     let profile_release = !cfg!(debug_assertions);
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .current_dir(workspace_root())
-        .args(["build", "--quiet", "--package", "camunda-conformance", "--bin", "camunda-conformance"]);
+    cargo.current_dir(workspace_root()).args([
+        "build",
+        "--quiet",
+        "--package",
+        "camunda-conformance",
+        "--bin",
+        "camunda-conformance",
+    ]);
     if profile_release {
         cargo.arg("--release");
     }
-    let status = cargo.status().context("running cargo build for camunda-conformance")?;
+    let status = cargo
+        .status()
+        .context("running cargo build for camunda-conformance")?;
     if !status.success() {
         bail!("cargo build of camunda-conformance failed ({status})");
     }
@@ -53,15 +60,12 @@ pub fn validate(cli: &Path, path: &Path) -> Result<bool> {
 
 /// Maps the CLI contract's exit codes: 0 pass, 1 findings/failed checks, anything else an error.
 fn exit_verdict(command: &mut Command, what: &str) -> Result<bool> {
-    let status = command.status().with_context(|| format!("starting {what}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("starting {what}"))?;
     match status.code() {
         Some(0) => Ok(true),
         Some(1) => Ok(false),
         _ => bail!("{what} could not run ({status})"),
     }
-}
-
-/// `cargo xtask bench validate`.
-pub fn bench_validate() -> Result<bool> {
-    bail!("bench validate is not wired yet")
 }

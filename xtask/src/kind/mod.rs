@@ -52,7 +52,8 @@ pub struct Settings {
     pub work: PathBuf,
     /// Outside the artifacts: the generated password file the target description points to.
     pub secrets_dir: PathBuf,
-    pub dockerfile: PathBuf,
+    /// The folder holding the project's Dockerfiles (`fixtures/image/`).
+    pub images_dir: PathBuf,
     pub build_context: PathBuf,
 }
 
@@ -99,7 +100,7 @@ impl Settings {
             suites: args.suite.clone(),
             work: work.to_path_buf(),
             secrets_dir: root.join("target/e2e/.secrets").join(sanitize(&key)),
-            dockerfile: root.join("fixtures/image/Dockerfile"),
+            images_dir: root.join("fixtures/image"),
             build_context: root,
         })
     }
@@ -146,7 +147,6 @@ pub struct Names {
     pub namespace: String,
     pub deployment: String,
     pub hpa: String,
-    pub image: String,
     pub host: Option<String>,
     pub ingress: String,
     pub service_monitor: String,
@@ -155,6 +155,41 @@ pub struct Names {
     /// (named after the Ingress's TLS secret).
     pub certificates: Vec<(String, String)>,
     pub secrets: Vec<SecretNeed>,
+}
+
+/// Images the project builds itself (from `fixtures/image/`), by repository, with their
+/// Dockerfile relative to that folder. Every other image is pulled by the cluster.
+pub const PROJECT_IMAGES: [(&str, &str); 2] = [
+    ("camunda-conformance/camunda", "Dockerfile"),
+    ("camunda-conformance/twemproxy", "twemproxy/Dockerfile"),
+];
+
+impl Names {
+    /// The project-built images the overlay uses, each with its Dockerfile, in a stable order.
+    pub fn project_images(&self, images_dir: &Path) -> Vec<(String, PathBuf)> {
+        let mut images: Vec<(String, PathBuf)> = Vec::new();
+        for doc in &self.docs {
+            let pod = &doc["spec"]["template"]["spec"];
+            for list in ["initContainers", "containers"] {
+                for container in pod[list].as_array().into_iter().flatten() {
+                    let Some(image) = container["image"].as_str() else {
+                        continue;
+                    };
+                    let repository = image.split(':').next().unwrap_or(image);
+                    let Some((_, dockerfile)) =
+                        PROJECT_IMAGES.iter().find(|(repo, _)| *repo == repository)
+                    else {
+                        continue;
+                    };
+                    if !images.iter().any(|(known, _)| known == image) {
+                        images.push((image.to_string(), images_dir.join(dockerfile)));
+                    }
+                }
+            }
+        }
+        images.sort();
+        images
+    }
 }
 
 fn name_of(doc: &Value) -> String {
@@ -207,15 +242,9 @@ impl Names {
         let deployment_doc = of_kind(&docs, "Deployment")
             .find(|d| name_of(d) == deployment_name && namespace_of(d) == namespace)
             .ok_or_else(|| anyhow!("the HPA targets Deployment {namespace}/{deployment_name}, which the overlay does not have"))?;
-        let deployment: Deployment = serde_json::from_value(deployment_doc.clone())
+        // Typed once here so that a malformed Camunda Deployment stops the plan, not the apply.
+        serde_json::from_value::<Deployment>(deployment_doc.clone())
             .with_context(|| format!("reading Deployment {namespace}/{deployment_name}"))?;
-        let image = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.first())
-            .and_then(|c| c.image.clone())
-            .ok_or_else(|| anyhow!("Deployment {deployment_name} names no image"))?;
         let ingress = single(&docs, "Ingress", &namespace)?;
         let service_monitor = single(&docs, "ServiceMonitor", &namespace)?;
 
@@ -266,7 +295,6 @@ impl Names {
             namespace,
             deployment: deployment_name,
             hpa: name_of(hpa),
-            image,
             host,
             ingress: name_of(ingress),
             service_monitor: name_of(service_monitor),

@@ -340,15 +340,18 @@ pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
                 config,
                 reuse: settings.reuse,
             });
-            steps.push(Step::Run {
-                what: "build the Camunda image".into(),
-                cmd: docker::build(&names.image, &settings.dockerfile, &settings.build_context),
-            });
-            steps.push(Step::LoadImage {
-                cluster: settings.cluster.clone(),
-                image: names.image.clone(),
-                archive: settings.work.join("camunda-image.tar"),
-            });
+            for (image, dockerfile) in names.project_images(&settings.images_dir) {
+                steps.push(Step::Run {
+                    what: format!("build the image {image}"),
+                    cmd: docker::build(&image, &dockerfile, &settings.build_context),
+                });
+                let archive_name = image.replace(['/', ':'], "_") + ".tar";
+                steps.push(Step::LoadImage {
+                    cluster: settings.cluster.clone(),
+                    image,
+                    archive: settings.work.join(archive_name),
+                });
+            }
             steps.extend(addon_steps(settings, names));
             steps.extend(deploy_steps(settings, names));
             if !settings.keep {

@@ -42,7 +42,18 @@ fn names_come_from_the_rendered_overlay() {
         ),
         ("camunda", "camunda", "camunda")
     );
-    assert_eq!(names.image, "camunda-conformance/camunda:e2e");
+    let images: Vec<String> = names
+        .project_images(Path::new("/images"))
+        .into_iter()
+        .map(|(image, dockerfile)| format!("{image} {}", dockerfile.display()))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            "camunda-conformance/camunda:e2e /images/Dockerfile",
+            "camunda-conformance/twemproxy:0.5.0 /images/twemproxy/Dockerfile"
+        ]
+    );
     assert_eq!(names.host.as_deref(), Some("camunda.test"));
     assert_eq!(
         names.workloads,

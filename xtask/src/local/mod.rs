@@ -109,7 +109,9 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
 /// the local stack is where that generator is proven against real Camunda replicas: during the
 /// load the replicas' JVMs must burn at least what makes the e2e HPA scale out.
 fn load_generator_drives_scale_out(target_file: &Path, replica_pids: &[i32]) -> Result<bool> {
-    use camunda_conformance_suites::load::{self, LoadTarget, SCALE_OUT_CPU_CORES, SCALING_WORKERS};
+    use camunda_conformance_suites::load::{
+        self, LoadTarget, SCALE_OUT_CPU_CORES, SCALING_WORKERS,
+    };
 
     let target = camunda_conformance_suites::Target::load(target_file)?;
     let load_target = LoadTarget::ingress(&target)?;
