@@ -47,12 +47,10 @@ fn names_come_from_the_rendered_overlay() {
         .into_iter()
         .map(|(image, dockerfile)| format!("{image} {}", dockerfile.display()))
         .collect();
+    // The sticky overlay runs no twemproxy, so only the Camunda image is the project's to build.
     assert_eq!(
         images,
-        [
-            "camunda-conformance/camunda:e2e /images/Dockerfile",
-            "camunda-conformance/twemproxy:0.5.0 /images/twemproxy/Dockerfile"
-        ]
+        ["camunda-conformance/camunda:e2e /images/Dockerfile"]
     );
     assert_eq!(names.host.as_deref(), Some("camunda.test"));
     assert_eq!(
@@ -148,11 +146,11 @@ fn kind_plan_shows_every_command_pin_and_manifest() {
         "{text}"
     );
     assert!(
-        text.contains("docker save --output /tmp/artifacts/camunda-image.tar"),
+        text.contains("docker save --output /tmp/artifacts/camunda-conformance_camunda_e2e.tar"),
         "{text}"
     );
     assert!(
-        text.contains("kind load image-archive /tmp/artifacts/camunda-image.tar"),
+        text.contains("kind load image-archive /tmp/artifacts/camunda-conformance_camunda_e2e.tar"),
         "{text}"
     );
     // Every addon file with its pin; the missing one says so.
