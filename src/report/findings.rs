@@ -65,22 +65,26 @@ fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
     }
     // Grouped by resource (and source, as inputs may hold same-named objects) so that
     // everything to change in one object reads together.
-    let mut by_resource: BTreeMap<(&str, &str, &str), Vec<&Finding>> = BTreeMap::new();
+    let mut by_resource: BTreeMap<(&str, &str, &str, &str), Vec<&Finding>> = BTreeMap::new();
     for finding in &report.findings {
         let key = (
+            finding.input.as_deref().unwrap_or_default(),
             finding.file.as_deref().unwrap_or_default(),
             finding.namespace.as_deref().unwrap_or_default(),
             finding.resource.as_str(),
         );
         by_resource.entry(key).or_default().push(finding);
     }
-    for ((file, namespace, resource), findings) in &by_resource {
+    for ((input, file, namespace, resource), findings) in &by_resource {
         let mut heading = resource.to_string();
         if !namespace.is_empty() {
             let _ = write!(heading, " in {namespace}");
         }
         if !file.is_empty() {
             let _ = write!(heading, " ({file})");
+        }
+        if !input.is_empty() && report.inputs.len() > 1 {
+            let _ = write!(heading, " of {input}");
         }
         let _ = writeln!(out, "\n{}", paint.bold(&heading));
         for finding in findings {

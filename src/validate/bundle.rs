@@ -36,6 +36,7 @@ impl<'a> Entry<'a> {
             namespace: self.raw.namespace.clone(),
             file: self.raw.file.clone(),
             message,
+            input: None,
         }
     }
 

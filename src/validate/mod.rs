@@ -43,6 +43,11 @@ pub struct Finding {
     /// The manifest the object came from, or the kustomization that generated it.
     pub file: Option<String>,
     pub message: String,
+    /// The kustomize directory given on the command line whose bundle this came from (absent for
+    /// plain manifests): two overlays of one base share files and object names. Human output
+    /// only: the JSON finding keeps exactly the contract's six keys.
+    #[serde(skip)]
+    pub input: Option<String>,
 }
 
 /// One rendered or read input path.
@@ -83,17 +88,22 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
         if loaded.summary.renderer == input::PLAIN_RENDERER {
             plain_objects.extend(loaded.objects);
         } else {
-            bundles.push(loaded.objects);
+            bundles.push((Some(path.display().to_string()), loaded.objects));
         }
         report.inputs.push(loaded.summary);
     }
     if !plain_objects.is_empty() {
-        bundles.push(plain_objects);
+        bundles.push((None, plain_objects));
     }
-    for objects in &bundles {
+    for (input, objects) in &bundles {
         let (findings, check_ms) = check_timed(objects);
         report.check_ms += check_ms;
-        report.findings.extend(findings);
+        report
+            .findings
+            .extend(findings.into_iter().map(|finding| Finding {
+                input: input.clone(),
+                ..finding
+            }));
     }
     Ok(report)
 }

@@ -241,6 +241,7 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
         namespace: raw.namespace.clone(),
         file: raw.file.clone(),
         message,
+        input: None,
     };
     if let Some((_, since, replacement)) = REMOVED.iter().find(|(v, ..)| *v == raw.api_version) {
         let served = served_versions(&raw.kind);
