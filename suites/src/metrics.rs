@@ -224,31 +224,8 @@ fn api_url(base: &str, path: &str) -> Result<Url> {
     base.join(path).context("building the Prometheus API URL")
 }
 
-async fn get_text(ctx: &Ctx<'_>, url: Url) -> Result<String> {
-    let response = ctx
-        .http
-        .direct
-        .get(url.clone())
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("reading GET {url}"))?;
-    if !status.is_success() {
-        bail!("GET {url}: HTTP {status}{}", crate::http::excerpt(&text));
-    }
-    Ok(text)
-}
-
-/// One replica's metrics page, parsed.
-async fn scrape(ctx: &Ctx<'_>, replica: &Replica) -> Result<Vec<Sample>> {
-    let Some(metrics_url) = &replica.metrics_url else {
-        bail!("no metrics_url in the target");
-    };
-    let url = Url::parse(metrics_url).with_context(|| format!("metrics_url `{metrics_url}`"))?;
+/// One GET on the direct client: status, content type and body.
+async fn fetch(ctx: &Ctx<'_>, url: &Url) -> Result<(reqwest::StatusCode, String, String)> {
     let response = ctx
         .http
         .direct
@@ -267,6 +244,24 @@ async fn scrape(ctx: &Ctx<'_>, replica: &Replica) -> Result<Vec<Sample>> {
         .text()
         .await
         .with_context(|| format!("reading GET {url}"))?;
+    Ok((status, content_type, text))
+}
+
+async fn get_text(ctx: &Ctx<'_>, url: Url) -> Result<String> {
+    let (status, _, text) = fetch(ctx, &url).await?;
+    if !status.is_success() {
+        bail!("GET {url}: HTTP {status}{}", crate::http::excerpt(&text));
+    }
+    Ok(text)
+}
+
+/// One replica's metrics page, parsed.
+async fn scrape(ctx: &Ctx<'_>, replica: &Replica) -> Result<Vec<Sample>> {
+    let Some(metrics_url) = &replica.metrics_url else {
+        bail!("no metrics_url in the target");
+    };
+    let url = Url::parse(metrics_url).with_context(|| format!("metrics_url `{metrics_url}`"))?;
+    let (status, content_type, text) = fetch(ctx, &url).await?;
     if !status.is_success() {
         bail!("GET {url}: expected 200, got HTTP {status}");
     }
