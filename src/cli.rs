@@ -65,6 +65,9 @@ struct RunArgs {
     /// Also write report.json, junit.xml and report.txt into this folder.
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
+    /// A skipped check fails unless the target lists it in `[[allowed_skips]]` with a reason.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
             &args.target,
             &args.suite,
             args.report_dir.as_deref(),
+            args.strict,
             Sink::new(args.output.format, args.output.output),
         ),
         Command::Rules => {

@@ -14,6 +14,7 @@ pub fn command(
     target_file: &Path,
     suite_names: &[String],
     report_dir: Option<&Path>,
+    strict: bool,
     sink: Sink,
 ) -> Result<bool> {
     let target = Target::load(target_file)?;
@@ -28,6 +29,7 @@ pub fn command(
     let results = runtime.block_on(camunda_conformance_suites::run(
         &target,
         &suites,
+        strict,
         &mut |event| progress.on_event(event),
     ));
     progress.finish();

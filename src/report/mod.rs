@@ -97,6 +97,7 @@ pub fn print_rules() {
 
 /// `camunda-conformance checks`.
 pub fn print_checks() {
+    use camunda_conformance_suites::faults;
     for check in camunda_conformance_suites::catalog() {
         let disruptive = if check.disruptive {
             " (disruptive)"
@@ -107,5 +108,13 @@ pub fn print_checks() {
             "{:<36} {:<9} {}{disruptive}",
             check.id, check.suite, check.description
         );
+        let proving: Vec<&str> = faults::proving(check.id).iter().map(|f| f.id).collect();
+        let proof = if proving.is_empty() {
+            "no fault in the local catalogue (Kubernetes only: proven on the kwok and kind backends)"
+                .to_string()
+        } else {
+            format!("faults that fail it: {}", proving.join(", "))
+        };
+        println!("{:<46} {proof}", "");
     }
 }

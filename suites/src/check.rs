@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::http::Http;
-use crate::target::{Secret, Target};
+use crate::target::{AllowedSkip, Secret, Target};
 use crate::Suite;
 
 /// One check of the catalog.
@@ -92,9 +92,38 @@ impl<'t> Ctx<'t> {
     }
 }
 
+/// How skips are judged: under `--strict` a skip fails unless the target allows it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SkipPolicy {
+    pub strict: bool,
+    pub allowed: Vec<AllowedSkip>,
+}
+
+impl SkipPolicy {
+    /// The final status and message of a check that skipped for `reason`.
+    fn judge(&self, id: &str, reason: String) -> (Status, String) {
+        if !self.strict {
+            return (Status::Skip, reason);
+        }
+        match self.allowed.iter().find(|allowed| allowed.covers(id)) {
+            Some(allowed) => (
+                Status::Skip,
+                format!("{reason} (allowed by the target: {})", allowed.reason),
+            ),
+            None => (
+                Status::Fail,
+                format!(
+                    "skipped, and --strict fails a skip the target does not list in [[allowed_skips]]: {reason}"
+                ),
+            ),
+        }
+    }
+}
+
 pub(crate) struct Recorder<'e> {
     on_event: &'e mut (dyn FnMut(RunEvent) + Send),
     disruption_allowed: bool,
+    skips: SkipPolicy,
     /// Scrubbed from every message as a last line of defence.
     secret: Option<String>,
     reported: HashSet<&'static str>,
@@ -105,11 +134,13 @@ impl<'e> Recorder<'e> {
     pub fn new(
         on_event: &'e mut (dyn FnMut(RunEvent) + Send),
         disruption_allowed: bool,
+        skips: SkipPolicy,
         secret: Option<String>,
     ) -> Self {
         Self {
             on_event,
             disruption_allowed,
+            skips,
             secret: secret.filter(|s| !s.is_empty()),
             reported: HashSet::new(),
             results: Vec::new(),
@@ -178,7 +209,7 @@ impl<'e> Recorder<'e> {
         let (status, message) = match verdict {
             Verdict::Pass(m) => (Status::Pass, m),
             Verdict::Fail(m) => (Status::Fail, m),
-            Verdict::Skip(m) => (Status::Skip, m),
+            Verdict::Skip(m) => self.skips.judge(info.id, m),
         };
         let message = match &self.secret {
             Some(secret) if message.contains(secret.as_str()) => {
@@ -225,7 +256,12 @@ mod tests {
     async fn disruptive_checks_skip_without_running_and_secrets_are_scrubbed() {
         let mut events = Vec::new();
         let mut on_event = |event: RunEvent| events.push(event);
-        let mut recorder = Recorder::new(&mut on_event, false, Some("s3cret".into()));
+        let mut recorder = Recorder::new(
+            &mut on_event,
+            false,
+            SkipPolicy::default(),
+            Some("s3cret".into()),
+        );
         let mut ran = false;
         let status = recorder
             .check(&DISRUPTIVE, async {
@@ -247,5 +283,34 @@ mod tests {
             .filter(|e| matches!(e, RunEvent::CheckFinished(_)))
             .count();
         assert_eq!(finished, 2);
+    }
+
+    #[test]
+    fn strict_fails_skips_the_target_does_not_allow() {
+        let lenient = SkipPolicy::default();
+        assert_eq!(
+            lenient.judge("scaling.hpa", "needs Kubernetes".into()),
+            (Status::Skip, "needs Kubernetes".into())
+        );
+        let strict = SkipPolicy {
+            strict: true,
+            allowed: vec![
+                AllowedSkip::new("scaling.*", "no Kubernetes here"),
+                AllowedSkip::new("sessions.logout", "tested elsewhere"),
+            ],
+        };
+        let (status, message) = strict.judge("scaling.hpa", "needs Kubernetes".into());
+        assert_eq!(status, Status::Skip);
+        assert_eq!(
+            message,
+            "needs Kubernetes (allowed by the target: no Kubernetes here)"
+        );
+        assert_eq!(strict.judge("sessions.logout", "x".into()).0, Status::Skip);
+        let (status, message) = strict.judge("sessions.login", "one replica".into());
+        assert_eq!(status, Status::Fail);
+        assert!(message.ends_with(": one replica"), "{message}");
+        // `suite.*` covers that suite only, not a suite whose name starts the same.
+        assert!(!AllowedSkip::new("scal.*", "r").covers("scaling.hpa"));
+        assert!(!AllowedSkip::new("scaling.*", "r").covers("scalingx.hpa"));
     }
 }

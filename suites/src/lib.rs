@@ -7,6 +7,7 @@
 mod auth;
 mod check;
 mod cluster;
+pub mod faults;
 mod http;
 mod metrics;
 mod prom;
@@ -24,8 +25,8 @@ use serde::{Deserialize, Serialize};
 pub use check::{CheckInfo, CheckResult, RunEvent, Status};
 pub use scaling::{load, HpaCondition, HpaStatus, KubeFuture, KubeOps, PodState, PortForward};
 pub use target::{
-    Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus, Replica,
-    SessionMode, Sessions, StopHandle, Target,
+    AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus,
+    Replica, SessionMode, Sessions, StopHandle, Target,
 };
 
 /// A live suite. The declaration order is the order [`run`] executes them in: cluster runs
@@ -95,6 +96,21 @@ impl std::str::FromStr for Suite {
     }
 }
 
+/// Checks that apply in one session mode only; the sessions suite skips them in the other.
+pub fn mode_specific_checks(mode: SessionMode) -> &'static [&'static str] {
+    match mode {
+        SessionMode::Sticky => &[
+            "sessions.affinity-cookie",
+            "sessions.affinity-routing",
+            "sessions.sticky-one-replica",
+        ],
+        SessionMode::Shared => &[
+            "sessions.shared-every-replica",
+            "sessions.shared-survives-stop",
+        ],
+    }
+}
+
 /// Every check of every suite, in run order: for documentation and `checks` listings.
 pub fn catalog() -> Vec<CheckInfo> {
     Suite::ALL
@@ -105,10 +121,12 @@ pub fn catalog() -> Vec<CheckInfo> {
 
 /// Runs the given suites (all when empty) against the target, in the canonical order of
 /// [`Suite::ALL`], reporting progress through `on_event`. Never fails as a whole: a problem
-/// that stops a suite becomes failed checks with the reason.
+/// that stops a suite becomes failed checks with the reason. With `strict`, a skip the target
+/// does not list in `allowed_skips` is a failure.
 pub async fn run(
     target: &Target,
     suites: &[Suite],
+    strict: bool,
     on_event: &mut (dyn FnMut(RunEvent) + Send),
 ) -> Vec<CheckResult> {
     let selected: Vec<Suite> = Suite::ALL
@@ -119,6 +137,10 @@ pub async fn run(
     let mut recorder = check::Recorder::new(
         on_event,
         target.disruptive.allowed,
+        check::SkipPolicy {
+            strict,
+            allowed: target.allowed_skips.clone(),
+        },
         password
             .as_ref()
             .ok()
@@ -210,7 +232,7 @@ http_url = "http://127.0.0.1:1"
 
     async fn run_collecting(target: &Target, suites: &[Suite]) -> (Vec<CheckResult>, usize) {
         let mut finished = 0;
-        let results = run(target, suites, &mut |event| {
+        let results = run(target, suites, false, &mut |event| {
             if matches!(event, RunEvent::CheckFinished(_)) {
                 finished += 1;
             }
@@ -245,8 +267,11 @@ http_url = "http://127.0.0.1:1"
         assert_eq!(results.first().map(|r| r.suite), Some(Suite::Cluster));
         for result in &results {
             assert_eq!(result.status, Status::Skip, "{result:?}");
+            // The local load-generator check loads the stack: disruptive.
             let expected = match result.suite {
-                Suite::Scaling => "needs Kubernetes (backend local)",
+                Suite::Scaling if result.id != "scaling.load-generator" => {
+                    "needs Kubernetes (backend local)"
+                }
                 _ => check::NOT_ALLOWED,
             };
             assert_eq!(result.message, expected);

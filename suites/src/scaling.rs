@@ -7,6 +7,7 @@
 //! (the kind backend's tool) and parses the API objects itself. The decisions over those
 //! objects are the pure functions of [`hpa`].
 
+mod generator;
 mod hpa;
 mod kubectl;
 pub mod load;
@@ -39,6 +40,11 @@ const fn check(id: &'static str, description: &'static str, disruptive: bool) ->
     }
 }
 
+const LOAD_GENERATOR: CheckInfo = check(
+    "scaling.load-generator",
+    "local backend: the scaling load through the ingress drives the replicas' CPU to the HPA's scale-out point (or half of what a busy machine leaves them)",
+    true,
+);
 const METRICS_API: CheckInfo = check(
     "scaling.metrics-api",
     "the metrics API (metrics.k8s.io) reports the deployment's pods",
@@ -71,6 +77,7 @@ const SCALE_IN: CheckInfo = check(
 );
 
 pub(crate) const CHECKS: &[CheckInfo] = &[
+    LOAD_GENERATOR,
     METRICS_API,
     HPA_METRICS,
     SCALE_OUT,
@@ -114,9 +121,15 @@ pub struct PortForward {
 
 pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     if ctx.target.backend == Backend::Local {
+        rec.check(&LOAD_GENERATOR, generator::load_generator(ctx))
+            .await;
         rec.skip_rest(Suite::Scaling, "needs Kubernetes (backend local)");
         return;
     }
+    rec.skip(
+        &LOAD_GENERATOR,
+        "proven on the local backend, where the replicas' CPU is measured; on Kubernetes scaling.scale-out under the same load proves it",
+    );
     let Some(kube) = &ctx.target.kubernetes else {
         rec.skip_rest(Suite::Scaling, "needs the target's [kubernetes] section");
         return;

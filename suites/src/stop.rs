@@ -8,6 +8,23 @@ use crate::check::Ctx;
 use crate::http::{poll, Polled};
 use crate::target::{Replica, StopHandle};
 
+/// SIGKILL to each pid.
+async fn kill(replica: &Replica, pids: &[u32]) -> Result<String> {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    run(tokio::process::Command::new("kill")
+        .arg("-KILL")
+        .args(&pids))
+    .await
+    .with_context(|| {
+        format!(
+            "sending SIGKILL to {} (pids {})",
+            replica.name,
+            pids.join(", ")
+        )
+    })?;
+    Ok(format!("SIGKILL to pid {}", pids.join(", ")))
+}
+
 /// Stops the replica the hard way (SIGKILL, or deleting its pod without grace) and waits until
 /// its http_url stops answering. Returns what was done.
 pub(crate) async fn stop_replica(ctx: &Ctx<'_>, replica: &Replica) -> Result<String> {
@@ -15,12 +32,8 @@ pub(crate) async fn stop_replica(ctx: &Ctx<'_>, replica: &Replica) -> Result<Str
         bail!("{} has no stop handle", replica.name);
     };
     let done = match handle {
-        StopHandle::Signal { pid } => {
-            run(tokio::process::Command::new("kill").args(["-KILL", &pid.to_string()]))
-                .await
-                .with_context(|| format!("sending SIGKILL to {} (pid {pid})", replica.name))?;
-            format!("SIGKILL to pid {pid}")
-        }
+        StopHandle::Signal { pid } => kill(replica, &[*pid]).await?,
+        StopHandle::SignalAll { pids } => kill(replica, pids).await?,
         StopHandle::DeletePod { namespace, name } => {
             let mut command = tokio::process::Command::new("kubectl");
             if let Some(kube) = &ctx.target.kubernetes {
@@ -67,12 +80,25 @@ pub(crate) async fn stop_replica(ctx: &Ctx<'_>, replica: &Replica) -> Result<Str
     Ok(done)
 }
 
+/// kill and kubectl answer in seconds; a minute means the API server or the node hangs.
+const COMMAND_BOUND: Duration = Duration::from_secs(60);
+
 async fn run(command: &mut tokio::process::Command) -> Result<()> {
-    let output = command
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .context("starting the command")?;
+    let output = tokio::time::timeout(
+        COMMAND_BOUND,
+        command
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "did not finish within {} s and was killed",
+            COMMAND_BOUND.as_secs()
+        )
+    })?
+    .context("starting the command")?;
     if !output.status.success() {
         bail!(
             "{}: {}",

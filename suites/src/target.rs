@@ -26,7 +26,8 @@
 //! http_url = "http://127.0.0.1:28080"
 //! metrics_url = "http://127.0.0.1:29404/metrics"
 //! prometheus_instance = "10.244.0.7:9404"  # optional: when Prometheus scrapes another address
-//! stop = { signal = { pid = 1234 } }       # or { delete_pod = { namespace = "camunda", name = "camunda-0" } }
+//! stop = { signal = { pid = 1234 } }       # or { signal_all = { pids = [1234, 1250] } }, or
+//!                                          # { delete_pod = { namespace = "camunda", name = "camunda-0" } }
 //! [kubernetes]                             # kind/existing: scaling suite and delete_pod
 //! context = "kind-camunda-conformance"     # optional, as is kubeconfig
 //! namespace = "camunda"
@@ -34,6 +35,9 @@
 //! hpa = "camunda"
 //! [disruptive]
 //! allowed = true                           # default false: disruptive checks skip
+//! [[allowed_skips]]                        # under `run --strict` a skip fails unless listed
+//! check = "scaling.*"                      # a check id, or `suite.*` for a whole suite
+//! reason = "no Kubernetes on this target"  # required: why skipping it is fine here
 //! [bounds]                                 # optional, seconds; these are the defaults
 //! prometheus_s = 60
 //! settle_s = 20
@@ -68,8 +72,38 @@ pub struct Target {
     pub kubernetes: Option<Kubernetes>,
     #[serde(default)]
     pub disruptive: Disruptive,
+    /// Skips that `run --strict` accepts, each with the reason it is fine for this target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_skips: Vec<AllowedSkip>,
     #[serde(default)]
     pub bounds: Bounds,
+}
+
+/// A check (or `suite.*`) that may be skipped under `run --strict`, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedSkip {
+    pub check: String,
+    pub reason: String,
+}
+
+impl AllowedSkip {
+    pub fn new(check: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this entry names the check: its id, or its suite as `suite.*`.
+    pub fn covers(&self, check_id: &str) -> bool {
+        match self.check.strip_suffix(".*") {
+            Some(suite) => check_id
+                .strip_prefix(suite)
+                .is_some_and(|rest| rest.starts_with('.')),
+            None => self.check == check_id,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +278,9 @@ impl Replica {
 pub enum StopHandle {
     /// A local process: SIGKILL to this pid.
     Signal { pid: u32 },
+    /// Local processes that live and die together, like a pod's containers (a replica and a
+    /// sidecar): SIGKILL to each pid, the replica's first.
+    SignalAll { pids: Vec<u32> },
     /// A pod: deleted through kubectl (with the target's kubernetes context).
     DeletePod { namespace: String, name: String },
 }
@@ -405,6 +442,21 @@ impl Target {
         if let Some(prometheus) = &self.prometheus {
             Url::parse(&prometheus.url)
                 .with_context(|| format!("prometheus.url: `{}` is not a URL", prometheus.url))?;
+        }
+        let catalog = crate::catalog();
+        for (i, allowed) in self.allowed_skips.iter().enumerate() {
+            if !catalog.iter().any(|check| allowed.covers(check.id)) {
+                bail!(
+                    "allowed_skips[{i}].check: `{}` names no check (a check id as listed by `camunda-conformance checks`, or `suite.*`)",
+                    allowed.check
+                );
+            }
+            if allowed.reason.trim().is_empty() {
+                bail!(
+                    "allowed_skips[{i}].reason: say why skipping `{}` is fine for this target",
+                    allowed.check
+                );
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, replica) in self.replicas.iter().enumerate() {

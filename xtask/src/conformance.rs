@@ -2,10 +2,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::artifacts::workspace_root;
+
+/// A cold build of the CLI takes minutes on two cores; an hour means something hangs.
+const BUILD_BOUND: Duration = Duration::from_secs(3600);
+/// Every suite of a run, with the target's own bounds inside, finishes well within this.
+const RUN_BOUND: Duration = Duration::from_secs(1800);
 
 /// Builds the CLI (same profile as xtask) and returns its path.
 pub fn build_cli() -> Result<PathBuf> {
@@ -22,9 +28,7 @@ pub fn build_cli() -> Result<PathBuf> {
     if profile_release {
         cargo.arg("--release");
     }
-    let status = cargo
-        .status()
-        .context("running cargo build for camunda-conformance")?;
+    let status = crate::command::status(cargo, "cargo build of camunda-conformance", BUILD_BOUND)?;
     if !status.success() {
         bail!("cargo build of camunda-conformance failed ({status})");
     }
@@ -35,34 +39,32 @@ pub fn build_cli() -> Result<PathBuf> {
     Ok(target_dir.join(profile).join("camunda-conformance"))
 }
 
-/// `camunda-conformance run --target FILE`: human progress on the terminal, JSON and JUnit into
-/// the artifacts folder. `Ok(false)` when a check failed.
+/// `camunda-conformance run --strict --target FILE`: human progress on the terminal, JSON and
+/// JUnit into the artifacts folder. `Ok(false)` when a check failed, or skipped without the
+/// target allowing it.
 pub fn run_suites(cli: &Path, target: &Path, suites: &[String], report_dir: &Path) -> Result<bool> {
     let mut command = Command::new(cli);
     command
-        .arg("run")
-        .arg("--target")
+        .args(["run", "--strict", "--target"])
         .arg(target)
         .arg("--report-dir")
         .arg(report_dir);
     if !suites.is_empty() {
         command.arg("--suite").arg(suites.join(","));
     }
-    exit_verdict(&mut command, "camunda-conformance run")
+    exit_verdict(command, "camunda-conformance run")
 }
 
 /// `camunda-conformance validate PATH`. `Ok(false)` when it found errors.
 pub fn validate(cli: &Path, path: &Path) -> Result<bool> {
     let mut command = Command::new(cli);
     command.arg("validate").arg(path);
-    exit_verdict(&mut command, "camunda-conformance validate")
+    exit_verdict(command, "camunda-conformance validate")
 }
 
 /// Maps the CLI contract's exit codes: 0 pass, 1 findings/failed checks, anything else an error.
-fn exit_verdict(command: &mut Command, what: &str) -> Result<bool> {
-    let status = command
-        .status()
-        .with_context(|| format!("starting {what}"))?;
+fn exit_verdict(command: Command, what: &str) -> Result<bool> {
+    let status = crate::command::status(command, what, RUN_BOUND)?;
     match status.code() {
         Some(0) => Ok(true),
         Some(1) => Ok(false),

@@ -6,6 +6,7 @@
 mod artifacts;
 mod backend;
 mod bench_validate;
+mod command;
 mod conformance;
 mod kind;
 mod local;

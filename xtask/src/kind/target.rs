@@ -272,6 +272,7 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
         disruptive: Disruptive {
             allowed: inputs.disruptive,
         },
+        allowed_skips: Vec::new(),
         bounds: Bounds::default(),
     })
 }

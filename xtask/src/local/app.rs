@@ -140,14 +140,20 @@ pub const FAST_START_FLAGS: [&str; 5] = [
     "-XX:+ExitOnOutOfMemoryError",
 ];
 
-/// `java [-javaagent:...] <flags> -jar camunda-app.jar`; `metrics_port` None leaves the agent out.
-pub fn java_command(java: &Path, app: &App, metrics_port: Option<u16>, tmp_dir: &Path) -> Command {
+/// `java [-javaagent:...] <flags> -jar camunda-app.jar`; `agent` (metrics port, jmx_exporter
+/// config) None leaves the agent out.
+pub fn java_command(
+    java: &Path,
+    app: &App,
+    agent: Option<(u16, PathBuf)>,
+    tmp_dir: &Path,
+) -> Command {
     let mut command = Command::new(java);
-    if let Some(port) = metrics_port {
+    if let Some((port, config)) = agent {
         command.arg(format!(
             "-javaagent:{}=127.0.0.1:{port}:{}",
             app.agent.display(),
-            app.jmx_config.display()
+            config.display()
         ));
     }
     command

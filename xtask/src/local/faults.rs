@@ -1,50 +1,546 @@
-//! `--faults`: break the running stack on purpose, one fault at a time, and prove that the check
-//! meant to catch it fails (then restore the stack).
+//! `--faults`: the fault catalogue (`camunda_conformance_suites::faults`) injected into the
+//! running local stack, one fault at a time. Each fault must fail its expected checks for the
+//! expected reason; after it is undone the suites it touched must pass again (the stack heals).
+//! The outcome is the fault matrix, in human, JSON and JUnit form in the artifacts folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use camunda_conformance_suites::faults::{self, FaultInfo};
+use camunda_conformance_suites::{SessionMode, StopHandle, Target};
+use serde::{Deserialize, Serialize};
 
-use super::stack::{http_client, write_target, ReplicaFlavour, ReplicaState, Stack};
+use super::render::{Balance, ExtraRoute, HttpEntry, NginxConf, RouteMatch, ScrapeTarget};
+use super::stack::{http_client, random_token, write_file, ReplicaFlavour, ReplicaState, Stack};
 use super::tls::Pki;
 use super::wait::{self, Probe};
 use crate::artifacts::Artifacts;
 
-/// One fault and the check that must fail because of it.
-struct Fault {
-    name: &'static str,
-    suite: &'static str,
-    check: &'static str,
+/// The database of the replica outside the cluster.
+const OUTSIDER_DB: &str = "camunda_outsider";
+/// The webapp's "who am I" and logout, as the sessions suite calls them.
+const WHOAMI_PATH: &str = "/camunda/api/admin/auth/user/default";
+const LOGOUT_PATH: &str = "/camunda/api/admin/auth/user/default/logout";
+/// A fault's suites never need long: shorter bounds keep a fault that is (rightly) failing a
+/// wait from waiting the whole default bound.
+const FAULT_BOUNDS: camunda_conformance_suites::Bounds = camunda_conformance_suites::Bounds {
+    prometheus_s: 10,
+    settle_s: 8,
+    job_s: 15,
+    scale_out_s: 300,
+    scale_in_s: 600,
+};
+/// One `camunda-conformance run` of a few suites.
+const PROBE_BOUND: Duration = Duration::from_secs(600);
+
+/// The odd replicas the catalogue needs, started once for all faults.
+struct Odd {
+    /// Basic auth off, the login exempt from CSRF, jmx_exporter without the Tomcat and Camunda
+    /// rules, no job executor.
+    lax: ReplicaState,
+    /// No jmx_exporter agent, no job executor.
+    no_agent: ReplicaState,
+    /// A database and sessions of its own: a replica outside the cluster.
+    outsider: ReplicaState,
 }
 
-const AUTH_OFF: Fault = Fault {
-    name: "basic auth off (ingress -> replica with CAMUNDA_BPM_RUN_AUTH_ENABLED=false)",
-    suite: "auth",
-    check: "auth.no-credentials",
-};
-const NO_AGENT: Fault = Fault {
-    name: "one replica without the jmx agent",
-    suite: "metrics",
-    check: "metrics.replica-endpoints",
-};
-const NO_AFFINITY: Fault = Fault {
-    name: "replicas with neither affinity nor a shared store (nginx round robin)",
-    suite: "sessions",
-    check: "sessions.login",
-};
-const NOT_SCRAPED: Fault = Fault {
-    name: "Prometheus not scraping one replica",
-    suite: "metrics",
-    check: "metrics.prometheus-targets",
-};
-const OTHER_CA: Fault = Fault {
-    name: "ingress certificate from another CA",
-    suite: "tls",
-    check: "tls.certificate",
-};
+/// What a fault changes; everything here is undone after the probe.
+#[derive(Default)]
+struct Setup {
+    nginx: Option<NginxConf>,
+    /// Scrape targets and whether a second job scrapes them again.
+    prometheus: Option<(Vec<ScrapeTarget>, bool)>,
+    /// The target the probe runs against (default: the stack's own).
+    target: Option<Target>,
+    stop_redis: bool,
+    /// Process groups stopped (SIGSTOP) for the probe.
+    freeze: Vec<i32>,
+    /// A user created for the probe, deleted afterwards.
+    user: Option<String>,
+}
+
+/// One row of the fault matrix: a fault, one check it must fail, and what happened.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MatrixRow {
+    pub fault: String,
+    pub description: String,
+    pub check: String,
+    pub expected_words: String,
+    /// pass | fail | skip, or `error` when the probe could not run.
+    pub observed: String,
+    pub detected: bool,
+    /// After the fault was undone, its suites passed again.
+    pub healed: bool,
+    pub message: String,
+    pub duration_ms: u64,
+}
+
+/// Runs every fault of the catalogue that applies to this stack; `Ok(false)` when one was not
+/// detected or the stack did not heal.
+pub fn run(stack: &mut Stack, cli: &Path, artifacts: &Artifacts) -> Result<bool> {
+    let mode = if stack.state.sticky {
+        SessionMode::Sticky
+    } else {
+        SessionMode::Shared
+    };
+    let catalogue: Vec<&FaultInfo> = faults::CATALOGUE
+        .iter()
+        .filter(|f| f.applies_to(mode))
+        .collect();
+    let dir = artifacts.dir.join("faults");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    println!(
+        "\nfaults: {} misconfigurations of the catalogue apply to this stack; each must fail its checks, then the stack must heal",
+        catalogue.len()
+    );
+    stack.heal(true)?;
+    let started = Instant::now();
+    let (odd, indices) = start_odd_replicas(stack, &dir)?;
+    let outcome = run_catalogue(stack, cli, &dir, &odd, mode, &catalogue);
+    for index in indices {
+        stack.supervisor.stop(index);
+    }
+    let rows = outcome?;
+    let ok = report(&rows, &artifacts.dir, started.elapsed())?;
+    Ok(ok)
+}
+
+fn run_catalogue(
+    stack: &mut Stack,
+    cli: &Path,
+    dir: &Path,
+    odd: &Odd,
+    mode: SessionMode,
+    catalogue: &[&FaultInfo],
+) -> Result<Vec<MatrixRow>> {
+    let mut rows = Vec::new();
+    for fault in catalogue {
+        let started = Instant::now();
+        let suites = suites_of(fault, mode);
+        println!(
+            "\nfault {}: {} -> expecting {} to fail",
+            fault.id,
+            fault.description,
+            fault
+                .expected(mode)
+                .map(|e| e.check)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let setup = setup(fault.id, stack, odd)?;
+        let probed = apply(stack, &setup).and_then(|()| {
+            let target = setup.target.clone().unwrap_or_else(|| base_target(stack));
+            let file = write_target(dir, &format!("{}.toml", fault.id), &target)?;
+            probe(
+                cli,
+                &file,
+                &suites,
+                &dir.join(format!("{}.json", fault.id)),
+                false,
+            )
+        });
+        let undone = undo(stack, &setup);
+        let healed = undone.and_then(|()| {
+            let file = write_target(dir, "target.toml", &base_target(stack))?;
+            let report = probe(
+                cli,
+                &file,
+                &suites,
+                &dir.join(format!("{}-healed.json", fault.id)),
+                true,
+            )?;
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == "fail")
+                .map(|c| format!("{}: {}", c.id, first_line(&c.message)))
+                .collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                bail!("after undoing the fault: {}", failed.join("; "))
+            }
+        });
+        if let Err(err) = &healed {
+            println!("  NOT HEALED: {err:#}");
+        }
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        for expect in fault.expected(mode) {
+            let (observed, message) = match &probed {
+                Ok(report) => report
+                    .checks
+                    .iter()
+                    .find(|c| c.id == expect.check)
+                    .map(|c| (c.status.clone(), c.message.clone()))
+                    .unwrap_or_else(|| ("error".into(), "no result for the check".into())),
+                Err(err) => ("error".into(), format!("the probe could not run: {err:#}")),
+            };
+            let detected = observed == "fail"
+                && message
+                    .to_lowercase()
+                    .contains(&expect.because.to_lowercase());
+            println!(
+                "  {:<8} {:<36} {}",
+                if detected { "detected" } else { "MISSED" },
+                expect.check,
+                first_line(&message)
+            );
+            rows.push(MatrixRow {
+                fault: fault.id.into(),
+                description: fault.description.into(),
+                check: expect.check.into(),
+                expected_words: expect.because.into(),
+                observed,
+                detected,
+                healed: healed.is_ok(),
+                message,
+                duration_ms,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The suites a fault's expected checks belong to, in run order.
+fn suites_of(fault: &FaultInfo, mode: SessionMode) -> Vec<String> {
+    let catalog = camunda_conformance_suites::catalog();
+    let mut suites: Vec<String> = catalog
+        .iter()
+        .filter(|c| fault.expected(mode).any(|e| e.check == c.id))
+        .map(|c| c.suite.to_string())
+        .collect();
+    suites.dedup();
+    suites
+}
+
+/// The stack's own target with the short fault bounds.
+fn base_target(stack: &Stack) -> Target {
+    let mut target = stack.state.target(&stack.state.replicas);
+    target.bounds = FAULT_BOUNDS;
+    target
+}
+
+fn with_replicas(stack: &Stack, replicas: &[ReplicaState]) -> Target {
+    let mut target = base_target(stack);
+    target.replicas = stack.state.target(replicas).replicas;
+    target
+}
+
+fn without_stop_handles(mut target: Target) -> Target {
+    for replica in &mut target.replicas {
+        replica.stop = None;
+    }
+    target
+}
+
+fn routed_to(stack: &Stack, ports: Vec<u16>) -> NginxConf {
+    NginxConf {
+        upstream_ports: ports,
+        ..stack.state.default_nginx_conf()
+    }
+}
+
+fn extra_route(stack: &Stack, matcher: RouteMatch, ports: Vec<u16>) -> NginxConf {
+    NginxConf {
+        extra_routes: vec![ExtraRoute { matcher, ports }],
+        ..stack.state.default_nginx_conf()
+    }
+}
+
+/// What each fault of the catalogue does to the stack.
+fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
+    let state = stack.state.clone();
+    let first = state.replicas[0].clone();
+    let plus = |extra: &ReplicaState| {
+        let mut replicas = state.replicas.clone();
+        replicas.push(extra.clone());
+        replicas
+    };
+    let nginx = |conf: NginxConf| Setup {
+        nginx: Some(conf),
+        ..Setup::default()
+    };
+    let target = |target: Target| Setup {
+        target: Some(target),
+        ..Setup::default()
+    };
+    Ok(match id {
+        "no-jmx-agent" => target(with_replicas(stack, &plus(&odd.no_agent))),
+        "jmx-rules-jvm-only" => target(with_replicas(stack, &plus(&odd.lax))),
+        "not-scraped" => {
+            let mut scraped = state.scrape_targets();
+            scraped.pop();
+            Setup {
+                prometheus: Some((scraped, false)),
+                ..Setup::default()
+            }
+        }
+        "duplicate-scrape" => Setup {
+            prometheus: Some((state.scrape_targets(), true)),
+            ..Setup::default()
+        },
+        "ingress-outside-target" => nginx(routed_to(stack, vec![odd.no_agent.http_port])),
+        "metrics-path-through-ingress" => nginx(extra_route(
+            stack,
+            RouteMatch::Path("/metrics".into()),
+            vec![first.metrics_port],
+        )),
+        "rest-auth-off" | "login-csrf-exempt" => nginx(routed_to(stack, vec![odd.lax.http_port])),
+        "rest-auth-off-for-delete" => nginx(extra_route(
+            stack,
+            RouteMatch::Method("DELETE"),
+            vec![odd.lax.http_port],
+        )),
+        "suite-user-missing" => {
+            let mut edited = base_target(stack);
+            edited.credentials.username = format!("conformanceNobody{}", random_token(8)?);
+            target(edited)
+        }
+        "other-ca" => {
+            let other = Pki::generate(super::stack::HOST)?;
+            let (cert, key) = (
+                state.secrets_dir().join("other-ca-tls.crt"),
+                state.secrets_dir().join("other-ca-tls.key"),
+            );
+            stack.install_certificate(&other, &cert, &key)?;
+            nginx(NginxConf {
+                cert,
+                key,
+                ..state.default_nginx_conf()
+            })
+        }
+        "no-https-redirect" => nginx(NginxConf {
+            http_entry: HttpEntry::Proxy,
+            ..state.default_nginx_conf()
+        }),
+        "redirect-drops-port" => nginx(NginxConf {
+            http_entry: HttpEntry::RedirectDroppingPort,
+            ..state.default_nginx_conf()
+        }),
+        "same-jvm-twice" => {
+            let again = ReplicaState {
+                name: format!("{}-again", first.name),
+                ..first.clone()
+            };
+            target(without_stop_handles(with_replicas(
+                stack,
+                &[first.clone(), again],
+            )))
+        }
+        "suite-user-not-authorized" => {
+            let user = format!("conformanceNoAuthz{}", random_token(6)?);
+            let password_file = state.secrets_dir().join("unauthorized-password");
+            write_file(&password_file, &random_token(24)?, 0o600)?;
+            create_user(stack, &user, &password_file)?;
+            let mut edited = base_target(stack);
+            edited.credentials =
+                camunda_conformance_suites::Credentials::from_file(&user, password_file);
+            Setup {
+                target: Some(edited),
+                user: Some(user),
+                ..Setup::default()
+            }
+        }
+        "separate-databases" => {
+            target(with_replicas(stack, &[first.clone(), odd.outsider.clone()]))
+        }
+        "ingress-other-database" => nginx(routed_to(stack, vec![odd.outsider.http_port])),
+        "job-executor-off" => {
+            // The stack's replicas are frozen so that only the two without a job executor
+            // serve the shared database.
+            let pair = [odd.lax.clone(), odd.no_agent.clone()];
+            Setup {
+                nginx: Some(routed_to(stack, pair.iter().map(|r| r.http_port).collect())),
+                target: Some(with_replicas(stack, &pair)),
+                freeze: state.replicas.iter().map(|r| r.pid).collect(),
+                ..Setup::default()
+            }
+        }
+        "single-upstream" => nginx(routed_to(stack, vec![first.http_port])),
+        "ip-hash" => nginx(NginxConf {
+            balance: Balance::ClientAddress,
+            ..state.default_nginx_conf()
+        }),
+        "round-robin-no-store" => nginx(NginxConf {
+            balance: Balance::RoundRobin,
+            ..state.default_nginx_conf()
+        }),
+        "auth-api-outside-cluster" => nginx(extra_route(
+            stack,
+            RouteMatch::Path(WHOAMI_PATH.into()),
+            vec![odd.outsider.http_port],
+        )),
+        "logout-outside-cluster" => nginx(extra_route(
+            stack,
+            RouteMatch::Path(LOGOUT_PATH.into()),
+            vec![odd.outsider.http_port],
+        )),
+        "store-down" => Setup {
+            stop_redis: true,
+            ..Setup::default()
+        },
+        "store-in-replica" => {
+            let redis = state.redis.as_ref().context("a shared stack has Redis")?;
+            let mut edited = base_target(stack);
+            // Stopping camunda-0 stops the store with it, like a sidecar in its pod.
+            edited.replicas[0].stop = Some(StopHandle::SignalAll {
+                pids: vec![u32::try_from(first.pid)?, u32::try_from(redis.pid)?],
+            });
+            target(edited)
+        }
+        "replica-without-store" => target(without_stop_handles(with_replicas(
+            stack,
+            &plus(&odd.outsider),
+        ))),
+        other => bail!("fault `{other}` of the catalogue has no injection on the local backend"),
+    })
+}
+
+fn apply(stack: &mut Stack, setup: &Setup) -> Result<()> {
+    if let Some(conf) = &setup.nginx {
+        stack.reload_nginx(conf)?;
+    }
+    if let Some((targets, duplicate)) = &setup.prometheus {
+        stack.reload_prometheus(targets, *duplicate)?;
+        let jobs = if *duplicate { 2 } else { 1 };
+        wait_prometheus_targets(stack, targets.len() * jobs)?;
+    }
+    if setup.stop_redis {
+        stack.stop_redis()?;
+    }
+    for pid in &setup.freeze {
+        signal_group(*pid, libc::SIGSTOP);
+    }
+    Ok(())
+}
+
+/// Undoes everything a fault may have changed, also when the probe failed half-way.
+fn undo(stack: &mut Stack, setup: &Setup) -> Result<()> {
+    for pid in &setup.freeze {
+        signal_group(*pid, libc::SIGCONT);
+    }
+    let mut problems = Vec::new();
+    let mut attempt = |what: &str, result: Result<()>| {
+        if let Err(err) = result {
+            problems.push(format!("{what}: {err:#}"));
+        }
+    };
+    if setup.nginx.is_some() {
+        let conf = stack.state.default_nginx_conf();
+        attempt("restoring nginx", stack.reload_nginx(&conf));
+    }
+    if setup.prometheus.is_some() {
+        let targets = stack.state.scrape_targets();
+        attempt(
+            "restoring prometheus",
+            stack
+                .reload_prometheus(&targets, false)
+                .and_then(|()| wait_prometheus_targets(stack, targets.len())),
+        );
+    }
+    if let Some(user) = &setup.user {
+        attempt("deleting the fault's user", delete_user(stack, user));
+    }
+    attempt("restarting redis", stack.heal_redis());
+    attempt("restarting stopped replicas", stack.heal(true));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("; "))
+    }
+}
+
+fn signal_group(pid: i32, signal: i32) {
+    // SAFETY: signals a process group this stack started; ESRCH (gone) is fine.
+    unsafe {
+        libc::kill(-pid, signal);
+    }
+}
+
+/// Starts the odd replicas in parallel (the outsider's database first).
+fn start_odd_replicas(stack: &mut Stack, dir: &Path) -> Result<(Odd, Vec<usize>)> {
+    stack.create_database(OUTSIDER_DB)?;
+    let jvm_only = dir.join("jmx-jvm-only.yml");
+    write_file(
+        &jvm_only,
+        "# Fault jmx-rules-jvm-only: java.lang beans only, none of the Tomcat or Camunda rules.\nincludeObjectNames: [\"java.lang:*\"]\n",
+        0o644,
+    )?;
+    let mut replica = |name: &str| -> Result<ReplicaState> {
+        Ok(ReplicaState {
+            name: name.to_string(),
+            pid: 0,
+            http_port: stack.ports.free()?,
+            metrics_port: stack.ports.free()?,
+        })
+    };
+    let odd = Odd {
+        lax: replica("camunda-lax")?,
+        no_agent: replica("camunda-noagent")?,
+        outsider: replica("camunda-outsider")?,
+    };
+    let flavours = [
+        (
+            &odd.lax,
+            ReplicaFlavour {
+                basic_auth: false,
+                csrf_exempt_login: true,
+                jmx_config: Some(jvm_only),
+                job_executor: false,
+                ..ReplicaFlavour::normal()
+            },
+        ),
+        (
+            &odd.no_agent,
+            ReplicaFlavour {
+                jmx_agent: false,
+                job_executor: false,
+                ..ReplicaFlavour::normal()
+            },
+        ),
+        (
+            &odd.outsider,
+            ReplicaFlavour {
+                own_database: Some(OUTSIDER_DB.into()),
+                own_sessions: true,
+                ..ReplicaFlavour::normal()
+            },
+        ),
+    ];
+    let mut spawned = Vec::new();
+    let mut indices = Vec::new();
+    for (replica, flavour) in flavours {
+        let index = stack.spawn_replica(replica, flavour.clone())?;
+        indices.push(index);
+        let replica = ReplicaState {
+            pid: stack.supervisor.get(index).pid,
+            ..replica.clone()
+        };
+        spawned.push((replica, Some(index), flavour));
+    }
+    let started = stack.wait_replicas(&spawned);
+    if let Err(err) = started {
+        for index in &indices {
+            stack.supervisor.stop(*index);
+        }
+        return Err(err.context("starting the fault catalogue's replicas"));
+    }
+    let pid = |i: usize| spawned[i].0.clone();
+    Ok((
+        Odd {
+            lax: pid(0),
+            no_agent: pid(1),
+            outsider: pid(2),
+        },
+        indices,
+    ))
+}
+
+fn write_target(dir: &Path, name: &str, target: &Target) -> Result<PathBuf> {
+    super::stack::write_target(&dir.join(name), target)
+}
 
 /// What `camunda-conformance run --format json` reports (only the fields used here).
 #[derive(Deserialize)]
@@ -59,247 +555,87 @@ struct ReportCheck {
     message: String,
 }
 
-struct Observed {
-    fault: &'static str,
-    check: &'static str,
-    status: String,
-    message: String,
-}
-
-/// The status of a fault that does not apply to this stack.
-const NOT_RUN: &str = "n/a";
-
-impl Observed {
-    /// A fault that ran and whose check did not fail went unnoticed.
-    fn missed(&self) -> bool {
-        self.status != "fail" && self.status != NOT_RUN
-    }
-}
-
-/// Runs every fault; `Ok(false)` when one was not detected.
-pub fn run(stack: &mut Stack, cli: &Path, artifacts: &Artifacts) -> Result<bool> {
-    let catalog = camunda_conformance_suites::catalog();
-    for fault in [&AUTH_OFF, &NO_AGENT, &NO_AFFINITY, &NOT_SCRAPED, &OTHER_CA] {
-        if !catalog.iter().any(|c| c.id == fault.check) {
-            bail!(
-                "fault `{}` names check {} which the suites do not have",
-                fault.name,
-                fault.check
-            );
-        }
-    }
-    println!("\nfaults: breaking the stack on purpose, one fault at a time");
-    stack.heal(true)?;
-    let dir = artifacts.dir.join("faults");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-
-    // Both odd replicas start together: one JVM start-up instead of two.
-    let noauth = extra_replica(stack, "camunda-noauth")?;
-    let noagent = extra_replica(stack, "camunda-noagent")?;
-    let no_auth = ReplicaFlavour {
-        jmx_agent: true,
-        basic_auth: false,
-    };
-    let no_agent = ReplicaFlavour {
-        jmx_agent: false,
-        basic_auth: true,
-    };
-    let noauth_index = stack.spawn_replica(&noauth, no_auth)?;
-    let noagent_index = stack.spawn_replica(&noagent, no_agent)?;
-    let spawned = [
-        (
-            with_pid(&noauth, stack, noauth_index),
-            Some(noauth_index),
-            no_auth,
-        ),
-        (
-            with_pid(&noagent, stack, noagent_index),
-            Some(noagent_index),
-            no_agent,
-        ),
-    ];
-    let started = stack.wait_replicas(&spawned);
-    let outcome = started.and_then(|()| run_all(stack, cli, &dir, &spawned[0].0, &spawned[1].0));
-    stack.supervisor.stop(noauth_index);
-    stack.supervisor.stop(noagent_index);
-    let observed = outcome?;
-
-    let width = observed.iter().map(|o| o.fault.len()).max().unwrap_or(5);
-    println!(
-        "\n{:<width$} {:<28} {:<6} message (full text in {})",
-        "fault",
-        "expected failing check",
-        "seen",
-        dir.display()
-    );
-    for o in &observed {
-        let mut message: String = o.message.chars().take(140).collect();
-        if message.len() < o.message.len() {
-            message.push('…');
-        }
-        println!(
-            "{:<width$} {:<28} {:<6} {}",
-            o.fault,
-            o.check,
-            o.status,
-            message.replace('\n', " ")
-        );
-    }
-    let missed: Vec<&str> = observed
-        .iter()
-        .filter(|o| o.missed())
-        .map(|o| o.fault)
-        .collect();
-    if missed.is_empty() {
-        println!("every fault that applies to this stack was detected by its check");
-        Ok(true)
-    } else {
-        println!("NOT DETECTED: {}", missed.join("; "));
-        Ok(false)
-    }
-}
-
-fn run_all(
-    stack: &mut Stack,
+/// `camunda-conformance run --suite S,... --format json --output F` and its report.
+fn probe(
     cli: &Path,
-    dir: &Path,
-    noauth: &ReplicaState,
-    noagent: &ReplicaState,
-) -> Result<Vec<Observed>> {
-    let state = stack.state.clone();
-    // Prometheus is verified reloaded before a check runs: a few scrape intervals are enough
-    // for the checks that wait for it.
-    let fault_target = |replicas: &[ReplicaState], file: &str| {
-        let mut target = state.target(replicas);
-        target.bounds.prometheus_s = 10;
-        write_target(&dir.join(file), &target)
-    };
-    let normal_target = fault_target(&state.replicas, "target.toml")?;
-    let mut observed = Vec::new();
-
-    // (1) The ingress sends everything to a replica without basic auth.
-    let conf = state.nginx_conf(
-        vec![noauth.http_port],
-        state.sticky,
-        state.tls_cert(),
-        state.tls_key(),
-    );
-    stack.reload_nginx(&conf)?;
-    let seen = probe(cli, &normal_target, &AUTH_OFF, dir);
-    stack.reload_nginx(&state.default_nginx_conf())?;
-    observed.push(seen?);
-
-    // (2) The target lists a replica whose JVM runs without the agent.
-    let mut replicas = state.replicas.clone();
-    replicas.push(noagent.clone());
-    let target = fault_target(&replicas, "target-noagent.toml")?;
-    observed.push(probe(cli, &target, &NO_AGENT, dir)?);
-
-    // (3) Round robin without a shared store: only meaningful on the sticky stack.
-    if state.sticky {
-        let conf = state.nginx_conf(
-            state.replicas.iter().map(|r| r.http_port).collect(),
-            false,
-            state.tls_cert(),
-            state.tls_key(),
-        );
-        stack.reload_nginx(&conf)?;
-        let seen = probe(cli, &normal_target, &NO_AFFINITY, dir);
-        stack.reload_nginx(&state.default_nginx_conf())?;
-        observed.push(seen?);
-    } else {
-        observed.push(Observed {
-            fault: NO_AFFINITY.name,
-            check: NO_AFFINITY.check,
-            status: NOT_RUN.into(),
-            message: "needs --sessions sticky: a shared-session stack has the shared store".into(),
-        });
-    }
-
-    // (4) Prometheus stops scraping the last replica.
-    let mut targets = state.scrape_targets();
-    targets.pop();
-    stack.reload_prometheus(&targets)?;
-    wait_prometheus_targets(stack, targets.len(), false)?;
-    let seen = probe(cli, &normal_target, &NOT_SCRAPED, dir);
-    stack.reload_prometheus(&state.scrape_targets())?;
-    wait_prometheus_targets(stack, state.replicas.len(), true)?;
-    observed.push(seen?);
-
-    // (5) The ingress serves a certificate issued by a CA the target does not trust.
-    let other = Pki::generate(super::stack::HOST)?;
-    let (cert, key) = (
-        state.secrets_dir().join("other-ca-tls.crt"),
-        state.secrets_dir().join("other-ca-tls.key"),
-    );
-    stack.install_certificate(&other, &cert, &key)?;
-    let conf = state.nginx_conf(
-        state.replicas.iter().map(|r| r.http_port).collect(),
-        state.sticky,
-        cert,
-        key,
-    );
-    stack.reload_nginx(&conf)?;
-    let seen = probe(cli, &normal_target, &OTHER_CA, dir);
-    stack.reload_nginx(&state.default_nginx_conf())?;
-    observed.push(seen?);
-    Ok(observed)
-}
-
-fn extra_replica(stack: &mut Stack, name: &str) -> Result<ReplicaState> {
-    Ok(ReplicaState {
-        name: name.to_string(),
-        pid: 0,
-        http_port: stack.ports.free()?,
-        metrics_port: stack.ports.free()?,
-    })
-}
-
-fn with_pid(replica: &ReplicaState, stack: &mut Stack, index: usize) -> ReplicaState {
-    ReplicaState {
-        pid: stack.supervisor.get(index).pid,
-        ..replica.clone()
-    }
-}
-
-/// `camunda-conformance run --suite S --format json --output F` and the status of the check.
-fn probe(cli: &Path, target: &Path, fault: &Fault, dir: &Path) -> Result<Observed> {
-    let output: PathBuf = dir.join(format!("{}.json", fault.check));
-    println!(
-        "\nfault: {} -> expecting {} to fail",
-        fault.name, fault.check
-    );
-    let status = Command::new(cli)
+    target: &Path,
+    suites: &[String],
+    output: &Path,
+    strict: bool,
+) -> Result<Report> {
+    let mut command = Command::new(cli);
+    command
         .arg("run")
         .arg("--target")
         .arg(target)
-        .args(["--suite", fault.suite, "--format", "json", "--output"])
-        .arg(&output)
-        .status()
-        .context("running camunda-conformance run")?;
+        .args(["--suite", &suites.join(","), "--format", "json", "--output"])
+        .arg(output);
+    if strict {
+        command.arg("--strict");
+    }
+    let status = crate::command::status(command, "camunda-conformance run", PROBE_BOUND)?;
     if !matches!(status.code(), Some(0 | 1)) {
         bail!("camunda-conformance run could not run ({status})");
     }
-    let text = std::fs::read_to_string(&output)
-        .with_context(|| format!("reading {}", output.display()))?;
-    let report: Report =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", output.display()))?;
-    let check = report
-        .checks
-        .into_iter()
-        .find(|c| c.id == fault.check)
-        .with_context(|| format!("{} has no result for {}", output.display(), fault.check))?;
-    Ok(Observed {
-        fault: fault.name,
-        check: fault.check,
-        status: check.status,
-        message: check.message,
-    })
+    let text =
+        std::fs::read_to_string(output).with_context(|| format!("reading {}", output.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", output.display()))
 }
 
-/// Waits until Prometheus's active targets of the job number `count` (and are all up, if
-/// `all_up`), so a check sees the reloaded configuration, not the previous one.
-fn wait_prometheus_targets(stack: &Stack, count: usize, all_up: bool) -> Result<()> {
+/// Creates an engine user without any authorization (through a replica, as the admin user).
+fn create_user(stack: &Stack, user: &str, password_file: &Path) -> Result<()> {
+    let password = std::fs::read_to_string(password_file)?;
+    let body = serde_json::json!({
+        "profile": {"id": user, "firstName": "Conformance", "lastName": "Fault", "email": "fault@camunda.test"},
+        "credentials": {"password": password.trim_end()},
+    });
+    admin_request(
+        stack,
+        reqwest::Method::POST,
+        "/user/create",
+        Some(body),
+        204,
+    )
+}
+
+fn delete_user(stack: &Stack, user: &str) -> Result<()> {
+    admin_request(
+        stack,
+        reqwest::Method::DELETE,
+        &format!("/user/{user}"),
+        None,
+        204,
+    )
+}
+
+fn admin_request(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    want: u16,
+) -> Result<()> {
+    let admin_password = std::fs::read_to_string(stack.state.admin_password_file())?;
+    let url = format!(
+        "http://127.0.0.1:{}/engine-rest{path}",
+        stack.state.replicas[0].http_port
+    );
+    let mut request = http_client()?
+        .request(method.clone(), &url)
+        .basic_auth(&stack.state.admin_user, Some(admin_password.trim_end()));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().with_context(|| format!("{method} {url}"))?;
+    if response.status().as_u16() != want {
+        bail!("{method} {url}: expected {want}, got {}", response.status());
+    }
+    Ok(())
+}
+
+/// Waits until Prometheus has `count` active targets, all up, so a check sees the reloaded
+/// configuration, not the previous one.
+fn wait_prometheus_targets(stack: &Stack, count: usize) -> Result<()> {
     #[derive(Deserialize)]
     struct Targets {
         data: TargetsData,
@@ -320,7 +656,7 @@ fn wait_prometheus_targets(stack: &Stack, count: usize, all_up: bool) -> Result<
     );
     let log = stack.state.logs_dir().join("prometheus.log");
     wait::until(
-        &format!("Prometheus to have {count} active targets"),
+        &format!("Prometheus to have {count} active targets, all up"),
         Duration::from_secs(30),
         Some(&log),
         || {
@@ -333,7 +669,7 @@ fn wait_prometheus_targets(stack: &Stack, count: usize, all_up: bool) -> Result<
                 Ok(t) => {
                     let active = t.data.active_targets;
                     let up = active.iter().filter(|t| t.health == "up").count();
-                    if active.len() == count && (!all_up || up == count) {
+                    if active.len() == count && up == count {
                         Probe::Ready(())
                     } else {
                         Probe::Pending(format!("{} active, {up} up", active.len()))
@@ -343,4 +679,156 @@ fn wait_prometheus_targets(stack: &Stack, count: usize, all_up: bool) -> Result<
             }
         },
     )
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// Prints the matrix and writes fault-matrix.{txt,json,xml}; `Ok(true)` when every fault was
+/// detected and every fault healed.
+fn report(rows: &[MatrixRow], dir: &Path, took: Duration) -> Result<bool> {
+    let text = matrix_text(rows, took);
+    println!("\n{text}");
+    write_file(&dir.join("fault-matrix.txt"), &text, 0o644)?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "faults": rows,
+        "summary": {
+            "faults": rows.iter().map(|r| &r.fault).collect::<std::collections::BTreeSet<_>>().len(),
+            "expectations": rows.len(),
+            "detected": rows.iter().filter(|r| r.detected).count(),
+            "healed": rows.iter().filter(|r| r.healed).count(),
+            "duration_ms": took.as_millis(),
+        }
+    }))?;
+    write_file(&dir.join("fault-matrix.json"), &json, 0o644)?;
+    write_file(
+        &dir.join("fault-matrix.xml"),
+        &matrix_junit(rows, took)?,
+        0o644,
+    )?;
+    println!(
+        "fault matrix: {} (also .json, .xml)",
+        dir.join("fault-matrix.txt").display()
+    );
+    Ok(rows.iter().all(|r| r.detected && r.healed))
+}
+
+fn matrix_text(rows: &[MatrixRow], took: Duration) -> String {
+    let mut out = format!(
+        "{:<28} {:<36} {:<8} {:<8} {:<6} message\n",
+        "fault", "expected failing check", "observed", "detected", "healed"
+    );
+    for row in rows {
+        let mut message: String = first_line(&row.message).chars().take(120).collect();
+        if message.len() < row.message.len() {
+            message.push('…');
+        }
+        out.push_str(&format!(
+            "{:<28} {:<36} {:<8} {:<8} {:<6} {message}\n",
+            row.fault,
+            row.check,
+            row.observed,
+            if row.detected { "yes" } else { "NO" },
+            if row.healed { "yes" } else { "NO" },
+        ));
+    }
+    let detected = rows.iter().filter(|r| r.detected).count();
+    let healed = rows.iter().filter(|r| r.healed).count();
+    out.push_str(&format!(
+        "{detected} of {} expectations detected, {healed} healed, in {:.0} s\n",
+        rows.len(),
+        took.as_secs_f64()
+    ));
+    out
+}
+
+/// One test case per (fault, check): a failure when the check did not fail for the expected
+/// reason or the stack did not heal.
+fn matrix_junit(rows: &[MatrixRow], took: Duration) -> Result<String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new("faults");
+    for row in rows {
+        let status = if row.detected && row.healed {
+            TestCaseStatus::success()
+        } else {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(if row.detected {
+                "the stack did not heal after the fault was undone".to_string()
+            } else {
+                format!(
+                    "expected {} to fail with `{}`; observed {}",
+                    row.check, row.expected_words, row.observed
+                )
+            });
+            status.set_description(row.message.clone());
+            status
+        };
+        let mut case = TestCase::new(format!("{} -> {}", row.fault, row.check), status);
+        case.set_classname(row.fault.clone());
+        case.set_time(Duration::from_millis(row.duration_ms));
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("camunda-conformance fault matrix");
+    report.set_time(took);
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .context("serialising the fault matrix as JUnit")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(detected: bool, healed: bool) -> MatrixRow {
+        MatrixRow {
+            fault: "single-upstream".into(),
+            description: "the ingress has a single upstream replica".into(),
+            check: "sessions.fresh-clients-spread".into(),
+            expected_words: String::new(),
+            observed: if detected { "fail" } else { "pass" }.into(),
+            detected,
+            healed,
+            message: "camunda-0 grew by 30, camunda-1 by 0".into(),
+            duration_ms: 1200,
+        }
+    }
+
+    #[test]
+    fn the_matrix_fails_on_a_missed_fault_or_a_stack_that_did_not_heal() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(report(&[row(true, true)], dir.path(), Duration::from_secs(3)).unwrap());
+        assert!(!report(&[row(false, true)], dir.path(), Duration::from_secs(3)).unwrap());
+        assert!(!report(&[row(true, false)], dir.path(), Duration::from_secs(3)).unwrap());
+        let junit = std::fs::read_to_string(dir.path().join("fault-matrix.xml")).unwrap();
+        assert!(
+            junit.contains("single-upstream -&gt; sessions.fresh-clients-spread"),
+            "{junit}"
+        );
+        assert!(junit.contains("did not heal"), "{junit}");
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("fault-matrix.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["summary"]["healed"], 0);
+        assert_eq!(json["faults"][0]["check"], "sessions.fresh-clients-spread");
+    }
+
+    #[test]
+    fn every_fault_of_the_catalogue_runs_its_expected_checks_suites() {
+        for fault in faults::CATALOGUE {
+            for mode in [SessionMode::Sticky, SessionMode::Shared] {
+                if !fault.applies_to(mode) {
+                    continue;
+                }
+                let suites = suites_of(fault, mode);
+                assert!(!suites.is_empty(), "{} runs no suite", fault.id);
+                for expect in fault.expected(mode) {
+                    let suite = expect.check.split('.').next().unwrap();
+                    assert!(suites.iter().any(|s| s == suite), "{}: {suite}", fault.id);
+                }
+            }
+        }
+    }
 }

@@ -81,10 +81,6 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
         conformance::run_suites(&cli, &target, &args.suite, &artifacts.dir)
     })?;
     let mut ok = passed;
-    let replica_pids: Vec<i32> = stack.state.replicas.iter().map(|r| r.pid).collect();
-    ok &= timings.measure("load generator", || {
-        load_generator_drives_scale_out(&target, &replica_pids)
-    })?;
     if args.faults {
         if passed {
             ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
@@ -103,60 +99,6 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
         timings.measure("teardown", || stack.teardown())?;
     }
     Ok(ok)
-}
-
-/// The scaling suite (Kubernetes only) needs a load that drives the HPA above its CPU target;
-/// the local stack is where that generator is proven against real Camunda replicas: during the
-/// load the replicas' JVMs must burn at least what makes the e2e HPA scale out.
-fn load_generator_drives_scale_out(target_file: &Path, replica_pids: &[i32]) -> Result<bool> {
-    use camunda_conformance_suites::load::{
-        self, LoadTarget, SCALE_OUT_CPU_CORES, SCALING_WORKERS,
-    };
-
-    let target = camunda_conformance_suites::Target::load(target_file)?;
-    let load_target = LoadTarget::ingress(&target)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime for the load generator")?;
-    let duration = Duration::from_secs(15);
-    println!(
-        "load generator: {SCALING_WORKERS} workers through the ingress for {} s; the replicas must burn ≥ {SCALE_OUT_CPU_CORES} cores",
-        duration.as_secs()
-    );
-    let cpu_before = cpu_seconds(replica_pids)?;
-    let stats = runtime.block_on(load::measure(&load_target, duration, SCALING_WORKERS))?;
-    let cores = (cpu_seconds(replica_pids)? - cpu_before) / stats.elapsed.as_secs_f64();
-    let reached = cores >= SCALE_OUT_CPU_CORES && stats.errors == 0;
-    let verdict = if reached { "ok" } else { "FAILED" };
-    println!("load generator {verdict}: {stats}; replicas burned {cores:.2} cores");
-    Ok(reached)
-}
-
-/// User + system CPU seconds of these processes (Linux `/proc/PID/stat`, fields 14 and 15).
-fn cpu_seconds(pids: &[i32]) -> Result<f64> {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let mut total = 0.0;
-    for pid in pids {
-        let path = format!("/proc/{pid}/stat");
-        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        // The command name (field 2) may contain spaces; the fields after it start past ')'.
-        let after_name = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .with_context(|| format!("{path}: no `)` after the command name"))?;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks = |index: usize| -> Result<f64> {
-            fields
-                .get(index)
-                .and_then(|v| v.parse::<f64>().ok())
-                .with_context(|| format!("{path}: field {} is not a number", index + 3))
-        };
-        // After ')' the first field is field 3 (state): utime is field 14, stime field 15.
-        total += (ticks(11)? + ticks(12)?) / ticks_per_s;
-    }
-    Ok(total)
 }
 
 /// `--reuse`: the suites against the stack a `--keep` run left, in seconds.

@@ -16,12 +16,50 @@ pub struct NginxConf {
     pub key: PathBuf,
     /// Replica HTTP ports (never the metrics ports).
     pub upstream_ports: Vec<u16>,
-    /// Cookie affinity like ingress-nginx (`affinity: cookie`); otherwise round robin.
-    pub sticky: bool,
+    pub balance: Balance,
+    /// Routes beside the normal ones (the fault catalogue's misroutings).
+    pub extra_routes: Vec<ExtraRoute>,
+    pub http_entry: HttpEntry,
     /// Runtime dir: pid file and nginx's temp paths.
     pub runtime_dir: PathBuf,
     /// Access log (error log goes to stderr, i.e. the component log).
     pub access_log: PathBuf,
+}
+
+/// How the ingress picks a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// Cookie affinity like ingress-nginx (`affinity: cookie`).
+    CookieAffinity,
+    RoundRobin,
+    /// By client address, without a cookie.
+    ClientAddress,
+}
+
+/// What the plain-HTTP entry does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpEntry {
+    /// 308 to HTTPS on the ingress's HTTPS port.
+    Redirect,
+    /// 308 to HTTPS on the default port (the ingress's port dropped).
+    RedirectDroppingPort,
+    /// Serves the application over plain HTTP.
+    Proxy,
+}
+
+/// Requests that go to other loopback ports than the replicas of the upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraRoute {
+    pub matcher: RouteMatch,
+    pub ports: Vec<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteMatch {
+    /// `location = PATH`.
+    Path(String),
+    /// Requests of this method on the routed prefixes.
+    Method(&'static str),
 }
 
 /// The only paths the ingress routes: the webapps and the REST API.
@@ -57,7 +95,8 @@ http {{
 ",
         access = conf.access_log.display(),
     );
-    if conf.sticky {
+    let sticky = conf.balance == Balance::CookieAffinity;
+    if sticky {
         // Plain nginx has no `sticky`: hash on the affinity cookie, or on the request id for a
         // client without one, and hand that id out as the cookie so later requests hash the same.
         let _ = write!(
@@ -75,21 +114,29 @@ http {{
 "
         );
     }
-    out.push_str("\n    upstream camunda {\n");
-    if conf.sticky {
-        out.push_str("        hash $affinity_key consistent;\n");
+    let hash = match conf.balance {
+        Balance::CookieAffinity => Some("$affinity_key consistent"),
+        Balance::ClientAddress => Some("$remote_addr"),
+        Balance::RoundRobin => None,
+    };
+    upstream(&mut out, "camunda", hash, &conf.upstream_ports);
+    for (index, route) in conf.extra_routes.iter().enumerate() {
+        upstream(&mut out, &format!("extra{index}"), None, &route.ports);
     }
-    for port in &conf.upstream_ports {
-        let _ = writeln!(out, "        server 127.0.0.1:{port} max_fails=0;");
-    }
-    out.push_str("        keepalive 16;\n    }\n");
+    let http_entry = match conf.http_entry {
+        HttpEntry::Redirect => format!("return 308 https://$host:{}$request_uri;", conf.https_port),
+        HttpEntry::RedirectDroppingPort => "return 308 https://$host$request_uri;".to_string(),
+        HttpEntry::Proxy => {
+            "location / {\n            proxy_pass http://camunda;\n        }".to_string()
+        }
+    };
     let _ = write!(
         out,
         "
     server {{
         listen 127.0.0.1:{http};
         server_name {host};
-        return 308 https://$host:{https}$request_uri;
+        {http_entry}
     }}
 
     server {{
@@ -106,26 +153,28 @@ http {{
         key = conf.key.display(),
     );
     for prefix in ROUTED_PREFIXES {
-        let _ = write!(
-            out,
-            "
-        location {prefix} {{
-            proxy_pass http://camunda;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Host $http_host;
-            proxy_set_header X-Forwarded-Port $server_port;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Request-ID $request_id;
-"
-        );
-        if conf.sticky {
-            out.push_str("            add_header Set-Cookie $affinity_set_cookie always;\n");
+        location(&mut out, &format!("location {prefix}"), "camunda", sticky);
+        for (index, route) in conf.extra_routes.iter().enumerate() {
+            if let RouteMatch::Method(method) = route.matcher {
+                // Inside the location: proxy_pass in `if` inherits the location's headers.
+                let _ = writeln!(
+                    out,
+                    "            if ($request_method = {method}) {{ proxy_pass http://extra{index}; }}"
+                );
+            }
         }
         out.push_str("        }\n");
+    }
+    for (index, route) in conf.extra_routes.iter().enumerate() {
+        if let RouteMatch::Path(path) = &route.matcher {
+            location(
+                &mut out,
+                &format!("location = {path}"),
+                &format!("extra{index}"),
+                false,
+            );
+            out.push_str("        }\n");
+        }
     }
     out.push_str(
         "
@@ -140,6 +189,40 @@ http {{
     out
 }
 
+fn upstream(out: &mut String, name: &str, hash: Option<&str>, ports: &[u16]) {
+    let _ = writeln!(out, "\n    upstream {name} {{");
+    if let Some(key) = hash {
+        let _ = writeln!(out, "        hash {key};");
+    }
+    for port in ports {
+        let _ = writeln!(out, "        server 127.0.0.1:{port} max_fails=0;");
+    }
+    out.push_str("        keepalive 16;\n    }\n");
+}
+
+/// Opens a proxying location block (the caller closes it).
+fn location(out: &mut String, opening: &str, upstream: &str, set_affinity_cookie: bool) {
+    let _ = write!(
+        out,
+        "
+        {opening} {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Port $server_port;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Request-ID $request_id;
+"
+    );
+    if set_affinity_cookie {
+        out.push_str("            add_header Set-Cookie $affinity_set_cookie always;\n");
+    }
+}
+
 /// One scrape target of job `camunda`.
 pub struct ScrapeTarget {
     pub replica: String,
@@ -148,7 +231,12 @@ pub struct ScrapeTarget {
 
 pub const PROMETHEUS_JOB: &str = "camunda";
 
-pub fn prometheus_yml(targets: &[ScrapeTarget]) -> String {
+/// The job of the fault that scrapes every replica a second time.
+pub const DUPLICATE_JOB: &str = "camunda-duplicate";
+
+/// Scrapes every target in job `camunda`; with `duplicate`, a second job scrapes them again
+/// (the fault of a PodMonitor beside a ServiceMonitor).
+pub fn prometheus_yml(targets: &[ScrapeTarget], duplicate: bool) -> String {
     let mut out = String::from(
         "# Generated by `cargo xtask e2e --backend local`.
 global:
@@ -157,19 +245,26 @@ global:
 scrape_configs:
 ",
     );
-    let _ = writeln!(out, "  - job_name: {PROMETHEUS_JOB}");
-    if targets.is_empty() {
-        // Prometheus rejects a static config without targets; an empty list is valid YAML.
-        out.push_str("    static_configs: []\n");
-        return out;
-    }
-    out.push_str("    static_configs:\n");
-    for target in targets {
-        let _ = writeln!(
-            out,
-            "      - targets: ['127.0.0.1:{}']\n        labels:\n          replica: {}",
-            target.metrics_port, target.replica
-        );
+    let jobs: &[&str] = if duplicate {
+        &[PROMETHEUS_JOB, DUPLICATE_JOB]
+    } else {
+        &[PROMETHEUS_JOB]
+    };
+    for job in jobs {
+        let _ = writeln!(out, "  - job_name: {job}");
+        if targets.is_empty() {
+            // Prometheus rejects a static config without targets; an empty list is valid YAML.
+            out.push_str("    static_configs: []\n");
+            continue;
+        }
+        out.push_str("    static_configs:\n");
+        for target in targets {
+            let _ = writeln!(
+                out,
+                "      - targets: ['127.0.0.1:{}']\n        labels:\n          replica: {}",
+                target.metrics_port, target.replica
+            );
+        }
     }
     out
 }
@@ -213,7 +308,13 @@ mod tests {
             cert: "/tmp/x/secrets/tls.crt".into(),
             key: "/tmp/x/secrets/tls.key".into(),
             upstream_ports: vec![28080, 28081],
-            sticky,
+            balance: if sticky {
+                Balance::CookieAffinity
+            } else {
+                Balance::RoundRobin
+            },
+            extra_routes: Vec::new(),
+            http_entry: HttpEntry::Redirect,
             runtime_dir: "/tmp/x/nginx".into(),
             access_log: "/tmp/a/logs/nginx-access.log".into(),
         }
@@ -247,6 +348,55 @@ mod tests {
         assert!(!shared.contains("Set-Cookie"));
     }
 
+    fn fault_routes() -> Vec<ExtraRoute> {
+        vec![
+            ExtraRoute {
+                matcher: RouteMatch::Method("DELETE"),
+                ports: vec![38080],
+            },
+            ExtraRoute {
+                matcher: RouteMatch::Path("/metrics".into()),
+                ports: vec![39404],
+            },
+        ]
+    }
+
+    #[test]
+    fn extra_routes_send_a_method_or_a_path_elsewhere() {
+        let mut conf = nginx(true);
+        conf.extra_routes = fault_routes();
+        let text = nginx_conf(&conf);
+        assert!(text.contains("upstream extra0 {\n        server 127.0.0.1:38080 max_fails=0;"));
+        assert_eq!(
+            text.matches("if ($request_method = DELETE) { proxy_pass http://extra0; }")
+                .count(),
+            ROUTED_PREFIXES.len()
+        );
+        assert!(text.contains("location = /metrics {\n            proxy_pass http://extra1;"));
+    }
+
+    #[test]
+    fn balancing_by_client_address_sets_no_cookie() {
+        let mut conf = nginx(true);
+        conf.balance = Balance::ClientAddress;
+        let text = nginx_conf(&conf);
+        assert!(text.contains("hash $remote_addr;"));
+        assert!(!text.contains("Set-Cookie"));
+    }
+
+    #[test]
+    fn the_http_entry_can_be_broken_two_ways() {
+        let mut conf = nginx(true);
+        conf.http_entry = HttpEntry::RedirectDroppingPort;
+        assert!(nginx_conf(&conf).contains("return 308 https://$host$request_uri;"));
+        conf.http_entry = HttpEntry::Proxy;
+        let text = nginx_conf(&conf);
+        assert!(!text.contains("return 308"));
+        assert!(text.contains(
+            "listen 127.0.0.1:18080;\n        server_name camunda.test;\n        location / {"
+        ));
+    }
+
     #[test]
     fn nginx_redirects_http_to_the_https_port() {
         let conf = nginx_conf(&nginx(true));
@@ -270,8 +420,12 @@ mod tests {
         let key = dir.path().join("tls.key");
         std::fs::write(&cert, pki.leaf_chain_pem()).unwrap();
         std::fs::write(&key, pki.leaf_key_pem()).unwrap();
-        for sticky in [true, false] {
+        for (sticky, faulty) in [(true, false), (false, false), (true, true)] {
             let mut conf = nginx(sticky);
+            if faulty {
+                conf.extra_routes = fault_routes();
+                conf.http_entry = HttpEntry::Proxy;
+            }
             conf.cert = cert.clone();
             conf.key = key.clone();
             conf.runtime_dir = dir.path().to_path_buf();
@@ -298,7 +452,7 @@ mod tests {
 
     #[test]
     fn prometheus_scrapes_every_replica_metrics_port() {
-        let yml = prometheus_yml(&[
+        let targets = [
             ScrapeTarget {
                 replica: "camunda-0".into(),
                 metrics_port: 29404,
@@ -307,7 +461,12 @@ mod tests {
                 replica: "camunda-1".into(),
                 metrics_port: 29405,
             },
-        ]);
+        ];
+        let yml = prometheus_yml(&targets, false);
+        assert_eq!(yml.matches("job_name:").count(), 1);
+        let twice = prometheus_yml(&targets, true);
+        assert!(twice.contains("job_name: camunda-duplicate"));
+        assert_eq!(twice.matches("targets: ['127.0.0.1:29404']").count(), 2);
         assert!(yml.contains("job_name: camunda"));
         assert!(yml.contains("scrape_interval: 2s"));
         assert!(yml.contains("targets: ['127.0.0.1:29404']"));
@@ -331,18 +490,20 @@ mod tests {
             }],
         ] {
             let file = dir.path().join("prometheus.yml");
-            std::fs::write(&file, prometheus_yml(&targets)).unwrap();
-            let output = std::process::Command::new(bin)
-                .args(["check", "config"])
-                .arg(&file)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "promtool check config: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            for duplicate in [false, true] {
+                std::fs::write(&file, prometheus_yml(&targets, duplicate)).unwrap();
+                let output = std::process::Command::new(bin)
+                    .args(["check", "config"])
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "promtool check config: {}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
         }
     }
 

@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 use super::app::{self, App};
 use super::ports::Ports;
 use super::prereq::Programs;
-use super::render::{self, NginxConf, ScrapeTarget, AFFINITY_COOKIE, PROMETHEUS_JOB};
+use super::render::{
+    self, Balance, HttpEntry, NginxConf, ScrapeTarget, AFFINITY_COOKIE, PROMETHEUS_JOB,
+};
 use super::supervisor::{self, Supervisor};
 use super::tls::Pki;
 use super::wait::{self, Probe};
 use crate::artifacts::Timings;
+use crate::command;
 
 /// The ingress host name, the same as the kind overlay's.
 pub const HOST: &str = "camunda.test";
@@ -116,35 +119,25 @@ impl StackState {
         groups
     }
 
-    /// The ingress config for these replica ports, sticky or not, with this certificate.
-    pub fn nginx_conf(
-        &self,
-        upstream_ports: Vec<u16>,
-        sticky: bool,
-        cert: PathBuf,
-        key: PathBuf,
-    ) -> NginxConf {
+    /// The normal ingress config of this stack; faults change its fields.
+    pub fn default_nginx_conf(&self) -> NginxConf {
         NginxConf {
             host: HOST.into(),
             http_port: self.nginx.http_port,
             https_port: self.nginx.https_port,
-            cert,
-            key,
-            upstream_ports,
-            sticky,
+            cert: self.tls_cert(),
+            key: self.tls_key(),
+            upstream_ports: self.replicas.iter().map(|r| r.http_port).collect(),
+            balance: if self.sticky {
+                Balance::CookieAffinity
+            } else {
+                Balance::RoundRobin
+            },
+            extra_routes: Vec::new(),
+            http_entry: HttpEntry::Redirect,
             runtime_dir: self.temp_dir.join("nginx"),
             access_log: self.logs_dir().join("nginx-access.log"),
         }
-    }
-
-    /// The normal ingress config of this stack.
-    pub fn default_nginx_conf(&self) -> NginxConf {
-        self.nginx_conf(
-            self.replicas.iter().map(|r| r.http_port).collect(),
-            self.sticky,
-            self.tls_cert(),
-            self.tls_key(),
-        )
     }
 
     pub fn scrape_targets(&self) -> Vec<ScrapeTarget> {
@@ -210,6 +203,7 @@ impl StackState {
                 .collect(),
             kubernetes: None,
             disruptive: suites::Disruptive { allowed: true },
+            allowed_skips: local_allowed_skips(self.sticky),
             bounds: suites::Bounds::default(),
         }
     }
@@ -220,23 +214,67 @@ impl StackState {
     }
 }
 
+/// What `run --strict` may skip on the local stack: the Kubernetes-only scaling checks and the
+/// checks of the other session mode — nothing else, so one replica, a missing Prometheus or a
+/// missing stop handle fail the run instead of turning it green.
+fn local_allowed_skips(sticky: bool) -> Vec<camunda_conformance_suites::AllowedSkip> {
+    use camunda_conformance_suites::{self as suites, AllowedSkip, SessionMode, Suite};
+    let kubernetes_only = suites::catalog()
+        .into_iter()
+        .filter(|check| check.suite == Suite::Scaling && check.id != "scaling.load-generator")
+        .map(|check| {
+            AllowedSkip::new(
+                check.id,
+                "the local backend has no Kubernetes; the HPA is proven on the kwok and kind backends",
+            )
+        });
+    let (other, mode) = if sticky {
+        (SessionMode::Shared, "sticky")
+    } else {
+        (SessionMode::Sticky, "shared")
+    };
+    let other_mode = suites::mode_specific_checks(other).iter().map(|id| {
+        AllowedSkip::new(
+            *id,
+            format!("this stack runs {mode} sessions; `--sessions` picks the other mode"),
+        )
+    });
+    kubernetes_only.chain(other_mode).collect()
+}
+
 pub fn write_target(path: &Path, target: &camunda_conformance_suites::Target) -> Result<PathBuf> {
     write_file(path, &target.to_toml()?, 0o644)?;
     Ok(path.to_path_buf())
 }
 
-/// How one replica differs from the normal ones (faults use the variations).
-#[derive(Clone, Copy)]
+/// How one replica differs from the normal ones (the fault catalogue's odd replicas).
+#[derive(Clone, Debug)]
 pub struct ReplicaFlavour {
+    /// The jmx_exporter agent, with this config file instead of the image's.
     pub jmx_agent: bool,
+    pub jmx_config: Option<PathBuf>,
     pub basic_auth: bool,
+    pub job_executor: bool,
+    /// The webapp's login endpoint exempt from CSRF protection (csrf entry points).
+    pub csrf_exempt_login: bool,
+    /// A database of its own instead of the stack's.
+    pub own_database: Option<String>,
+    /// Sessions in its own memory even when the stack shares them.
+    pub own_sessions: bool,
 }
 
 impl ReplicaFlavour {
-    pub const NORMAL: Self = Self {
-        jmx_agent: true,
-        basic_auth: true,
-    };
+    pub fn normal() -> Self {
+        Self {
+            jmx_agent: true,
+            jmx_config: None,
+            basic_auth: true,
+            job_executor: true,
+            csrf_exempt_login: false,
+            own_database: None,
+            own_sessions: false,
+        }
+    }
 }
 
 /// The running stack: its processes, its temp dir, its state.
@@ -423,8 +461,9 @@ impl Stack {
             );
         }
 
-        // Every replica's pool, the fault replicas' pools, and room for the suites and psql.
-        let max_connections = (u32::from(replicas) + 2) * POOL_PER_REPLICA + 20;
+        // Every replica's pool, the fault catalogue's three replicas' pools, and room for the
+        // suites and psql.
+        let max_connections = (u32::from(replicas) + 3) * POOL_PER_REPLICA + 20;
         let port = self.state.postgres.port;
         let mut postgres = Command::new(self.programs.pg_bin.join("postgres"));
         postgres
@@ -457,34 +496,36 @@ impl Stack {
                 if let Some(status) = self.supervisor.get(index).exited() {
                     return Probe::Failed(format!("postgres exited ({status})"));
                 }
-                match Command::new(&isready)
-                    .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                    .status()
-                {
-                    Ok(status) if status.success() => Probe::Ready(()),
-                    Ok(status) => Probe::Pending(format!("pg_isready: {status}")),
-                    Err(err) => Probe::Failed(format!("cannot run pg_isready: {err}")),
+                let mut probe = Command::new(&isready);
+                probe.args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()]);
+                match command::output(probe, "pg_isready", Duration::from_secs(10)) {
+                    Ok(output) if output.status.success() => Probe::Ready(()),
+                    Ok(output) => Probe::Pending(format!("pg_isready: {}", output.status)),
+                    Err(err) => Probe::Pending(format!("{err:#}")),
                 }
             },
         )?;
+        self.create_database(DB_NAME)
+    }
+
+    /// `createdb NAME` on the stack's PostgreSQL, owned by the stack's database user.
+    pub fn create_database(&self, name: &str) -> Result<()> {
         let password = fs::read_to_string(self.state.db_password_file())?;
-        let output = Command::new(self.programs.pg_bin.join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                DB_USER,
-                DB_NAME,
-            ])
+        let mut createdb = Command::new(self.programs.pg_bin.join("createdb"));
+        createdb
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(self.state.postgres.port.to_string())
+            .args(["-U", DB_USER, name])
             // The environment, never the command line.
-            .env("PGPASSWORD", password.trim_end())
-            .output()
-            .context("running createdb")?;
+            .env("PGPASSWORD", password.trim_end());
+        let output = command::output(
+            createdb,
+            &format!("createdb {name}"),
+            Duration::from_secs(30),
+        )?;
         if !output.status.success() {
             bail!(
-                "createdb {DB_NAME} failed: {}",
+                "createdb {name} failed: {}",
                 String::from_utf8_lossy(&output.stderr)
             );
         }
@@ -493,20 +534,7 @@ impl Stack {
 
     fn start_session_store(&mut self) -> Result<()> {
         let redis_port = self.ports.free()?;
-        let redis_dir = self.state.temp_dir.join("redis");
-        fs::create_dir_all(&redis_dir)?;
-        let mut redis = Command::new(&self.programs.redis);
-        redis
-            .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&redis_dir);
-        let index = self.supervisor.spawn("redis", redis)?;
-        self.state.redis = Some(Daemon {
-            pid: self.supervisor.get(index).pid,
-            port: redis_port,
-        });
-        self.wait_redis_ping("redis", index, redis_port)?;
+        self.spawn_redis(redis_port)?;
 
         let proxy_port = self.ports.free()?;
         let stats_port = self.ports.free()?;
@@ -533,6 +561,48 @@ impl Stack {
         self.wait_redis_ping("nutcracker (twemproxy -> redis)", index, proxy_port)
     }
 
+    /// Redis on `port` (a restart after a fault reuses the port twemproxy knows).
+    fn spawn_redis(&mut self, port: u16) -> Result<()> {
+        let redis_dir = self.state.temp_dir.join("redis");
+        fs::create_dir_all(&redis_dir)?;
+        let mut redis = Command::new(&self.programs.redis);
+        redis
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&redis_dir);
+        let index = self.supervisor.spawn("redis", redis)?;
+        self.state.redis = Some(Daemon {
+            pid: self.supervisor.get(index).pid,
+            port,
+        });
+        self.wait_redis_ping("redis", index, port)
+    }
+
+    /// Stops the session store's Redis (the fault of a store that is down).
+    pub fn stop_redis(&mut self) -> Result<()> {
+        let redis = self
+            .state
+            .redis
+            .as_ref()
+            .context("this stack has no Redis")?;
+        supervisor::stop_groups(&[("redis".into(), redis.pid)], Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// Starts Redis again on its port if it is not running.
+    pub fn heal_redis(&mut self) -> Result<()> {
+        let Some(redis) = self.state.redis.clone() else {
+            return Ok(());
+        };
+        self.supervisor.reap();
+        if supervisor::group_alive(redis.pid) {
+            return Ok(());
+        }
+        println!("restarting redis on :{}", redis.port);
+        self.spawn_redis(redis.port)
+    }
+
     fn wait_redis_ping(&mut self, what: &str, index: usize, port: u16) -> Result<()> {
         let log = self.supervisor.get(index).log.clone();
         wait::until(
@@ -555,7 +625,7 @@ impl Stack {
         let conf = self.state.prometheus_file();
         write_file(
             &conf,
-            &render::prometheus_yml(&self.state.scrape_targets()),
+            &render::prometheus_yml(&self.state.scrape_targets(), false),
             0o644,
         )?;
         let port = self.state.prometheus.port;
@@ -618,15 +688,14 @@ impl Stack {
 
     /// `nginx -t` on a config, so a bad one fails with nginx's own words before it is used.
     pub fn nginx_test(&self, conf: &Path) -> Result<()> {
-        let output = Command::new(&self.programs.nginx)
-            .arg("-t")
+        let mut test = Command::new(&self.programs.nginx);
+        test.arg("-t")
             .arg("-p")
             .arg(self.state.temp_dir.join("nginx"))
             .arg("-c")
             .arg(conf)
-            .args(["-e", "stderr"])
-            .output()
-            .context("running nginx -t")?;
+            .args(["-e", "stderr"]);
+        let output = command::output(test, "nginx -t", Duration::from_secs(30))?;
         if !output.status.success() {
             bail!(
                 "nginx -t rejected {}:\n{}",
@@ -641,7 +710,7 @@ impl Stack {
     fn replica_env(
         &self,
         replica: &ReplicaState,
-        flavour: ReplicaFlavour,
+        flavour: &ReplicaFlavour,
     ) -> Vec<(&'static str, String)> {
         let mut env = vec![
             ("SERVER_PORT", replica.http_port.to_string()),
@@ -649,8 +718,9 @@ impl Stack {
             (
                 "DB_URL",
                 format!(
-                    "jdbc:postgresql://127.0.0.1:{}/{DB_NAME}",
-                    self.state.postgres.port
+                    "jdbc:postgresql://127.0.0.1:{}/{}",
+                    self.state.postgres.port,
+                    flavour.own_database.as_deref().unwrap_or(DB_NAME)
                 ),
             ),
             ("DB_USERNAME", DB_USER.to_string()),
@@ -672,8 +742,20 @@ impl Stack {
         if flavour.jmx_agent {
             env.push(("JMX_PROMETHEUS_PORT", replica.metrics_port.to_string()));
         }
+        if !flavour.job_executor {
+            // Spring Boot's relaxed binding of camunda.bpm.job-execution.enabled.
+            env.push(("CAMUNDA_BPM_JOBEXECUTION_ENABLED", "false".into()));
+        }
+        if flavour.csrf_exempt_login {
+            // camunda.bpm.webapp.csrf.entry-points: paths the CSRF filter lets through
+            // unchecked (the servlet path and the context-relative one).
+            env.push((
+                "CAMUNDA_BPM_WEBAPP_CSRF_ENTRYPOINTS",
+                "/camunda/api/admin/auth/user/default/login/welcome,/api/admin/auth/user/default/login/welcome".into(),
+            ));
+        }
         match &self.state.nutcracker {
-            Some(proxy) if !self.state.sticky => {
+            Some(proxy) if !self.state.sticky && !flavour.own_sessions => {
                 env.push(("SESSION_STORE", "redis".into()));
                 env.push(("SESSION_REDIS_HOST", "127.0.0.1".into()));
                 env.push(("SESSION_REDIS_PORT", proxy.port.to_string()));
@@ -689,11 +771,17 @@ impl Stack {
         replica: &ReplicaState,
         flavour: ReplicaFlavour,
     ) -> Result<usize> {
-        let env = self.replica_env(replica, flavour);
-        let agent_port = flavour.jmx_agent.then_some(replica.metrics_port);
+        let env = self.replica_env(replica, &flavour);
+        let agent = flavour.jmx_agent.then(|| {
+            let config = flavour
+                .jmx_config
+                .clone()
+                .unwrap_or_else(|| self.app.jmx_config.clone());
+            (replica.metrics_port, config)
+        });
         let work = self.state.temp_dir.join(&replica.name);
         fs::create_dir_all(&work)?;
-        let mut command = app::java_command(&self.programs.java, &self.app, agent_port, &work);
+        let mut command = app::java_command(&self.programs.java, &self.app, agent, &work);
         let mut listing = String::from(
             "# Environment of the replica (secrets come from files in the temp dir)\n",
         );
@@ -725,12 +813,12 @@ impl Stack {
         let mut spawned = Vec::new();
         for &i in indices {
             let replica = self.state.replicas[i].clone();
-            let index = self.spawn_replica(&replica, ReplicaFlavour::NORMAL)?;
+            let index = self.spawn_replica(&replica, ReplicaFlavour::normal())?;
             self.state.replicas[i].pid = self.supervisor.get(index).pid;
             spawned.push((
                 self.state.replicas[i].clone(),
                 Some(index),
-                ReplicaFlavour::NORMAL,
+                ReplicaFlavour::normal(),
             ));
         }
         self.wait_replicas(&spawned)
@@ -864,7 +952,7 @@ impl Stack {
         } else {
             for i in dead {
                 let replica = self.state.replicas[i].clone();
-                let index = self.spawn_replica(&replica, ReplicaFlavour::NORMAL)?;
+                let index = self.spawn_replica(&replica, ReplicaFlavour::normal())?;
                 self.state.replicas[i].pid = self.supervisor.get(index).pid;
             }
             Ok(())
@@ -877,7 +965,7 @@ impl Stack {
             .state
             .replicas
             .iter()
-            .map(|r| (r.clone(), None, ReplicaFlavour::NORMAL))
+            .map(|r| (r.clone(), None, ReplicaFlavour::normal()))
             .collect();
         self.wait_replicas(&replicas)
     }
@@ -909,11 +997,11 @@ impl Stack {
         Ok(())
     }
 
-    /// Prometheus re-reads prometheus.yml (POST /-/reload).
-    pub fn reload_prometheus(&self, targets: &[ScrapeTarget]) -> Result<()> {
+    /// Prometheus re-reads prometheus.yml (POST /-/reload); `duplicate` adds a second job.
+    pub fn reload_prometheus(&self, targets: &[ScrapeTarget], duplicate: bool) -> Result<()> {
         write_file(
             &self.state.prometheus_file(),
-            &render::prometheus_yml(targets),
+            &render::prometheus_yml(targets, duplicate),
             0o644,
         )?;
         let url = format!("http://127.0.0.1:{}/-/reload", self.state.prometheus.port);

@@ -115,6 +115,8 @@ fn signal_group(pgid: i32, signal: i32) {
 pub fn stop_groups(groups: &[(String, i32)], grace: Duration) -> usize {
     for (_, pgid) in groups {
         signal_group(*pgid, libc::SIGTERM);
+        // A group a fault froze (SIGSTOP) handles SIGTERM only once it runs again.
+        signal_group(*pgid, libc::SIGCONT);
     }
     let deadline = Instant::now() + grace;
     loop {

@@ -1,0 +1,247 @@
+//! `scaling.load-generator` on the local backend: the scaling suite's load, sent through the
+//! real ingress to real Camunda replicas, must make the replicas burn the CPU that makes the e2e
+//! HPA scale out — or, on a machine too busy to give them that much, at least half of the CPU
+//! that was left for them. Measured from the kernel's accounting (`/proc`), so the verdict says
+//! what the replicas really burned, next to what the machine had.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::load::{self, LoadTarget, SCALE_OUT_CPU_CORES, SCALING_WORKERS};
+use crate::check::{Ctx, Outcome, Verdict};
+use crate::target::StopHandle;
+
+/// How long the generator loads the stack.
+const LOAD_DURATION: Duration = Duration::from_secs(15);
+/// The share of the CPU left for the replicas that they must burn on a busy machine.
+const SHARE_OF_AVAILABLE: f64 = 0.5;
+/// Errors above this share of the requests fail the check.
+const MAX_ERROR_SHARE: f64 = 0.01;
+
+/// CPU figures of one load run, in cores (CPU seconds per wall second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CpuFigures {
+    pub online: f64,
+    /// Everything the machine burned.
+    pub machine: f64,
+    /// The replicas' JVMs.
+    pub replicas: f64,
+}
+
+impl CpuFigures {
+    /// What the replicas could have had: the machine less what everything else burned (the
+    /// generator and the ingress included).
+    pub fn available(&self) -> f64 {
+        (self.online - (self.machine - self.replicas)).max(0.0)
+    }
+
+    /// What the replicas must burn: the HPA's scale-out point, or half of what was left for
+    /// them when the machine could not give them that much.
+    pub fn required(&self) -> f64 {
+        SCALE_OUT_CPU_CORES.min(SHARE_OF_AVAILABLE * self.available())
+    }
+}
+
+pub(crate) fn judge(stats: &load::LoadStats, cpu: CpuFigures) -> Verdict {
+    let figures = format!(
+        "{SCALING_WORKERS} workers through the ingress: {stats}; the replicas burned {:.2} cores, {:.2} were left for them ({:.0} online, {:.2} burned by everything else); required {:.2} (the e2e HPA's scale-out point {SCALE_OUT_CPU_CORES}, or {:.0} % of what was left)",
+        cpu.replicas,
+        cpu.available(),
+        cpu.online,
+        cpu.machine - cpu.replicas,
+        cpu.required(),
+        SHARE_OF_AVAILABLE * 100.0,
+    );
+    let error_share = if stats.requests == 0 {
+        1.0
+    } else {
+        stats.errors as f64 / stats.requests as f64
+    };
+    if error_share > MAX_ERROR_SHARE {
+        Verdict::Fail(format!(
+            "expected at most {:.0} % errors; {figures}",
+            MAX_ERROR_SHARE * 100.0
+        ))
+    } else if cpu.replicas < cpu.required() {
+        Verdict::Fail(format!(
+            "expected the load to drive the replicas' CPU; {figures}"
+        ))
+    } else {
+        Verdict::Pass(figures)
+    }
+}
+
+/// Loads the stack and measures the replicas' processes (their stop handles name the pids).
+pub(crate) async fn load_generator(ctx: &Ctx<'_>) -> Outcome {
+    let pids: Vec<u32> = ctx
+        .target
+        .replicas
+        .iter()
+        .map(|r| match r.stop {
+            Some(StopHandle::Signal { pid }) => Ok(pid),
+            _ => bail!(
+                "{}: the local backend measures a replica's CPU through its pid (stop = {{ signal = {{ pid = … }} }})",
+                r.name
+            ),
+        })
+        .collect::<Result<_>>()?;
+    if pids.is_empty() {
+        return Ok(Verdict::Skip("the target lists no replicas".into()));
+    }
+    let target = LoadTarget::ingress(ctx.target)?;
+    let online = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let (replicas_before, machine_before) = (process_cpu(&pids)?, machine_cpu()?);
+    let stats = load::measure(&target, LOAD_DURATION, SCALING_WORKERS).await?;
+    let (replicas_after, machine_after) = (process_cpu(&pids)?, machine_cpu()?);
+    let wall = stats.elapsed.as_secs_f64().max(0.001);
+    let cpu = CpuFigures {
+        online,
+        machine: (machine_after - machine_before) / wall,
+        replicas: (replicas_after - replicas_before) / wall,
+    };
+    Ok(judge(&stats, cpu))
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// User + system CPU seconds of these processes (`/proc/PID/stat`, fields 14 and 15).
+fn process_cpu(pids: &[u32]) -> Result<f64> {
+    let mut total = 0.0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/stat");
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        total += stat_cpu_ticks(&stat).with_context(|| path.clone())? / ticks_per_second();
+    }
+    Ok(total)
+}
+
+fn stat_cpu_ticks(stat: &str) -> Result<f64> {
+    // The command name (field 2) may contain spaces; the fields after it start past ')'.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no `)` after the command name")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After ')' the first field is field 3 (state): utime is field 14, stime field 15.
+    let ticks = |index: usize| -> Result<f64> {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("field {} is not a number", index + 3))
+    };
+    Ok(ticks(11)? + ticks(12)?)
+}
+
+/// CPU seconds the whole machine spent busy (`/proc/stat`, all but idle and iowait).
+fn machine_cpu() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    Ok(busy_ticks(&stat)? / ticks_per_second())
+}
+
+fn busy_ticks(proc_stat: &str) -> Result<f64> {
+    let line = proc_stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("/proc/stat has no `cpu` line")?;
+    let values: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| {
+            v.parse::<f64>()
+                .context("/proc/stat: a `cpu` field is not a number")
+        })
+        .collect::<Result<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = values.iter().take(8).sum::<f64>()
+        - values.get(3).copied().unwrap_or(0.0)
+        - values.get(4).copied().unwrap_or(0.0);
+    Ok(busy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(requests: u64, errors: u64) -> load::LoadStats {
+        load::LoadStats {
+            requests,
+            errors,
+            elapsed: LOAD_DURATION,
+            rate_per_s: requests as f64 / 15.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_quiet_machine_must_reach_the_scale_out_point() {
+        let quiet = CpuFigures {
+            online: 2.0,
+            machine: 1.2,
+            replicas: 0.7,
+        };
+        assert!((quiet.available() - 1.5).abs() < 1e-9);
+        assert!((quiet.required() - SCALE_OUT_CPU_CORES).abs() < 1e-9);
+        assert!(matches!(judge(&stats(2000, 0), quiet), Verdict::Fail(_)));
+        let enough = CpuFigures {
+            replicas: 0.9,
+            machine: 1.4,
+            ..quiet
+        };
+        assert!(matches!(judge(&stats(2000, 0), enough), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn a_busy_machine_asks_for_half_of_what_was_left() {
+        // 2 cores, everything else burned 1.1: 0.9 left, 0.45 required.
+        let busy = CpuFigures {
+            online: 2.0,
+            machine: 1.71,
+            replicas: 0.61,
+        };
+        assert!((busy.required() - 0.45).abs() < 1e-9);
+        let Verdict::Pass(message) = judge(&stats(1500, 3), busy) else {
+            panic!("0.61 of 0.9 left is enough");
+        };
+        assert!(
+            message.contains("the replicas burned 0.61 cores, 0.90 were left"),
+            "{message}"
+        );
+        // A generator that does not reach the replicas (load elsewhere) fails even then.
+        let idle = CpuFigures {
+            replicas: 0.02,
+            ..busy
+        };
+        assert!(matches!(judge(&stats(1500, 0), idle), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn errors_fail_the_check() {
+        let fine = CpuFigures {
+            online: 2.0,
+            machine: 1.5,
+            replicas: 1.0,
+        };
+        let Verdict::Fail(message) = judge(&stats(1000, 50), fine) else {
+            panic!("5 % errors must fail");
+        };
+        assert!(
+            message.starts_with("expected at most 1 % errors"),
+            "{message}"
+        );
+        assert!(matches!(judge(&stats(0, 0), fine), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn proc_files_parse() {
+        let stat =
+            "4242 (java (camunda)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1500 250 0 0 20 0 40 0";
+        assert_eq!(stat_cpu_ticks(stat).unwrap(), 1750.0);
+        let proc_stat = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 50 2 25 500 10 0 1 1 0 0\n";
+        assert_eq!(busy_ticks(proc_stat).unwrap(), 161.0);
+        assert!(busy_ticks("intr 1 2\n").is_err());
+    }
+}

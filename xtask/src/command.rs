@@ -1,0 +1,129 @@
+//! External commands with a time bound: a command that hangs is killed and the error says what
+//! it printed last.
+
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::{self, sleep, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Runs `command` with its output captured; kills it after `timeout`.
+pub fn output(mut command: Command, what: &str, timeout: Duration) -> Result<Output> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let waited = wait(&mut child, timeout);
+    let (stdout, stderr) = (join(stdout), join(stderr));
+    match waited {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => bail!(
+            "{what} did not finish within {} s and was killed; it printed last: {}",
+            timeout.as_secs(),
+            last_words(&stderr, &stdout)
+        ),
+    }
+}
+
+/// Runs `command` with the terminal's output (progress stays visible); kills it after `timeout`.
+pub fn status(mut command: Command, what: &str, timeout: Duration) -> Result<ExitStatus> {
+    command.stdin(Stdio::null());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    match wait(&mut child, timeout) {
+        Some(status) => Ok(status),
+        None => bail!(
+            "{what} did not finish within {} s and was killed (its output is above)",
+            timeout.as_secs()
+        ),
+    }
+}
+
+/// The exit status, or `None` after killing the child at the deadline.
+fn wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
+    pipe.map(|mut pipe| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    })
+}
+
+fn join(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    reader.and_then(|r| r.join().ok()).unwrap_or_default()
+}
+
+/// The last non-empty line of stderr, else of stdout.
+fn last_words(stderr: &[u8], stdout: &[u8]) -> String {
+    [stderr, stdout]
+        .iter()
+        .filter_map(|bytes| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        })
+        .next()
+        .unwrap_or_else(|| "nothing".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_that_finishes_gives_its_output() {
+        let mut echo = Command::new("sh");
+        echo.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let output = output(echo, "sh", Duration::from_secs(10)).unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_command_that_hangs_is_killed_and_says_what_it_printed_last() {
+        let mut hang = Command::new("sh");
+        hang.args(["-c", "echo waiting for the lock >&2; exec sleep 30"]);
+        let started = Instant::now();
+        let err = output(hang, "the hanging command", Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let message = err.to_string();
+        assert!(
+            message.contains("the hanging command did not finish within 0 s"),
+            "{message}"
+        );
+        assert!(message.ends_with("waiting for the lock"), "{message}");
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("30");
+        assert!(status(sleeper, "sleep", Duration::from_millis(100)).is_err());
+    }
+}
