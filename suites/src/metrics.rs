@@ -444,6 +444,46 @@ pub(crate) fn describe_growth(growth: &Counters) -> String {
         .join(", ")
 }
 
+/// Polls the counters (within `settle_s`) until they grew by `at_least` in total, since a
+/// counter moves when a request is done, maybe just after its answer. Returns how much each
+/// grew, also when the total falls short, so that the caller judges what was seen.
+pub(crate) async fn growth_after(
+    ctx: &Ctx<'_>,
+    replicas: &[&Replica],
+    before: &Counters,
+    at_least: f64,
+) -> Result<Counters> {
+    // Mutex, not RefCell: the suites' futures stay Send.
+    let last = std::sync::Mutex::new(None);
+    let counted = poll(
+        Duration::from_secs(ctx.target.bounds.settle_s),
+        Duration::from_millis(500),
+        || async {
+            match request_counters(ctx, replicas).await {
+                Ok(after) => {
+                    let grown = growth(before, &after);
+                    if grown.iter().map(|(_, d)| d).sum::<f64>() >= at_least {
+                        Polled::Done(grown)
+                    } else {
+                        let seen = describe_growth(&grown);
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(grown);
+                        Polled::Pending(seen)
+                    }
+                }
+                Err(err) => Polled::Pending(format!("{err:#}")),
+            }
+        },
+    )
+    .await;
+    match (
+        counted,
+        last.into_inner().unwrap_or_else(|e| e.into_inner()),
+    ) {
+        (Ok(grown), _) | (Err(_), Some(grown)) => Ok(grown),
+        (Err(err), None) => Err(err),
+    }
+}
+
 /// The replicas that have a metrics_url.
 pub(crate) fn with_metrics(replicas: &[Replica]) -> Vec<&Replica> {
     replicas

@@ -409,30 +409,7 @@ async fn fresh_clients_spread(ctx: &Ctx<'_>) -> Outcome {
             );
         }
     }
-    // A counter moves when the request is done, maybe just after the answer: wait until
-    // every request is counted somewhere, then judge where.
-    let grown = poll(
-        Duration::from_secs(ctx.target.bounds.settle_s),
-        Duration::from_millis(500),
-        || async {
-            match metrics::request_counters(ctx, &counted).await {
-                Ok(after) => {
-                    let grown = metrics::growth(&before, &after);
-                    if grown.iter().map(|(_, d)| d).sum::<f64>() >= f64::from(FRESH_CLIENTS) {
-                        Polled::Done(grown)
-                    } else {
-                        Polled::Pending(format!(
-                            "counters grew by {}",
-                            metrics::describe_growth(&grown)
-                        ))
-                    }
-                }
-                Err(err) => Polled::Pending(format!("{err:#}")),
-            }
-        },
-    )
-    .await
-    .with_context(|| format!("expected the {FRESH_CLIENTS} requests to be counted"))?;
+    let grown = metrics::growth_after(ctx, &counted, &before, f64::from(FRESH_CLIENTS)).await?;
     Ok(judge_spread(&url, &grown))
 }
 
