@@ -277,6 +277,85 @@ mod tests {
         );
     }
 
+    /// A TLS server for `camunda.test` with a certificate from a fresh CA; answers 401 to one
+    /// request and returns what it received and the SNI it saw.
+    async fn tls_server() -> (
+        String,
+        SocketAddr,
+        tokio::task::JoinHandle<Option<(String, Option<String>)>>,
+    ) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["camunda.test".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            // A client that refuses the certificate ends the handshake.
+            let mut tls = acceptor.accept(socket).await.ok()?;
+            let sni = tls.get_ref().1.server_name().map(str::to_string);
+            let mut received = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tls.read(&mut chunk).await.unwrap();
+                received.extend_from_slice(&chunk[..n]);
+            }
+            tls.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"default\"\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            tls.shutdown().await.ok();
+            Some((String::from_utf8(received).unwrap(), sni))
+        });
+        (ca.pem(), addr, server)
+    }
+
+    #[tokio::test]
+    async fn tls_trusts_the_target_ca_only_and_sends_the_host_as_sni() {
+        let (ca, addr, server) = tls_server().await;
+        // The host resolves through connect_to, as for the ingress; no DNS involved.
+        let raw = Raw::new(ca.as_bytes(), "camunda.test", Some(addr)).unwrap();
+        let origin = Origin::parse(&format!("https://camunda.test:{}", addr.port())).unwrap();
+        let answer = raw
+            .get(&origin, "/engine-rest/engine/%2E%2E/task")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 401);
+        let (received, sni) = server.await.unwrap().unwrap();
+        assert_eq!(sni.as_deref(), Some("camunda.test"));
+        assert!(
+            received.starts_with("GET /engine-rest/engine/%2E%2E/task HTTP/1.1\r\n"),
+            "{received}"
+        );
+
+        let (_, addr, server) = tls_server().await;
+        let (other_ca, _, _) = tls_server().await;
+        let raw = Raw::new(other_ca.as_bytes(), "camunda.test", Some(addr)).unwrap();
+        let origin = Origin::parse(&format!("https://camunda.test:{}", addr.port())).unwrap();
+        let err = raw.get(&origin, "/").await.unwrap_err();
+        assert!(format!("{err:#}").contains("TLS handshake"), "{err:#}");
+        assert!(server.await.unwrap().is_none());
+    }
+
     #[test]
     fn origins_and_host_headers() {
         let ingress = Origin::parse("https://camunda.test:18443").unwrap();
