@@ -1,8 +1,9 @@
-//! cluster: the replicas share one engine database (a BPMN deployed through replica A starts
-//! through replica B and shows in history through the ingress) and the job executor runs
-//! async jobs. Writes to the database, hence disruptive; the deployment is removed afterwards.
+//! cluster: the replica entries are distinct JVMs (read-only), the replicas share one engine
+//! database (a BPMN deployed through replica A starts through replica B and shows in history
+//! through the ingress) and the job executor runs async jobs. The database checks write to
+//! it, hence disruptive; the deployment is removed afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -10,8 +11,10 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::check::{CheckInfo, Ctx, Recorder, Verdict, NOT_ALLOWED};
+use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict, NOT_ALLOWED};
 use crate::http::{excerpt, poll, Polled};
+use crate::metrics::{self, Counters};
+use crate::target::Replica;
 use crate::Suite;
 
 const fn check(id: &'static str, description: &'static str) -> CheckInfo {
@@ -22,6 +25,14 @@ const fn check(id: &'static str, description: &'static str) -> CheckInfo {
         disruptive: true,
     }
 }
+
+const DISTINCT_REPLICAS: CheckInfo = CheckInfo {
+    id: "cluster.distinct-replicas",
+    suite: Suite::Cluster,
+    description:
+        "the replica entries are different JVMs and each metrics_url counts its http_url's requests",
+    disruptive: false,
+};
 
 const DEPLOY: CheckInfo = check(
     "cluster.deploy",
@@ -44,7 +55,19 @@ const CLEANUP: CheckInfo = check(
     "the test deployment and its instances are deleted through the ingress",
 );
 
-pub(crate) const CHECKS: &[CheckInfo] = &[DEPLOY, START_ELSEWHERE, HISTORY, JOB_EXECUTOR, CLEANUP];
+pub(crate) const CHECKS: &[CheckInfo] = &[
+    DISTINCT_REPLICAS,
+    DEPLOY,
+    START_ELSEWHERE,
+    HISTORY,
+    JOB_EXECUTOR,
+    CLEANUP,
+];
+
+/// GETs sent straight to each replica by [`DISTINCT_REPLICAS`]; another replica's counter
+/// may grow by less than `OTHERS_BELOW` meanwhile (probes, scrapes of other traffic).
+const DIRECT_REQUESTS: u32 = 20;
+const OTHERS_BELOW: f64 = 10.0;
 
 const BPMN: &str = include_str!("../fixtures/conformance-cluster.bpmn");
 const BPMN_FILE: &str = "camunda-conformance-cluster.bpmn";
@@ -108,6 +131,18 @@ impl Rest<'_> {
     }
 }
 
+async fn historic(rest: &Rest<'_>, instance: &str) -> Result<HistoricInstance> {
+    let path = format!("/history/process-instance/{instance}");
+    let body = rest
+        .call(
+            rest.request(reqwest::Method::GET, &path),
+            &format!("GET {path}"),
+            StatusCode::OK,
+        )
+        .await?;
+    parse(&body, &path)
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -> Result<T> {
     serde_json::from_str(body)
         .with_context(|| format!("{what}: unexpected answer{}", excerpt(body)))
@@ -129,7 +164,129 @@ fn definition_id(deployment: &Deployment) -> Result<String> {
     }
 }
 
+/// For each replica in turn: requests straight to its http_url, attributed by every
+/// replica's request counter.
+async fn distinct_replicas(ctx: &Ctx<'_>) -> Outcome {
+    let replicas = &ctx.target.replicas;
+    if replicas.len() < 2 {
+        return Ok(Verdict::Skip(format!(
+            "needs at least two replicas (the target lists {})",
+            replicas.len()
+        )));
+    }
+    let lacking: Vec<&str> = replicas
+        .iter()
+        .filter(|r| r.metrics_url.is_none())
+        .map(|r| r.name.as_str())
+        .collect();
+    if !lacking.is_empty() {
+        return Ok(Verdict::Skip(format!(
+            "needs a metrics_url for every replica; none for {}",
+            lacking.join(", ")
+        )));
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let mut rounds = Vec::new();
+    for replica in replicas {
+        let before = metrics::request_counters(ctx, &all).await?;
+        let url = format!(
+            "{}{}/engine",
+            replica.http_url.trim_end_matches('/'),
+            ctx.target.ingress.rest_path
+        );
+        for _ in 0..DIRECT_REQUESTS {
+            let status = ctx
+                .http
+                .direct
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("{}: GET {url}", replica.name))?
+                .status();
+            if !status.is_success() {
+                bail!(
+                    "{}: GET {url}: expected 200, got {}",
+                    replica.name,
+                    status.as_u16()
+                );
+            }
+        }
+        let grown = metrics::growth_after(ctx, &all, &before, f64::from(DIRECT_REQUESTS)).await?;
+        rounds.push((replica.name.clone(), grown));
+    }
+    Ok(judge_distinct(&rounds))
+}
+
+/// Each round: the replica that was sent the requests, and how every counter grew (in entry
+/// order). Its own must have grown by all of them, every other by less than `OTHERS_BELOW`.
+fn judge_distinct(rounds: &[(String, Counters)]) -> Verdict {
+    let want = f64::from(DIRECT_REQUESTS);
+    let mut problems = Vec::new();
+    // A pair sharing a JVM shows in both of its rounds: name it once.
+    let mut pairs = BTreeSet::new();
+    for (sent_to, grown) in rounds {
+        let own = grown
+            .iter()
+            .find(|(name, _)| name == sent_to)
+            .map_or(0.0, |(_, d)| *d);
+        let others: Vec<&(String, f64)> = grown
+            .iter()
+            .filter(|(name, d)| name != sent_to && *d >= OTHERS_BELOW)
+            .collect();
+        if own < want {
+            let counted_by: Vec<String> =
+                others.iter().map(|(n, d)| format!("{n} (+{d})")).collect();
+            problems.push(format!(
+                "{sent_to}'s metrics_url does not count the requests to its http_url: +{own} after {DIRECT_REQUESTS}{}",
+                if counted_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(", counted by {}", counted_by.join(", "))
+                }
+            ));
+            continue;
+        }
+        for (other, d) in others {
+            let mut pair = [sent_to.as_str(), other.as_str()];
+            pair.sort_by_key(|name| grown.iter().position(|(n, _)| n == name));
+            if pairs.insert(pair) {
+                let both = if own == *d {
+                    format!("both counters grew by {own}")
+                } else {
+                    format!("the counters grew by {own} and {d}")
+                };
+                problems.push(format!(
+                    "{} and {} answer from the same JVM: {both}",
+                    pair[0], pair[1]
+                ));
+            }
+        }
+    }
+    let seen: Vec<String> = rounds
+        .iter()
+        .map(|(sent_to, grown)| {
+            format!(
+                "{DIRECT_REQUESTS} to {sent_to}: {}",
+                metrics::describe_growth(grown)
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Verdict::Pass(format!(
+            "every replica is its own JVM and counts its own requests ({})",
+            seen.join("; ")
+        ))
+    } else {
+        Verdict::Fail(format!(
+            "expected each replica's counter to grow by {DIRECT_REQUESTS} for the requests sent to it and every other by less than {OTHERS_BELOW}; {} (seen: {})",
+            problems.join("; "),
+            seen.join("; ")
+        ))
+    }
+}
+
 pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
+    rec.check(&DISTINCT_REPLICAS, distinct_replicas(ctx)).await;
     let replicas = &ctx.target.replicas;
     if replicas.len() < 2 {
         rec.skip_rest(
@@ -232,19 +389,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
             rec.fail(&JOB_EXECUTOR, &reason);
         }
         Some(instance) => {
-            let path = format!("/history/process-instance/{instance}");
-            let look = || async {
-                let body = ingress
-                    .call(
-                        ingress.request(reqwest::Method::GET, &path),
-                        &format!("GET {path}"),
-                        StatusCode::OK,
-                    )
-                    .await?;
-                parse::<HistoricInstance>(&body, &path)
-            };
             rec.check(&HISTORY, async {
-                let historic = look().await?;
+                let historic = historic(&ingress, &instance).await?;
                 Ok(if historic.process_definition_id == definition {
                     Verdict::Pass(format!(
                         "instance {instance} is in the history through the ingress (state {})",
@@ -258,18 +404,37 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                 })
             })
             .await;
+            // Through the replica that started it, so that an ingress fault does not pass
+            // for a job executor failure.
             rec.check(&JOB_EXECUTOR, async {
                 let bound = Duration::from_secs(ctx.target.bounds.job_s);
-                poll(bound, Duration::from_millis(500), || async {
-                    match look().await {
+                // So that a last look that failed still says where the instance was.
+                let state = std::sync::Mutex::new(String::from("unknown"));
+                let waited = poll(bound, Duration::from_millis(500), || async {
+                    let answer = historic(&b, &instance).await;
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    match answer {
                         Ok(h) if h.state == "COMPLETED" => Polled::Done(()),
-                        Ok(h) => Polled::Pending(format!("instance {instance} in state {}", h.state)),
-                        Err(err) => Polled::Pending(format!("{err:#}")),
+                        Ok(h) => {
+                            state.clone_from(&h.state);
+                            Polled::Pending(format!("instance {instance} in state {}", h.state))
+                        }
+                        Err(err) => Polled::Pending(format!(
+                            "{err:#} (instance {instance} last seen in state {state})"
+                        )),
                     }
                 })
-                .await
-                .context("expected the job executor to run the async service task and complete the instance")?;
-                Ok(Verdict::Pass(format!("instance {instance} completed through its async job")))
+                .await;
+                Ok(match waited {
+                    Ok(()) => Verdict::Pass(format!(
+                        "instance {instance} completed through its async job (history through {})",
+                        b.label
+                    )),
+                    Err(err) => Verdict::Fail(format!(
+                        "expected the job executor to run the async service task and complete instance {instance} (history through {}): {err:#}",
+                        b.label
+                    )),
+                })
             })
             .await;
         }
@@ -294,6 +459,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     #[test]
     fn the_fixture_has_an_async_task_and_a_history_time_to_live() {
@@ -321,5 +487,54 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("got 0"));
+    }
+
+    fn round(sent_to: &str, deltas: &[(&str, f64)]) -> (String, Counters) {
+        (
+            sent_to.to_string(),
+            deltas.iter().map(|(n, d)| (n.to_string(), *d)).collect(),
+        )
+    }
+
+    #[rstest]
+    #[case::distinct(
+        vec![round("camunda-0", &[("camunda-0", 21.0), ("camunda-1", 1.0)]),
+             round("camunda-1", &[("camunda-0", 0.0), ("camunda-1", 20.0)])],
+        None
+    )]
+    #[case::one_jvm_twice(
+        vec![round("camunda-0", &[("camunda-0", 20.0), ("camunda-1", 20.0)]),
+             round("camunda-1", &[("camunda-0", 20.0), ("camunda-1", 20.0)])],
+        Some("camunda-0 and camunda-1 answer from the same JVM: both counters grew by 20 (seen")
+    )]
+    #[case::metrics_url_of_another(
+        vec![round("camunda-0", &[("camunda-0", 20.0), ("camunda-1", 0.0)]),
+             round("camunda-1", &[("camunda-0", 20.0), ("camunda-1", 0.0)])],
+        Some("camunda-1's metrics_url does not count the requests to its http_url: +0 after 20, counted by camunda-0 (+20)")
+    )]
+    #[case::metrics_url_counts_nothing(
+        vec![round("camunda-0", &[("camunda-0", 20.0), ("camunda-1", 0.0)]),
+             round("camunda-1", &[("camunda-0", 0.0), ("camunda-1", 3.0)])],
+        Some("camunda-1's metrics_url does not count the requests to its http_url: +3 after 20 (seen")
+    )]
+    fn replicas_must_be_distinct_jvms(
+        #[case] rounds: Vec<(String, Counters)>,
+        #[case] problem: Option<&str>,
+    ) {
+        match (judge_distinct(&rounds), problem) {
+            (Verdict::Pass(m), None) => assert!(
+                m.contains("20 to camunda-1: camunda-0 +0, camunda-1 +20"),
+                "{m}"
+            ),
+            (Verdict::Fail(m), Some(problem)) => {
+                assert!(m.contains(problem), "{m}");
+                assert_eq!(
+                    m.matches("same JVM").count(),
+                    usize::from(problem.contains("same JVM")),
+                    "{m}"
+                );
+            }
+            (verdict, _) => panic!("unexpected {verdict:?}"),
+        }
     }
 }

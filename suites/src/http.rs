@@ -11,6 +11,11 @@ use reqwest::{redirect, Client};
 
 use crate::target::Target;
 
+// Not in lib.rs: the raw client is a part of the HTTP layer.
+pub(crate) mod raw;
+
+use raw::Raw;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -21,6 +26,8 @@ pub(crate) struct Http {
     /// Everything else (replicas, Prometheus, the plain-HTTP entry). The ingress host resolves
     /// to `connect_to`'s address with the port of the URL, so that `http_url` works too.
     pub direct: Client,
+    /// Requests sent exactly as written, with the same trust and resolution as the above.
+    pub raw: Raw,
 }
 
 impl Http {
@@ -35,6 +42,8 @@ impl Http {
             )
         })?;
         let host = target.host();
+        let raw = Raw::new(&pem, &host, target.ingress.connect_to)
+            .with_context(|| format!("ingress.ca_file {} for the raw client", ca_file.display()))?;
         let mut ingress = builder()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
@@ -50,6 +59,7 @@ impl Http {
                 .build()
                 .context("building the ingress HTTP client")?,
             direct: direct.build().context("building the direct HTTP client")?,
+            raw,
         })
     }
 }

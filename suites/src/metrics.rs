@@ -1,7 +1,8 @@
 //! metrics: every replica serves Prometheus text with the required series, Prometheus scrapes
 //! every replica, counters move with traffic, and the metrics port is not behind the ingress.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -178,37 +179,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 
             rec.check(&PROMQL_PER_REPLICA, async {
                 let expected = expected.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-                let query = format!(
-                    "sum by (instance) (jvm_memory_used_bytes{{job=\"{}\",area=\"heap\"}})",
-                    prometheus.job
-                );
-                let mut url = api_url(&prometheus.url, "api/v1/query")?;
-                url.query_pairs_mut().append_pair("query", &query);
-                let wanted: BTreeSet<&str> = expected.iter().map(|(_, i)| i.as_str()).collect();
-                let message = poll(Duration::from_secs(ctx.target.bounds.prometheus_s), Duration::from_secs(1), || async {
-                    let series = match get_text(ctx, url.clone()).await.and_then(|t| prom::parse_vector(&t)) {
-                        Ok(series) => series,
-                        Err(err) => return Polled::Pending(format!("{err:#}")),
-                    };
-                    let instances: Vec<&str> = series
-                        .iter()
-                        .map(|(labels, _)| labels.get("instance").map_or("(no instance label)", String::as_str))
-                        .collect();
-                    let distinct: BTreeSet<&str> = instances.iter().copied().collect();
-                    if distinct == wanted && instances.len() == wanted.len() {
-                        Polled::Done(format!("`{query}` returned one series per replica: {}", instances.join(", ")))
-                    } else {
-                        Polled::Pending(format!(
-                            "`{query}` returned {} series for instances [{}], expected one for each of [{}]",
-                            instances.len(),
-                            instances.join(", "),
-                            wanted.iter().copied().collect::<Vec<_>>().join(", ")
-                        ))
-                    }
-                })
-                .await
-                .context("expected one series per replica")?;
-                Ok(Verdict::Pass(message))
+                promql_per_replica(ctx, prometheus, expected).await
             })
             .await;
         }
@@ -216,6 +187,117 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 
     rec.check(&COUNTERS_GROW, counters_grow(ctx)).await;
     rec.check(&NOT_PUBLIC, not_public(ctx)).await;
+}
+
+/// Both queries of [`PROMQL_PER_REPLICA`], unaggregated and without a job filter, so that a
+/// replica scraped twice (e.g. by a PodMonitor and a ServiceMonitor) shows as two series.
+fn per_replica_queries(expected: &[(String, String)]) -> [String; 2] {
+    let instances = instance_regex(expected);
+    [
+        format!("jvm_memory_used_bytes{{area=\"heap\",instance=~`{instances}`}}"),
+        format!("up{{instance=~`{instances}`}}"),
+    ]
+}
+
+/// The expected instances as one anchored PromQL regex (in a backtick string: no escaping of
+/// the backslashes themselves).
+fn instance_regex(expected: &[(String, String)]) -> String {
+    expected
+        .iter()
+        .map(|(_, instance)| {
+            instance
+                .chars()
+                .flat_map(|c| {
+                    let special = "\\.+*?()|[]{}^$".contains(c);
+                    special.then_some('\\').into_iter().chain([c])
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Each expected instance must have exactly one series, labelled with the target's job.
+/// `Err` names, per instance, the jobs of the series seen.
+fn judge_per_replica(
+    query: &str,
+    series: &[BTreeMap<String, String>],
+    job: &str,
+    expected: &[(String, String)],
+) -> std::result::Result<(), String> {
+    let mut problems = Vec::new();
+    for (replica, instance) in expected {
+        let jobs: Vec<&str> = series
+            .iter()
+            .filter(|labels| labels.get("instance") == Some(instance))
+            .map(|labels| labels.get("job").map_or("(no job label)", String::as_str))
+            .collect();
+        if jobs != [job] {
+            problems.push(format!(
+                "{replica} ({instance}): {} series, jobs [{}]",
+                jobs.len(),
+                jobs.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{query}`: expected one series of job `{job}` per replica; {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+async fn promql_per_replica(
+    ctx: &Ctx<'_>,
+    prometheus: &crate::target::Prometheus,
+    expected: &[(String, String)],
+) -> Outcome {
+    let queries = per_replica_queries(expected);
+    let look = || async {
+        let mut problems = Vec::new();
+        for query in &queries {
+            let mut url = match api_url(&prometheus.url, "api/v1/query") {
+                Ok(url) => url,
+                Err(err) => return Polled::Pending(format!("{err:#}")),
+            };
+            url.query_pairs_mut().append_pair("query", query);
+            let answer = get_text(ctx, url)
+                .await
+                .and_then(|text| prom::parse_vector(&text));
+            let verdict = match answer {
+                Ok(series) => {
+                    let labels: Vec<_> = series.into_iter().map(|(labels, _)| labels).collect();
+                    judge_per_replica(query, &labels, &prometheus.job, expected)
+                }
+                Err(err) => Err(format!("`{query}`: {err:#}")),
+            };
+            problems.extend(verdict.err());
+        }
+        if problems.is_empty() {
+            Polled::Done(())
+        } else {
+            Polled::Pending(problems.join("; "))
+        }
+    };
+    // The first scrapes may not be in yet; a duplicate scrape stays until the bound and then
+    // fails with what was seen.
+    poll(
+        Duration::from_secs(ctx.target.bounds.prometheus_s),
+        Duration::from_secs(1),
+        look,
+    )
+    .await
+    .context("expected one series per replica")?;
+    Ok(Verdict::Pass(format!(
+        "{} and {} each returned one series of job `{}` for each of {} replicas",
+        queries[0],
+        queries[1],
+        prometheus.job,
+        expected.len()
+    )))
 }
 
 fn api_url(base: &str, path: &str) -> Result<Url> {
@@ -326,17 +408,98 @@ fn expected_instances(replicas: &[Replica]) -> std::result::Result<Vec<(String, 
     }
 }
 
-/// The request counter summed over every replica (each counts the requests it served).
-async fn total_requests(ctx: &Ctx<'_>) -> Result<f64> {
-    let mut total = 0.0;
-    for replica in &ctx.target.replicas {
+/// One reading of each replica's request counter, in the order of the replicas read.
+pub(crate) type Counters = Vec<(String, f64)>;
+
+/// Each replica's `tomcat_requestcount_total` (summed over its connectors): attributes
+/// requests to the JVM that served them, whatever route they took.
+pub(crate) async fn request_counters(ctx: &Ctx<'_>, replicas: &[&Replica]) -> Result<Counters> {
+    let mut counters = Vec::new();
+    for replica in replicas {
         let samples = scrape(ctx, replica)
             .await
             .with_context(|| replica.name.clone())?;
-        total += prom::sum_of(&samples, REQUEST_COUNTER)
+        let value = prom::sum_of(&samples, REQUEST_COUNTER)
             .with_context(|| format!("{}: no `{REQUEST_COUNTER}` series", replica.name))?;
+        counters.push((replica.name.clone(), value));
     }
-    Ok(total)
+    Ok(counters)
+}
+
+/// How much each replica's counter grew between two readings of the same replicas.
+pub(crate) fn growth(before: &Counters, after: &Counters) -> Counters {
+    before
+        .iter()
+        .zip(after)
+        .map(|((name, old), (_, new))| (name.clone(), new - old))
+        .collect()
+}
+
+/// `camunda-0 +15, camunda-1 +15`, for messages.
+pub(crate) fn describe_growth(growth: &Counters) -> String {
+    growth
+        .iter()
+        .map(|(name, delta)| format!("{name} +{delta}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Polls the counters (within `settle_s`) until they grew by `at_least` in total, since a
+/// counter moves when a request is done, maybe just after its answer. Returns how much each
+/// grew, also when the total falls short, so that the caller judges what was seen.
+pub(crate) async fn growth_after(
+    ctx: &Ctx<'_>,
+    replicas: &[&Replica],
+    before: &Counters,
+    at_least: f64,
+) -> Result<Counters> {
+    // Mutex, not RefCell: the suites' futures stay Send.
+    let last = std::sync::Mutex::new(None);
+    let counted = poll(
+        Duration::from_secs(ctx.target.bounds.settle_s),
+        Duration::from_millis(500),
+        || async {
+            match request_counters(ctx, replicas).await {
+                Ok(after) => {
+                    let grown = growth(before, &after);
+                    if grown.iter().map(|(_, d)| d).sum::<f64>() >= at_least {
+                        Polled::Done(grown)
+                    } else {
+                        let seen = describe_growth(&grown);
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(grown);
+                        Polled::Pending(seen)
+                    }
+                }
+                Err(err) => Polled::Pending(format!("{err:#}")),
+            }
+        },
+    )
+    .await;
+    match (
+        counted,
+        last.into_inner().unwrap_or_else(|e| e.into_inner()),
+    ) {
+        (Ok(grown), _) | (Err(_), Some(grown)) => Ok(grown),
+        (Err(err), None) => Err(err),
+    }
+}
+
+/// The replicas that have a metrics_url.
+pub(crate) fn with_metrics(replicas: &[Replica]) -> Vec<&Replica> {
+    replicas
+        .iter()
+        .filter(|r| r.metrics_url.is_some())
+        .collect()
+}
+
+/// The request counter summed over every replica (each counts the requests it served).
+async fn total_requests(ctx: &Ctx<'_>) -> Result<f64> {
+    let all: Vec<&Replica> = ctx.target.replicas.iter().collect();
+    Ok(request_counters(ctx, &all)
+        .await?
+        .iter()
+        .map(|(_, v)| v)
+        .sum())
 }
 
 async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
@@ -374,10 +537,15 @@ async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
     )))
 }
 
-/// Paths under which the metrics page must not be served through the ingress.
-fn metrics_paths(replicas: &[Replica]) -> Vec<String> {
-    let mut paths: BTreeSet<String> =
-        ["/metrics".to_string(), "/actuator/prometheus".to_string()].into();
+/// Paths under which the metrics page must not be served through the ingress: the usual
+/// ones at the root and under the webapp and REST prefixes, and the replicas' own.
+fn metrics_paths(replicas: &[Replica], prefixes: &[&str]) -> Vec<String> {
+    let mut paths = BTreeSet::new();
+    for prefix in [""].iter().chain(prefixes) {
+        for path in ["/metrics", "/actuator/prometheus"] {
+            paths.insert(format!("{prefix}{path}"));
+        }
+    }
     for replica in replicas {
         if let Some(url) = replica
             .metrics_url
@@ -399,11 +567,71 @@ fn looks_like_metrics(body: &str) -> bool {
     })
 }
 
+/// jmx_exporter's conventional port, probed whatever the replicas use.
+const AGENT_PORT: u16 = 9404;
+
+/// Bounds one probe of a metrics port on the ingress address.
+const PORT_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The ports to probe on the ingress address (every replica's metrics port and 9404), and
+/// the ones left out with the replica that makes the probe meaningless: when that replica
+/// serves its metrics on the ingress's own address, the probe would just reach the replica.
+fn metrics_ports(
+    ingress: IpAddr,
+    replicas: &[(String, IpAddr, u16)],
+) -> (Vec<u16>, Vec<(u16, String)>) {
+    let mut ports: BTreeSet<u16> = replicas.iter().map(|(_, _, port)| *port).collect();
+    ports.insert(AGENT_PORT);
+    let mut probe = Vec::new();
+    let mut skipped = Vec::new();
+    for port in ports {
+        match replicas
+            .iter()
+            .find(|(_, ip, p)| *p == port && *ip == ingress)
+        {
+            Some((name, _, _)) => skipped.push((port, name.clone())),
+            None => probe.push(port),
+        }
+    }
+    (probe, skipped)
+}
+
+async fn resolve(host: &str, port: u16) -> Result<IpAddr> {
+    tokio::time::timeout(PORT_PROBE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .with_context(|| format!("resolving {host}: timed out"))?
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .map(|addr| addr.ip())
+        .with_context(|| format!("{host} resolves to no address"))
+}
+
+/// Where the ingress host leads: `connect_to` when given, else DNS.
+async fn ingress_ip(ctx: &Ctx<'_>) -> Result<IpAddr> {
+    match ctx.target.ingress.connect_to {
+        Some(addr) => Ok(addr.ip()),
+        None => resolve(&ctx.target.host(), 443).await,
+    }
+}
+
+/// Whether a GET serves our metrics; any error (refused, timeout, TLS) means it does not.
+async fn serves_metrics(request: reqwest::RequestBuilder) -> Option<reqwest::StatusCode> {
+    let response = request.timeout(PORT_PROBE_TIMEOUT).send().await.ok()?;
+    let status = response.status();
+    let body = response.text().await.ok()?;
+    (status.is_success() && looks_like_metrics(&body)).then_some(status)
+}
+
 async fn not_public(ctx: &Ctx<'_>) -> Outcome {
+    let target = ctx.target;
     let mut seen = Vec::new();
     let mut exposed = Vec::new();
-    for path in metrics_paths(&ctx.target.replicas) {
-        let url = ctx.target.ingress_url(&path);
+    let prefixes = [
+        target.ingress.webapp_path.as_str(),
+        target.ingress.rest_path.as_str(),
+    ];
+    for path in metrics_paths(&target.replicas, &prefixes) {
+        let url = target.ingress_url(&path);
         let response = ctx
             .http
             .ingress
@@ -414,18 +642,60 @@ async fn not_public(ctx: &Ctx<'_>) -> Outcome {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if status.is_success() && looks_like_metrics(&body) {
-            exposed.push(format!("{path} (HTTP {status})"));
+            exposed.push(format!("{url} (HTTP {status})"));
         }
         seen.push(format!("{path} → {}", status.as_u16()));
     }
+
+    let ingress = ingress_ip(ctx).await?;
+    let mut replicas = Vec::new();
+    for replica in &target.replicas {
+        let Some(url) = replica.metrics_url.as_deref() else {
+            continue;
+        };
+        let url = Url::parse(url).with_context(|| format!("metrics_url `{url}`"))?;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            continue;
+        };
+        // A bracketed IPv6 literal resolves without its brackets.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        replicas.push((replica.name.clone(), resolve(host, port).await?, port));
+    }
+    let (ports, skipped) = metrics_ports(ingress, &replicas);
+    let host = target.host();
+    for port in &ports {
+        // The direct client leads the host to the ingress address (connect_to or DNS) over
+        // plain HTTP; the ingress client speaks TLS trusting only the target's CA.
+        for (url, client) in [
+            (format!("http://{host}:{port}/metrics"), &ctx.http.direct),
+            (format!("https://{host}:{port}/metrics"), &ctx.http.ingress),
+        ] {
+            if let Some(status) = serves_metrics(client.get(&url)).await {
+                exposed.push(format!("{url} (HTTP {status})"));
+            }
+        }
+    }
+    let mut probed = format!(
+        "metrics ports {} on the ingress address {ingress} not served over http or https",
+        ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (port, name) in &skipped {
+        probed.push_str(&format!(
+            "; port {port} not probed: {name} serves its metrics on the ingress address {ingress} itself"
+        ));
+    }
     Ok(if exposed.is_empty() {
         Verdict::Pass(format!(
-            "no metrics page through the ingress: {}",
+            "no metrics page through the ingress: {}; {probed}",
             seen.join(", ")
         ))
     } else {
         Verdict::Fail(format!(
-            "expected no Prometheus text through the ingress; it serves metrics at {}",
+            "expected no Prometheus text through the ingress or on its address; metrics served at {}",
             exposed.join(", ")
         ))
     })
@@ -434,6 +704,98 @@ async fn not_public(ctx: &Ctx<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    fn expected() -> Vec<(String, String)> {
+        vec![
+            ("camunda-0".into(), "127.0.0.1:29404".into()),
+            ("camunda-1".into(), "10.244.0.7:9404".into()),
+        ]
+    }
+
+    fn series(pairs: &[(&str, &str)]) -> Vec<BTreeMap<String, String>> {
+        pairs
+            .iter()
+            .map(|(instance, job)| {
+                BTreeMap::from([
+                    ("instance".to_string(), instance.to_string()),
+                    ("job".to_string(), job.to_string()),
+                ])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn per_replica_queries_select_the_instances_without_job_or_aggregation() {
+        let [heap, up] = per_replica_queries(&expected());
+        assert_eq!(
+            heap,
+            r#"jvm_memory_used_bytes{area="heap",instance=~`127\.0\.0\.1:29404|10\.244\.0\.7:9404`}"#
+        );
+        assert_eq!(
+            up,
+            r#"up{instance=~`127\.0\.0\.1:29404|10\.244\.0\.7:9404`}"#
+        );
+    }
+
+    #[rstest]
+    #[case::one_each(&[("127.0.0.1:29404", "camunda"), ("10.244.0.7:9404", "camunda")], None)]
+    #[case::scraped_twice(
+        &[("127.0.0.1:29404", "camunda"), ("127.0.0.1:29404", "camunda-pods"), ("10.244.0.7:9404", "camunda")],
+        Some("camunda-0 (127.0.0.1:29404): 2 series, jobs [camunda, camunda-pods]")
+    )]
+    #[case::other_job(
+        &[("127.0.0.1:29404", "camunda"), ("10.244.0.7:9404", "kubernetes-pods")],
+        Some("camunda-1 (10.244.0.7:9404): 1 series, jobs [kubernetes-pods]")
+    )]
+    #[case::missing(
+        &[("127.0.0.1:29404", "camunda")],
+        Some("camunda-1 (10.244.0.7:9404): 0 series, jobs []")
+    )]
+    fn one_series_of_the_job_per_replica(
+        #[case] seen: &[(&str, &str)],
+        #[case] problem: Option<&str>,
+    ) {
+        let verdict = judge_per_replica("q", &series(seen), "camunda", &expected());
+        match problem {
+            None => assert_eq!(verdict, Ok(())),
+            Some(problem) => {
+                let message = verdict.unwrap_err();
+                assert!(
+                    message.starts_with("`q`: expected one series of job `camunda` per replica"),
+                    "{message}"
+                );
+                assert!(message.contains(problem), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn growth_is_per_replica() {
+        let before = vec![("a".to_string(), 10.0), ("b".to_string(), 3.0)];
+        let after = vec![("a".to_string(), 25.0), ("b".to_string(), 3.0)];
+        let grown = growth(&before, &after);
+        assert_eq!(grown, [("a".to_string(), 15.0), ("b".to_string(), 0.0)]);
+        assert_eq!(describe_growth(&grown), "a +15, b +0");
+    }
+
+    #[test]
+    fn metrics_ports_skip_only_what_the_ingress_address_shares_with_a_replica() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let pod: IpAddr = "10.244.0.7".parse().unwrap();
+        let (probe, skipped) = metrics_ports(
+            local,
+            &[
+                ("camunda-0".into(), local, 29404),
+                ("camunda-1".into(), pod, 9405),
+            ],
+        );
+        assert_eq!(probe, [9404, 9405]);
+        assert_eq!(skipped, [(29404, "camunda-0".to_string())]);
+        let (probe, skipped) = metrics_ports(pod, &[("camunda-0".into(), local, 9404)]);
+        assert_eq!(probe, [9404]);
+        assert!(skipped.is_empty());
+    }
 
     const PAGE: &str = include_str!("../tests/data/jmx-exporter-metrics.txt");
 
@@ -461,6 +823,10 @@ mod tests {
             "<html><center>404 Not Found</center></html>"
         ));
         assert!(!looks_like_metrics("{\"timestamp\":1,\"status\":404}"));
+        // Camunda's own JSON metrics resource under the REST prefix is not an exposure.
+        assert!(!looks_like_metrics(
+            "[{\"name\":\"job-successful\",\"count\":3}]"
+        ));
         // The ingress's own nginx stub status is not a Camunda metrics page.
         assert!(!looks_like_metrics("nginx_up 1\n"));
     }
@@ -486,8 +852,19 @@ mod tests {
         assert_eq!(ok[1].1, "10.244.0.7:9404");
         assert!(expected_instances(&[replica(None, None)]).is_err());
         assert_eq!(
-            metrics_paths(&[replica(Some("http://127.0.0.1:29404/prom"), None)]),
-            ["/actuator/prometheus", "/metrics", "/prom"]
+            metrics_paths(
+                &[replica(Some("http://127.0.0.1:29404/prom"), None)],
+                &["/camunda", "/engine-rest"]
+            ),
+            [
+                "/actuator/prometheus",
+                "/camunda/actuator/prometheus",
+                "/camunda/metrics",
+                "/engine-rest/actuator/prometheus",
+                "/engine-rest/metrics",
+                "/metrics",
+                "/prom"
+            ]
         );
     }
 }

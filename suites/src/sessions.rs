@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use reqwest::StatusCode;
 
 use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict};
 use crate::http::{poll, Cookies, Polled};
+use crate::metrics;
 use crate::stop::stop_replica;
 use crate::target::SessionMode;
 use crate::webapp::{Webapp, SESSION_COOKIE};
@@ -38,9 +39,19 @@ const INGRESS_REQUESTS: CheckInfo = check(
     "repeated requests through the ingress with the session's cookies all find the session",
     false,
 );
+const FRESH_CLIENTS_SPREAD: CheckInfo = check(
+    "sessions.fresh-clients-spread",
+    "new clients (no cookies) through the ingress are spread over at least two replicas",
+    false,
+);
 const AFFINITY_COOKIE: CheckInfo = check(
     "sessions.affinity-cookie",
     "sticky mode: the ingress sets its affinity cookie",
+    false,
+);
+const AFFINITY_ROUTING: CheckInfo = check(
+    "sessions.affinity-routing",
+    "sticky mode: the affinity cookie is what routes (with it every request finds the session, without it some miss)",
     false,
 );
 const STICKY_ONE_REPLICA: CheckInfo = check(
@@ -68,7 +79,9 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
     LOGIN_REQUIRES_XSRF,
     LOGIN,
     INGRESS_REQUESTS,
+    FRESH_CLIENTS_SPREAD,
     AFFINITY_COOKIE,
+    AFFINITY_ROUTING,
     STICKY_ONE_REPLICA,
     SHARED_EVERY_REPLICA,
     SHARED_SURVIVES_STOP,
@@ -77,6 +90,11 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
 
 /// Requests through the ingress that must all find the session.
 const REPEATS: usize = 20;
+
+/// Cookie-less requests through the ingress, and how many of them at least two replicas
+/// must each have served.
+const FRESH_CLIENTS: u32 = 30;
+const FRESH_SHARE: f64 = 5.0;
 
 /// The webapp through the ingress.
 pub(crate) fn ingress<'c>(ctx: &'c Ctx<'_>) -> Webapp<'c> {
@@ -189,16 +207,21 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     // Checks of the other mode do not apply (reported before a failed login fails the rest).
     let (not_this_mode, mode_name) = match mode {
         SessionMode::Sticky => (&[SHARED_EVERY_REPLICA, SHARED_SURVIVES_STOP][..], "sticky"),
-        SessionMode::Shared => (&[AFFINITY_COOKIE, STICKY_ONE_REPLICA][..], "shared"),
+        SessionMode::Shared => (
+            &[AFFINITY_COOKIE, AFFINITY_ROUTING, STICKY_ONE_REPLICA][..],
+            "shared",
+        ),
     };
     for info in not_this_mode {
         rec.skip(info, &format!("sessions.mode is {mode_name}"));
     }
     let Some(mut session) = session else {
-        rec.fail_rest(
-            Suite::Sessions,
-            &format!("not checked: the login failed (see {})", LOGIN.id),
-        );
+        let reason = format!("not checked: the login failed (see {})", LOGIN.id);
+        rec.fail(&INGRESS_REQUESTS, &reason);
+        // Needs no session: still worth knowing.
+        rec.check(&FRESH_CLIENTS_SPREAD, fresh_clients_spread(ctx))
+            .await;
+        rec.fail_rest(Suite::Sessions, &reason);
         return;
     };
 
@@ -216,6 +239,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     })
     .await;
 
+    rec.check(&FRESH_CLIENTS_SPREAD, fresh_clients_spread(ctx))
+        .await;
+
     let mut stopped: Option<String> = None;
     match mode {
         SessionMode::Sticky => {
@@ -229,6 +255,24 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
                         session.names().join(", ")
                     ))
                 })
+            })
+            .await;
+            rec.check(&AFFINITY_ROUTING, async {
+                if replicas.len() < 2 {
+                    return Ok(Verdict::Skip(format!(
+                        "needs at least two replicas (the target lists {})",
+                        replicas.len()
+                    )));
+                }
+                let with = repeated(&ingress, &session, username).await?;
+                // The client keeps no cookie the ingress hands out: each request is routed
+                // as if new, so only the affinity cookie could have kept it on one replica.
+                let without = repeated(&ingress, &session_only(&session), username).await?;
+                Ok(judge_affinity_routing(
+                    &ctx.target.sessions.affinity_cookie,
+                    &with,
+                    &without,
+                ))
             })
             .await;
             rec.check(&STICKY_ONE_REPLICA, async {
@@ -315,6 +359,76 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     .await;
 }
 
+/// With the affinity cookie every request must find the session; without it at least one
+/// must miss, else the ingress does not route by the cookie (one upstream, IP hash, …).
+fn judge_affinity_routing(cookie: &str, with: &[String], without: &[String]) -> Verdict {
+    let found = |misses: &[String]| REPEATS - misses.len();
+    let seen = format!(
+        "with `{cookie}` {} of {REPEATS} requests found the session, without it {} of {REPEATS}",
+        found(with),
+        found(without)
+    );
+    if !with.is_empty() {
+        Verdict::Fail(format!(
+            "expected all {REPEATS} requests with `{cookie}` to find the session; {seen}: {}",
+            with.join("; ")
+        ))
+    } else if without.is_empty() {
+        Verdict::Fail(format!(
+            "expected some of {REPEATS} requests without `{cookie}` to miss the session (another replica); {seen}: the ingress does not route by its cookie"
+        ))
+    } else {
+        Verdict::Pass(seen)
+    }
+}
+
+/// Cookie-less GETs through the ingress, attributed by each replica's own request counter.
+async fn fresh_clients_spread(ctx: &Ctx<'_>) -> Outcome {
+    let counted = metrics::with_metrics(&ctx.target.replicas);
+    if counted.len() < 2 {
+        return Ok(Verdict::Skip(format!(
+            "needs at least two replicas with a metrics_url (the target has {})",
+            counted.len()
+        )));
+    }
+    let before = metrics::request_counters(ctx, &counted).await?;
+    let url = ctx.target.rest_url("/engine");
+    for _ in 0..FRESH_CLIENTS {
+        let status = ctx
+            .http
+            .ingress
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url} through the ingress"))?
+            .status();
+        if !status.is_success() {
+            bail!(
+                "GET {url} through the ingress: expected 200, got {}",
+                status.as_u16()
+            );
+        }
+    }
+    let grown = metrics::growth_after(ctx, &counted, &before, f64::from(FRESH_CLIENTS)).await?;
+    Ok(judge_spread(&url, &grown))
+}
+
+/// At least two replicas must each have served `FRESH_SHARE` of the fresh clients.
+fn judge_spread(url: &str, grown: &metrics::Counters) -> Verdict {
+    let serving = grown.iter().filter(|(_, d)| *d >= FRESH_SHARE).count();
+    let seen = format!(
+        "after {FRESH_CLIENTS} cookie-less GET {url} through the ingress the request counters grew by {}",
+        metrics::describe_growth(grown)
+    );
+    if serving >= 2 {
+        Verdict::Pass(seen)
+    } else {
+        Verdict::Fail(format!(
+            "expected at least two replicas to serve {FRESH_SHARE} or more new clients each; {seen}"
+        ))
+    }
+}
+
 fn or_none(labels: &[String]) -> String {
     if labels.is_empty() {
         "any other".into()
@@ -380,4 +494,59 @@ async fn survives_stop(
             if misses.is_empty() { "fine".to_string() } else { misses.join("; ") }
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::balanced(&[15.0, 15.0], true)]
+    #[case::three_replicas(&[20.0, 5.0, 5.0], true)]
+    #[case::one_upstream(&[30.0, 0.0], false)]
+    #[case::barely_touched(&[26.0, 4.0], false)]
+    #[case::probe_noise_only(&[30.0, 1.0, 2.0], false)]
+    fn fresh_clients_need_two_replicas(#[case] deltas: &[f64], #[case] pass: bool) {
+        let grown: metrics::Counters = deltas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("camunda-{i}"), *d))
+            .collect();
+        let verdict = judge_spread("https://camunda.test/engine-rest/engine", &grown);
+        match verdict {
+            Verdict::Pass(m) => {
+                assert!(pass, "{m}");
+                assert!(m.contains("camunda-0 +"), "{m}");
+            }
+            Verdict::Fail(m) => {
+                assert!(!pass, "{m}");
+                assert!(m.starts_with("expected at least two replicas"), "{m}");
+                assert!(m.contains(&format!("camunda-1 +{}", deltas[1])), "{m}");
+            }
+            Verdict::Skip(m) => panic!("{m}"),
+        }
+    }
+
+    fn misses(n: usize) -> Vec<String> {
+        (1..=n)
+            .map(|i| format!("request {i}: not logged in (404)"))
+            .collect()
+    }
+
+    #[rstest]
+    #[case::routes_by_cookie(0, 10, true, "with `INGRESSCOOKIE` 20 of 20")]
+    #[case::one_upstream_or_ip_hash(0, 0, false, "does not route by its cookie")]
+    #[case::cookie_ignored(9, 11, false, "with `INGRESSCOOKIE` 11 of 20")]
+    fn the_affinity_cookie_must_route(
+        #[case] with: usize,
+        #[case] without: usize,
+        #[case] pass: bool,
+        #[case] said: &str,
+    ) {
+        let verdict = judge_affinity_routing("INGRESSCOOKIE", &misses(with), &misses(without));
+        let (Verdict::Pass(m) | Verdict::Fail(m) | Verdict::Skip(m)) = &verdict;
+        assert_eq!(matches!(verdict, Verdict::Pass(_)), pass, "{m}");
+        assert!(m.contains(said), "{m}");
+    }
 }

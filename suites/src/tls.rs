@@ -100,11 +100,17 @@ async fn redirect(ctx: &Ctx<'_>, http_url: &str) -> Outcome {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // validate() guarantees an https base_url, so a missing port is 443.
+    let port = Url::parse(&ctx.target.ingress.base_url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(443);
     Ok(
         match judge_redirect(
             response.status(),
             location.as_deref(),
             &ctx.target.host(),
+            port,
             &path,
         ) {
             Ok(seen) => Verdict::Pass(format!("GET {url}: {seen}")),
@@ -113,14 +119,16 @@ async fn redirect(ctx: &Ctx<'_>, http_url: &str) -> Outcome {
     )
 }
 
-/// A redirect to `https://{host}[:port]{path}` with 301, 302, 307 or 308.
+/// A redirect to `https://{host}:{port}{path}` with 301, 302, 307 or 308, where `port` is the
+/// HTTPS ingress's (a Location without a port means 443).
 fn judge_redirect(
     status: StatusCode,
     location: Option<&str>,
     host: &str,
+    port: u16,
     path: &str,
 ) -> std::result::Result<String, String> {
-    let expected = format!("a redirect (301/302/307/308) to https://{host}{path}");
+    let expected = format!("a redirect (301/302/307/308) to https://{host}:{port}{path}");
     if !matches!(status.as_u16(), 301 | 302 | 307 | 308) {
         return Err(format!("expected {expected}, got HTTP {}", status.as_u16()));
     }
@@ -137,6 +145,7 @@ fn judge_redirect(
         || !target
             .host_str()
             .is_some_and(|h| h.eq_ignore_ascii_case(host))
+        || target.port_or_known_default() != Some(port)
         || target.path() != path
     {
         return Err(format!("expected {expected}, got Location `{location}`"));
@@ -152,20 +161,35 @@ mod tests {
     const PATH: &str = "/engine-rest/engine";
 
     #[rstest]
-    #[case(308, Some("https://camunda.test/engine-rest/engine"), true)]
-    #[case(301, Some("https://camunda.test:18443/engine-rest/engine"), true)]
-    #[case(302, Some("https://CAMUNDA.test/engine-rest/engine"), true)]
-    #[case(200, None, false)]
-    #[case(301, None, false)]
-    #[case(301, Some("http://camunda.test/engine-rest/engine"), false)]
-    #[case(301, Some("https://evil.test/engine-rest/engine"), false)]
-    #[case(301, Some("https://camunda.test/"), false)]
-    #[case(301, Some("/engine-rest/engine"), false)]
-    fn redirects(#[case] status: u16, #[case] location: Option<&str>, #[case] ok: bool) {
+    #[case(443, 308, Some("https://camunda.test/engine-rest/engine"), true)]
+    #[case(443, 301, Some("https://camunda.test:443/engine-rest/engine"), true)]
+    #[case(
+        18443,
+        301,
+        Some("https://camunda.test:18443/engine-rest/engine"),
+        true
+    )]
+    #[case(18443, 308, Some("https://camunda.test/engine-rest/engine"), false)]
+    #[case(18443, 308, Some("https://camunda.test:443/engine-rest/engine"), false)]
+    #[case(443, 301, Some("https://camunda.test:18443/engine-rest/engine"), false)]
+    #[case(443, 302, Some("https://CAMUNDA.test/engine-rest/engine"), true)]
+    #[case(443, 200, None, false)]
+    #[case(443, 301, None, false)]
+    #[case(443, 301, Some("http://camunda.test/engine-rest/engine"), false)]
+    #[case(443, 301, Some("https://evil.test/engine-rest/engine"), false)]
+    #[case(443, 301, Some("https://camunda.test/"), false)]
+    #[case(443, 301, Some("/engine-rest/engine"), false)]
+    fn redirects(
+        #[case] port: u16,
+        #[case] status: u16,
+        #[case] location: Option<&str>,
+        #[case] ok: bool,
+    ) {
         let verdict = judge_redirect(
             StatusCode::from_u16(status).unwrap(),
             location,
             "camunda.test",
+            port,
             PATH,
         );
         assert_eq!(verdict.is_ok(), ok, "{verdict:?}");
