@@ -290,7 +290,10 @@ http_url = "http://127.0.0.1:1"
         let (results, _) = run_collecting(&target, &[Suite::Cluster]).await;
         assert!(!results.is_empty());
         // cluster.distinct-replicas needs no credentials (it skips here for want of metrics_url).
-        for result in results.iter().filter(|r| r.id != "cluster.distinct-replicas") {
+        for result in results
+            .iter()
+            .filter(|r| r.id != "cluster.distinct-replicas")
+        {
             assert_eq!(result.status, Status::Fail);
             assert!(
                 result.message.contains("CAMUNDA_CONFORMANCE_UNIT_UNSET"),

@@ -1,7 +1,7 @@
 //! Picks the backend, prepares the run's artifacts folder and hands over to it.
 
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -35,12 +35,10 @@ pub fn choose(requested: BackendChoice) -> Chosen {
 
 /// The server version when a Docker engine answers, `None` when only the client (or nothing) is there.
 fn docker_engine_version() -> Option<String> {
-    let output = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let mut docker = Command::new("docker");
+    docker.args(["version", "--format", "{{.Server.Version}}"]);
+    // A daemon that does not answer within seconds is as good as absent.
+    let output = crate::command::output(docker, "docker version", Duration::from_secs(10)).ok()?;
     let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
     (output.status.success() && !version.is_empty()).then_some(version)
 }

@@ -12,7 +12,9 @@ use camunda_conformance_suites::faults::{self, FaultInfo};
 use camunda_conformance_suites::{SessionMode, StopHandle, Target};
 use serde::{Deserialize, Serialize};
 
-use super::render::{Balance, ExtraRoute, HttpEntry, NginxConf, RouteMatch, ScrapeTarget};
+use super::render::{
+    Balance, ExtraRoute, HttpEntry, NginxConf, RouteMatch, ScrapeTarget, DUPLICATE_JOB,
+};
 use super::stack::{http_client, random_token, write_file, ReplicaFlavour, ReplicaState, Stack};
 use super::tls::Pki;
 use super::wait::{self, Probe};
@@ -431,13 +433,20 @@ fn undo(stack: &mut Stack, setup: &Setup) -> Result<()> {
         let conf = stack.state.default_nginx_conf();
         attempt("restoring nginx", stack.reload_nginx(&conf));
     }
-    if setup.prometheus.is_some() {
+    if let Some((_, duplicate)) = &setup.prometheus {
         let targets = stack.state.scrape_targets();
         attempt(
             "restoring prometheus",
             stack
                 .reload_prometheus(&targets, false)
-                .and_then(|()| wait_prometheus_targets(stack, targets.len())),
+                .and_then(|()| wait_prometheus_targets(stack, targets.len()))
+                .and_then(|()| {
+                    if *duplicate {
+                        wait_series_gone(stack, &format!("up{{job=\"{DUPLICATE_JOB}\"}}"))
+                    } else {
+                        Ok(())
+                    }
+                }),
         );
     }
     if let Some(user) = &setup.user {
@@ -573,9 +582,24 @@ fn probe(
     if strict {
         command.arg("--strict");
     }
-    let status = crate::command::status(command, "camunda-conformance run", PROBE_BOUND)?;
-    if !matches!(status.code(), Some(0 | 1)) {
-        bail!("camunda-conformance run could not run ({status})");
+    // Its live progress goes beside the JSON report, not onto the terminal.
+    let ran = crate::command::output(command, "camunda-conformance run", PROBE_BOUND)?;
+    let log = output.with_extension("log");
+    write_file(
+        &log,
+        &format!(
+            "{}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        ),
+        0o644,
+    )?;
+    if !matches!(ran.status.code(), Some(0 | 1)) {
+        bail!(
+            "camunda-conformance run could not run ({}); see {}",
+            ran.status,
+            log.display()
+        );
     }
     let text =
         std::fs::read_to_string(output).with_context(|| format!("reading {}", output.display()))?;
@@ -675,6 +699,42 @@ fn wait_prometheus_targets(stack: &Stack, count: usize) -> Result<()> {
                         Probe::Pending(format!("{} active, {up} up", active.len()))
                     }
                 }
+                Err(err) => Probe::Pending(err.to_string()),
+            }
+        },
+    )
+}
+
+/// Waits until an instant query returns nothing (the series went stale after a reload).
+fn wait_series_gone(stack: &Stack, query: &str) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Answer {
+        data: AnswerData,
+    }
+    #[derive(Deserialize)]
+    struct AnswerData {
+        result: Vec<serde_json::Value>,
+    }
+    let client = http_client()?;
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/query",
+        stack.state.prometheus.port
+    );
+    let log = stack.state.logs_dir().join("prometheus.log");
+    wait::until(
+        &format!("Prometheus to drop `{query}`"),
+        Duration::from_secs(30),
+        Some(&log),
+        || {
+            let answer = client
+                .get(&url)
+                .query(&[("query", query)])
+                .send()
+                .and_then(|r| r.error_for_status())
+                .and_then(|r| r.json::<Answer>());
+            match answer {
+                Ok(a) if a.data.result.is_empty() => Probe::Ready(()),
+                Ok(a) => Probe::Pending(format!("{} series left", a.data.result.len())),
                 Err(err) => Probe::Pending(err.to_string()),
             }
         },

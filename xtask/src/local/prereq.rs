@@ -83,11 +83,10 @@ pub fn ensure() -> Result<Programs> {
 
 fn run_apt(args: &[&str]) -> Result<()> {
     println!("+ apt-get {}", args.join(" "));
-    let status = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("running apt-get")?;
+    let mut apt = Command::new("apt-get");
+    apt.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    // Package lists and a handful of server packages: minutes, not half an hour.
+    let status = crate::command::status(apt, "apt-get", std::time::Duration::from_secs(1800))?;
     if !status.success() {
         bail!("apt-get {} failed ({status})", args.join(" "));
     }

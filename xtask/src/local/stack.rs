@@ -637,6 +637,9 @@ impl Stack {
                 self.state.temp_dir.join("prometheus").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Five scrape intervals: a series that stops being scraped (a fault undone) leaves
+            // instant queries within seconds instead of Prometheus's default five minutes.
+            .arg("--query.lookback-delta=10s")
             .arg("--web.enable-lifecycle");
         let index = self.supervisor.spawn("prometheus", prometheus)?;
         self.state.prometheus.pid = self.supervisor.get(index).pid;
@@ -977,24 +980,29 @@ impl Stack {
         write_file(&file, &text, 0o644)?;
         self.nginx_test(&file)?;
         let log = self.state.logs_dir().join("nginx.log");
-        let before = count_in_file(&log, "start worker process");
+        let master = self.state.nginx.pid;
+        let old_workers = children(master);
         // SAFETY: signals the nginx master this stack started.
-        if unsafe { libc::kill(self.state.nginx.pid, libc::SIGHUP) } != 0 {
+        if unsafe { libc::kill(master, libc::SIGHUP) } != 0 {
             bail!(
-                "nginx (pid {}) cannot be signalled: {}",
-                self.state.nginx.pid,
+                "nginx (pid {master}) cannot be signalled: {}",
                 std::io::Error::last_os_error()
             );
         }
+        // An old worker keeps serving the connections it accepted (a client's keep-alive
+        // connection would see the old config): wait until every old worker is gone.
         wait::until("nginx reload", Duration::from_secs(20), Some(&log), || {
-            if count_in_file(&log, "start worker process") > before {
+            let workers = children(master);
+            let lingering = workers.iter().filter(|w| old_workers.contains(w)).count();
+            if lingering == 0 && !workers.is_empty() {
                 Probe::Ready(())
             } else {
-                Probe::Pending("no new worker yet".into())
+                Probe::Pending(format!(
+                    "{lingering} old worker(s) still running, {} worker(s) in all",
+                    workers.len()
+                ))
             }
-        })?;
-        // The old worker finishes its requests; new connections go to the new one already.
-        Ok(())
+        })
     }
 
     /// Prometheus re-reads prometheus.yml (POST /-/reload); `duplicate` adds a second job.
@@ -1063,10 +1071,15 @@ fn short_error(err: &reqwest::Error) -> String {
     }
 }
 
-fn count_in_file(path: &Path, needle: &str) -> usize {
-    fs::read_to_string(path)
-        .map(|text| text.matches(needle).count())
-        .unwrap_or(0)
+/// The pids of a process's children (Linux `/proc/PID/task/PID/children`).
+fn children(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `PING` → `+PONG`, directly or through twemproxy (which only takes the RESP array form: it
