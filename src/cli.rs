@@ -83,14 +83,8 @@ pub fn main() -> ExitCode {
             args.strict,
             Sink::new(args.output.format, args.output.output),
         ),
-        Command::Rules => {
-            report::print_rules();
-            Ok(true)
-        }
-        Command::Checks => {
-            report::print_checks();
-            Ok(true)
-        }
+        Command::Rules => listing(&report::rules_text()),
+        Command::Checks => listing(&report::checks_text()),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -100,6 +94,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn listing(text: &str) -> anyhow::Result<bool> {
+    report::write_stdout(text)?;
+    Ok(true)
 }
 
 /// `Ok(false)` when a finding fails the run (an error, or a warning under `--strict`).

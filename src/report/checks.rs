@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -82,11 +82,13 @@ impl LiveProgress {
 
     fn line(&self, text: &str) {
         self.spinner.suspend(|| {
-            if self.to_stdout {
-                println!("{text}");
+            let line = format!("{text}\n");
+            // Progress is best effort: a closed pipe must not end the run.
+            let _ = if self.to_stdout {
+                super::write_stdout(&line)
             } else {
-                eprintln!("{text}");
-            }
+                std::io::stderr().write_all(line.as_bytes())
+            };
         });
     }
 

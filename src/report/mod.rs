@@ -4,6 +4,7 @@
 mod checks;
 mod findings;
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -43,14 +44,21 @@ impl Sink {
         match &self.output {
             Some(path) => std::fs::write(path, text)
                 .with_context(|| format!("writing the report to {}", path.display())),
-            None => {
-                let mut stdout = std::io::stdout().lock();
-                stdout
-                    .write_all(text.as_bytes())
-                    .and_then(|()| stdout.flush())
-                    .context("writing the report to standard output")
-            }
+            None => write_stdout(text).context("writing the report to standard output"),
         }
+    }
+}
+
+/// Writes to standard output; a reader that went away (`| head`) ends the output, not the
+/// program.
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 
@@ -84,27 +92,32 @@ impl Paint {
 }
 
 /// `camunda-conformance rules`.
-pub fn print_rules() {
+pub fn rules_text() -> String {
+    let mut out = String::new();
     for rule in crate::validate::rules::catalog() {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<28} {:<8} {}",
             rule.id,
             rule.severity.as_str(),
             rule.description
         );
     }
+    out
 }
 
-/// `camunda-conformance checks`.
-pub fn print_checks() {
+/// `camunda-conformance checks`: every check, and the faults of the catalogue that fail it.
+pub fn checks_text() -> String {
     use camunda_conformance_suites::faults;
+    let mut out = String::new();
     for check in camunda_conformance_suites::catalog() {
         let disruptive = if check.disruptive {
             " (disruptive)"
         } else {
             ""
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<36} {:<9} {}{disruptive}",
             check.id, check.suite, check.description
         );
@@ -115,6 +128,7 @@ pub fn print_checks() {
         } else {
             format!("faults that fail it: {}", proving.join(", "))
         };
-        println!("{:<46} {proof}", "");
+        let _ = writeln!(out, "{:<46} {proof}", "");
     }
+    out
 }

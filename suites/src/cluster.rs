@@ -194,23 +194,8 @@ async fn distinct_replicas(ctx: &Ctx<'_>) -> Outcome {
             replica.http_url.trim_end_matches('/'),
             ctx.target.ingress.rest_path
         );
-        for _ in 0..DIRECT_REQUESTS {
-            let status = ctx
-                .http
-                .direct
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("{}: GET {url}", replica.name))?
-                .status();
-            if !status.is_success() {
-                bail!(
-                    "{}: GET {url}: expected 200, got {}",
-                    replica.name,
-                    status.as_u16()
-                );
-            }
-        }
+        let via = format!("directly on {}", replica.name);
+        metrics::send_gets(&ctx.http.direct, &url, DIRECT_REQUESTS, &via).await?;
         let grown = metrics::growth_after(ctx, &all, &before, f64::from(DIRECT_REQUESTS)).await?;
         rounds.push((replica.name.clone(), grown));
     }

@@ -103,6 +103,12 @@ pub const CATALOGUE: &[FaultInfo] = &[
         None,
         &[expect("metrics.not-public", "")],
     ),
+    fault(
+        "metrics-port-on-ingress",
+        "the ingress address also serves a replica's metrics port (an exposed TCP port)",
+        None,
+        &[expect("metrics.not-public", "")],
+    ),
     // auth
     fault(
         "rest-auth-off",

@@ -492,6 +492,27 @@ pub(crate) fn with_metrics(replicas: &[Replica]) -> Vec<&Replica> {
         .collect()
 }
 
+/// `count` GETs of `url`, each answered 2xx; `via` names the way in errors.
+pub(crate) async fn send_gets(
+    client: &reqwest::Client,
+    url: &str,
+    count: u32,
+    via: &str,
+) -> Result<()> {
+    for _ in 0..count {
+        let status = client
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url} {via}"))?
+            .status();
+        if !status.is_success() {
+            bail!("GET {url} {via}: expected 200, got {}", status.as_u16());
+        }
+    }
+    Ok(())
+}
+
 /// The request counter summed over every replica (each counts the requests it served).
 async fn total_requests(ctx: &Ctx<'_>) -> Result<f64> {
     let all: Vec<&Replica> = ctx.target.replicas.iter().collect();
@@ -505,21 +526,13 @@ async fn total_requests(ctx: &Ctx<'_>) -> Result<f64> {
 async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
     let before = total_requests(ctx).await?;
     let url = ctx.target.rest_url("/engine");
-    for _ in 0..TRAFFIC_REQUESTS {
-        let response = ctx
-            .http
-            .ingress
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url} through the ingress"))?;
-        if !response.status().is_success() {
-            bail!(
-                "GET {url} through the ingress: expected 200, got HTTP {}",
-                response.status()
-            );
-        }
-    }
+    send_gets(
+        &ctx.http.ingress,
+        &url,
+        TRAFFIC_REQUESTS,
+        "through the ingress",
+    )
+    .await?;
     let wanted = before + f64::from(TRAFFIC_REQUESTS);
     let after = poll(Duration::from_secs(ctx.target.bounds.settle_s), Duration::from_millis(500), || async {
         match total_requests(ctx).await {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use reqwest::StatusCode;
 
 use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict};
@@ -393,22 +393,13 @@ async fn fresh_clients_spread(ctx: &Ctx<'_>) -> Outcome {
     }
     let before = metrics::request_counters(ctx, &counted).await?;
     let url = ctx.target.rest_url("/engine");
-    for _ in 0..FRESH_CLIENTS {
-        let status = ctx
-            .http
-            .ingress
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url} through the ingress"))?
-            .status();
-        if !status.is_success() {
-            bail!(
-                "GET {url} through the ingress: expected 200, got {}",
-                status.as_u16()
-            );
-        }
-    }
+    metrics::send_gets(
+        &ctx.http.ingress,
+        &url,
+        FRESH_CLIENTS,
+        "through the ingress",
+    )
+    .await?;
     let grown = metrics::growth_after(ctx, &counted, &before, f64::from(FRESH_CLIENTS)).await?;
     Ok(judge_spread(&url, &grown))
 }

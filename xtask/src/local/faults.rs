@@ -119,6 +119,8 @@ fn run_catalogue(
 ) -> Result<Vec<MatrixRow>> {
     let mut rows = Vec::new();
     for fault in catalogue {
+        // The previous heal check may have stopped a replica (shared-survives-stop does).
+        stack.heal(true)?;
         let started = Instant::now();
         let suites = suites_of(fault, mode);
         println!(
@@ -289,6 +291,10 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
             RouteMatch::Path("/metrics".into()),
             vec![first.metrics_port],
         )),
+        "metrics-port-on-ingress" => nginx(NginxConf {
+            exposed_ports: vec![first.metrics_port],
+            ..state.default_nginx_conf()
+        }),
         "rest-auth-off" | "login-csrf-exempt" => nginx(routed_to(stack, vec![odd.lax.http_port])),
         "rest-auth-off-for-delete" => nginx(extra_route(
             stack,
@@ -661,46 +667,25 @@ fn admin_request(
 /// configuration, not the previous one.
 fn wait_prometheus_targets(stack: &Stack, count: usize) -> Result<()> {
     #[derive(Deserialize)]
-    struct Targets {
-        data: TargetsData,
-    }
-    #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct TargetsData {
+    struct Targets {
         active_targets: Vec<ActiveTarget>,
     }
     #[derive(Deserialize)]
     struct ActiveTarget {
         health: String,
     }
-    let client = http_client()?;
-    let url = format!(
-        "http://127.0.0.1:{}/api/v1/targets?state=active",
-        stack.state.prometheus.port
-    );
-    let log = stack.state.logs_dir().join("prometheus.log");
-    wait::until(
-        &format!("Prometheus to have {count} active targets, all up"),
-        Duration::from_secs(30),
-        Some(&log),
-        || {
-            let targets = client
-                .get(&url)
-                .send()
-                .and_then(|r| r.error_for_status())
-                .and_then(|r| r.json::<Targets>());
-            match targets {
-                Ok(t) => {
-                    let active = t.data.active_targets;
-                    let up = active.iter().filter(|t| t.health == "up").count();
-                    if active.len() == count && up == count {
-                        Probe::Ready(())
-                    } else {
-                        Probe::Pending(format!("{} active, {up} up", active.len()))
-                    }
-                }
-                Err(err) => Probe::Pending(err.to_string()),
-            }
+    let what = format!("Prometheus to have {count} active targets, all up");
+    wait_prometheus(
+        stack,
+        &what,
+        "targets",
+        &[("state", "active")],
+        |t: Targets| {
+            let up = t.active_targets.iter().filter(|t| t.health == "up").count();
+            (t.active_targets.len() == count && up == count)
+                .then_some(())
+                .ok_or_else(|| format!("{} active, {up} up", t.active_targets.len()))
         },
     )
 }
@@ -708,37 +693,49 @@ fn wait_prometheus_targets(stack: &Stack, count: usize) -> Result<()> {
 /// Waits until an instant query returns nothing (the series went stale after a reload).
 fn wait_series_gone(stack: &Stack, query: &str) -> Result<()> {
     #[derive(Deserialize)]
-    struct Answer {
-        data: AnswerData,
-    }
-    #[derive(Deserialize)]
-    struct AnswerData {
+    struct Vector {
         result: Vec<serde_json::Value>,
+    }
+    let what = format!("Prometheus to drop `{query}`");
+    wait_prometheus(stack, &what, "query", &[("query", query)], |v: Vector| {
+        v.result
+            .is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{} series left", v.result.len()))
+    })
+}
+
+/// Polls `GET /api/v1/{endpoint}?{query}` until `judge` accepts the answer's `data`.
+fn wait_prometheus<T: serde::de::DeserializeOwned>(
+    stack: &Stack,
+    what: &str,
+    endpoint: &str,
+    query: &[(&str, &str)],
+    judge: impl Fn(T) -> std::result::Result<(), String>,
+) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Answer<T> {
+        data: T,
     }
     let client = http_client()?;
     let url = format!(
-        "http://127.0.0.1:{}/api/v1/query",
+        "http://127.0.0.1:{}/api/v1/{endpoint}",
         stack.state.prometheus.port
     );
     let log = stack.state.logs_dir().join("prometheus.log");
-    wait::until(
-        &format!("Prometheus to drop `{query}`"),
-        Duration::from_secs(30),
-        Some(&log),
-        || {
-            let answer = client
-                .get(&url)
-                .query(&[("query", query)])
-                .send()
-                .and_then(|r| r.error_for_status())
-                .and_then(|r| r.json::<Answer>());
-            match answer {
-                Ok(a) if a.data.result.is_empty() => Probe::Ready(()),
-                Ok(a) => Probe::Pending(format!("{} series left", a.data.result.len())),
-                Err(err) => Probe::Pending(err.to_string()),
-            }
-        },
-    )
+    wait::until(what, Duration::from_secs(30), Some(&log), || {
+        let answer = client
+            .get(&url)
+            .query(query)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json::<Answer<T>>());
+        match answer.map(|a| judge(a.data)) {
+            Ok(Ok(())) => Probe::Ready(()),
+            Ok(Err(seen)) => Probe::Pending(seen),
+            Err(err) => Probe::Pending(err.to_string()),
+        }
+    })
 }
 
 fn first_line(text: &str) -> &str {

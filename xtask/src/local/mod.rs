@@ -208,7 +208,7 @@ fn save_kept(file: &Path, state: &StackState) -> Result<()> {
 fn announce_kept(state: &StackState, kept_file: &Path) {
     println!(
         "\nkept the local stack (state: {}):\n  \
-         ingress     https://{host}:{https}/camunda/  (curl --cacert {ca} --resolve {host}:{https}:127.0.0.1 ...)\n  \
+         ingress     https://{host}:{https}/camunda/  (curl --cacert {ca} --resolve {host}:{https}:{ingress_ip} ...)\n  \
          http        http://{host}:{http}/ (308 to https)\n  \
          prometheus  http://127.0.0.1:{prom}/\n  \
          login       user {user}, password in {pw}\n  \
@@ -216,6 +216,7 @@ fn announce_kept(state: &StackState, kept_file: &Path) {
          stop        cargo xtask e2e --backend local --down",
         kept_file.display(),
         host = stack::HOST,
+        ingress_ip = render::INGRESS_IP,
         https = state.nginx.https_port,
         http = state.nginx.http_port,
         ca = state.ca_file().display(),

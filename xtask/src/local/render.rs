@@ -4,6 +4,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The ingress listens on an address of its own, as a load balancer has one: what the ingress
+/// address serves (a metrics port exposed by mistake) is then not confused with the replicas',
+/// which listen on 127.0.0.1.
+pub const INGRESS_IP: &str = "127.0.0.2";
+
 /// The affinity cookie, named like ingress-nginx's default.
 pub const AFFINITY_COOKIE: &str = "INGRESSCOOKIE";
 
@@ -20,6 +25,9 @@ pub struct NginxConf {
     /// Routes beside the normal ones (the fault catalogue's misroutings).
     pub extra_routes: Vec<ExtraRoute>,
     pub http_entry: HttpEntry,
+    /// Loopback ports also served on the ingress address, port for port (a fault: a replica's
+    /// metrics port exposed by the ingress).
+    pub exposed_ports: Vec<u16>,
     /// Runtime dir: pid file and nginx's temp paths.
     pub runtime_dir: PathBuf,
     /// Access log (error log goes to stderr, i.e. the component log).
@@ -134,13 +142,13 @@ http {{
         out,
         "
     server {{
-        listen 127.0.0.1:{http};
+        listen {INGRESS_IP}:{http};
         server_name {host};
         {http_entry}
     }}
 
     server {{
-        listen 127.0.0.1:{https} ssl;
+        listen {INGRESS_IP}:{https} ssl;
         server_name {host};
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -183,9 +191,22 @@ http {{
             return 404;
         }
     }
-}
 ",
     );
+    for port in &conf.exposed_ports {
+        let _ = write!(
+            out,
+            "
+    server {{
+        listen {INGRESS_IP}:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{port};
+        }}
+    }}
+"
+        );
+    }
+    out.push_str("}\n");
     out
 }
 
@@ -315,6 +336,7 @@ mod tests {
             },
             extra_routes: Vec::new(),
             http_entry: HttpEntry::Redirect,
+            exposed_ports: Vec::new(),
             runtime_dir: "/tmp/x/nginx".into(),
             access_log: "/tmp/a/logs/nginx-access.log".into(),
         }
@@ -376,6 +398,16 @@ mod tests {
     }
 
     #[test]
+    fn an_exposed_port_is_served_on_the_ingress_address() {
+        let mut conf = nginx(true);
+        conf.exposed_ports = vec![39404];
+        let text = nginx_conf(&conf);
+        assert!(text.contains(
+            "listen 127.0.0.2:39404;\n        location / {\n            proxy_pass http://127.0.0.1:39404;"
+        ));
+    }
+
+    #[test]
     fn balancing_by_client_address_sets_no_cookie() {
         let mut conf = nginx(true);
         conf.balance = Balance::ClientAddress;
@@ -393,16 +425,16 @@ mod tests {
         let text = nginx_conf(&conf);
         assert!(!text.contains("return 308"));
         assert!(text.contains(
-            "listen 127.0.0.1:18080;\n        server_name camunda.test;\n        location / {"
+            "listen 127.0.0.2:18080;\n        server_name camunda.test;\n        location / {"
         ));
     }
 
     #[test]
     fn nginx_redirects_http_to_the_https_port() {
         let conf = nginx_conf(&nginx(true));
-        assert!(conf.contains("listen 127.0.0.1:18080;"));
+        assert!(conf.contains("listen 127.0.0.2:18080;"));
         assert!(conf.contains("return 308 https://$host:18443$request_uri;"));
-        assert!(conf.contains("listen 127.0.0.1:18443 ssl;"));
+        assert!(conf.contains("listen 127.0.0.2:18443 ssl;"));
         assert!(conf.contains("ssl_certificate_key /tmp/x/secrets/tls.key;"));
     }
 
@@ -425,6 +457,7 @@ mod tests {
             if faulty {
                 conf.extra_routes = fault_routes();
                 conf.http_entry = HttpEntry::Proxy;
+                conf.exposed_ports = vec![39404];
             }
             conf.cert = cert.clone();
             conf.key = key.clone();

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use super::app::{self, App};
 use super::ports::Ports;
 use super::prereq::Programs;
 use super::render::{
-    self, Balance, HttpEntry, NginxConf, ScrapeTarget, AFFINITY_COOKIE, PROMETHEUS_JOB,
+    self, Balance, HttpEntry, NginxConf, ScrapeTarget, AFFINITY_COOKIE, INGRESS_IP, PROMETHEUS_JOB,
 };
 use super::supervisor::{self, Supervisor};
 use super::tls::Pki;
@@ -135,6 +135,7 @@ impl StackState {
             },
             extra_routes: Vec::new(),
             http_entry: HttpEntry::Redirect,
+            exposed_ports: Vec::new(),
             runtime_dir: self.temp_dir.join("nginx"),
             access_log: self.logs_dir().join("nginx-access.log"),
         }
@@ -167,7 +168,10 @@ impl StackState {
             ingress: suites::Ingress {
                 base_url: format!("https://{HOST}:{https}"),
                 host: Some(HOST.into()),
-                connect_to: Some(([127, 0, 0, 1], https).into()),
+                connect_to: Some(SocketAddr::new(
+                    INGRESS_IP.parse().expect("an IP address"),
+                    https,
+                )),
                 http_url: Some(format!("http://{HOST}:{}", self.nginx.http_port)),
                 ca_file: self.ca_file(),
                 webapp_path: "/camunda".into(),
@@ -679,7 +683,7 @@ impl Stack {
                 if let Some(status) = self.supervisor.get(index).exited() {
                     return Probe::Failed(format!("exited ({status})"));
                 }
-                let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+                let up = |port| TcpStream::connect((INGRESS_IP, port)).is_ok();
                 if up(http) && up(https) {
                     Probe::Ready(())
                 } else {
@@ -1209,7 +1213,7 @@ mod tests {
         assert_eq!(target.ingress.base_url, "https://camunda.test:18443");
         assert_eq!(
             target.ingress.connect_to,
-            Some(([127, 0, 0, 1], 18443).into())
+            Some(([127, 0, 0, 2], 18443).into())
         );
         assert_eq!(
             target.sessions.mode,
@@ -1228,6 +1232,31 @@ mod tests {
             target.replicas[1].instance().as_deref(),
             Some("127.0.0.1:29405")
         );
+    }
+
+    #[test]
+    fn the_local_target_allows_only_the_skips_that_are_true_of_the_stack() {
+        let sticky = state(true).target(&state(true).replicas);
+        let allowed = |target: &camunda_conformance_suites::Target, id: &str| {
+            target.allowed_skips.iter().any(|a| a.covers(id))
+        };
+        assert!(allowed(&sticky, "scaling.scale-out"));
+        assert!(allowed(&sticky, "sessions.shared-survives-stop"));
+        // What one replica, a missing Prometheus or a missing stop handle would skip must fail.
+        for id in [
+            "scaling.load-generator",
+            "cluster.distinct-replicas",
+            "cluster.deploy",
+            "sessions.affinity-routing",
+            "sessions.fresh-clients-spread",
+            "metrics.prometheus-targets",
+        ] {
+            assert!(!allowed(&sticky, id), "{id} must not be allowed to skip");
+        }
+        let shared = state(false).target(&state(false).replicas);
+        assert!(allowed(&shared, "sessions.affinity-routing"));
+        assert!(!allowed(&shared, "sessions.shared-survives-stop"));
+        shared.validate().unwrap();
     }
 
     #[test]
