@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::http::Http;
+pub(crate) use crate::scrub::Scrubber;
 use crate::target::{AllowedSkip, Secret, Target};
 use crate::Suite;
 
@@ -124,8 +125,8 @@ pub(crate) struct Recorder<'e> {
     on_event: &'e mut (dyn FnMut(RunEvent) + Send),
     disruption_allowed: bool,
     skips: SkipPolicy,
-    /// Scrubbed from every message as a last line of defence.
-    secret: Option<String>,
+    /// Scrubs every message as a last line of defence.
+    scrubber: Scrubber,
     reported: HashSet<&'static str>,
     results: Vec<CheckResult>,
 }
@@ -135,13 +136,13 @@ impl<'e> Recorder<'e> {
         on_event: &'e mut (dyn FnMut(RunEvent) + Send),
         disruption_allowed: bool,
         skips: SkipPolicy,
-        secret: Option<String>,
+        scrubber: Scrubber,
     ) -> Self {
         Self {
             on_event,
             disruption_allowed,
             skips,
-            secret: secret.filter(|s| !s.is_empty()),
+            scrubber,
             reported: HashSet::new(),
             results: Vec::new(),
         }
@@ -211,12 +212,7 @@ impl<'e> Recorder<'e> {
             Verdict::Fail(m) => (Status::Fail, m),
             Verdict::Skip(m) => self.skips.judge(info.id, m),
         };
-        let message = match &self.secret {
-            Some(secret) if message.contains(secret.as_str()) => {
-                message.replace(secret.as_str(), "***")
-            }
-            _ => message,
-        };
+        let message = self.scrubber.scrub(&message);
         let result = CheckResult {
             id: info.id.to_string(),
             suite: info.suite,
@@ -260,7 +256,7 @@ mod tests {
             &mut on_event,
             false,
             SkipPolicy::default(),
-            Some("s3cret".into()),
+            Scrubber::new("conformance", "s3cret"),
         );
         let mut ran = false;
         let status = recorder

@@ -12,6 +12,7 @@ mod http;
 mod metrics;
 mod prom;
 mod scaling;
+mod scrub;
 mod sessions;
 mod stop;
 mod target;
@@ -143,8 +144,8 @@ pub async fn run(
         },
         password
             .as_ref()
-            .ok()
-            .map(|secret| secret.expose().to_string()),
+            .map(|secret| check::Scrubber::new(&target.credentials.username, secret.expose()))
+            .unwrap_or_default(),
     );
     let ctx = match check::Ctx::new(target, password) {
         Ok(ctx) => ctx,

@@ -6,6 +6,7 @@
 mod artifacts;
 mod backend;
 mod bench_validate;
+mod cache;
 mod command;
 mod conformance;
 mod kind;

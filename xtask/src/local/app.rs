@@ -1,14 +1,23 @@
-//! The Camunda application: built by Maven from fixtures/camunda-app (only when the jar is
-//! missing or older than its sources), run as `java -javaagent:... -jar camunda-app.jar`.
+//! The Camunda application: built by Maven from fixtures/camunda-app into the content-keyed
+//! build cache (`crate::cache`: the key hashes pom.xml, every source file and the Maven and
+//! Java versions), run as `java -javaagent:... -jar camunda-app.jar`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 use super::supervisor::Supervisor;
 use super::wait::{self, Probe};
+use crate::cache::{self, Cache};
+
+/// The files of a cache entry.
+const JAR: &str = "camunda-app.jar";
+const AGENT: &str = "agent/jmx_prometheus_javaagent.jar";
+/// Bumped when what goes into the key changes.
+const KEY_SCHEMA: &str = "camunda-app cache 1";
 
 /// The jars and the jmx_exporter config every replica uses (the same files as the image).
 pub struct App {
@@ -18,18 +27,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn locate(root: &Path) -> Self {
-        let target = root.join("fixtures/camunda-app/target");
+    /// The jars of a cache entry and the repository's jmx_exporter config.
+    fn in_cache(entry: &Path, root: &Path) -> Self {
         Self {
-            jar: target.join("camunda-app.jar"),
-            agent: target.join("agent/jmx_prometheus_javaagent.jar"),
+            jar: entry.join(JAR),
+            agent: entry.join(AGENT),
             jmx_config: root.join("manifests/base/camunda/prometheus-jmx.yml"),
         }
     }
 
-    /// The jars and config as copied into `dir`: replicas must not see a rebuild that happens while they
-    /// run (a fat jar rewritten under a JVM makes it fail on its next class load).
-    pub fn in_dir(&self, dir: &Path) -> Self {
+    /// The jars and config as copied into `dir`: replicas must not see a rebuild that happens
+    /// while they run (a fat jar rewritten under a JVM makes it fail on its next class load).
+    pub fn in_dir(dir: &Path) -> Self {
         Self {
             jar: dir.join("camunda-app.jar"),
             agent: dir.join("jmx_prometheus_javaagent.jar"),
@@ -39,7 +48,7 @@ impl App {
 
     /// Copies the jars into `dir`; returns the copy.
     pub fn copy_to(&self, dir: &Path) -> Result<Self> {
-        let copy = self.in_dir(dir);
+        let copy = Self::in_dir(dir);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for (from, to) in [
             (&self.jar, &copy.jar),
@@ -53,82 +62,133 @@ impl App {
     }
 }
 
-/// Builds the application unless the cached jar is newer than every source. Returns whether
-/// Maven ran.
-pub fn ensure_built(root: &Path, mvn: &Path, supervisor: &mut Supervisor) -> Result<bool> {
-    let app = App::locate(root);
+/// The application from the build cache, built by Maven first when its entry is missing or
+/// damaged.
+pub fn ensure_built(root: &Path, mvn: &Path, supervisor: &mut Supervisor) -> Result<App> {
     let project = root.join("fixtures/camunda-app");
-    let fresh = match (modified(&app.jar), modified(&app.agent)) {
-        (Some(jar), Some(_)) => newest_source(&project)?.is_none_or(|source| source <= jar),
-        _ => false,
+    let cache = Cache {
+        name: "camunda-app",
+        key_text: key_text(&project, mvn)?,
+        files: &[JAR, AGENT],
     };
-    if !fresh {
-        println!("building the Camunda application (mvn package; cached afterwards)");
-        let mut command = Command::new(mvn);
-        command.current_dir(root).args([
-            "-B",
-            "-q",
-            "-f",
-            "fixtures/camunda-app/pom.xml",
-            "package",
-            "-DskipTests",
-        ]);
-        let index = supervisor.spawn("maven", command)?;
-        let log = supervisor.get(index).log.clone();
-        let status = wait::until(
-            "mvn package (fixtures/camunda-app)",
-            Duration::from_secs(1200),
-            Some(&log),
-            || match supervisor.get(index).exited() {
-                Some(status) => Probe::Ready(status),
-                None => Probe::Pending("building".into()),
-            },
-        )?;
-        if !status.contains("exit status: 0") {
-            bail!(
-                "mvn package failed ({status}); see {}\n{}",
-                log.display(),
-                super::supervisor::log_tail(&log, 40)
-            );
+    let entry = cache.ensure(|into| {
+        println!("building the Camunda application (mvn package, into the build cache)");
+        maven_package(root, mvn, supervisor)?;
+        let target = project.join("target");
+        for (file, built) in [
+            (JAR, target.join("camunda-app.jar")),
+            (AGENT, target.join("agent/jmx_prometheus_javaagent.jar")),
+        ] {
+            if !zip_complete(&built)? {
+                bail!("{} is not a complete jar", built.display());
+            }
+            let to = into.join(file);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(&built, &to)
+                .with_context(|| format!("copying {} to {}", built.display(), to.display()))?;
         }
+        Ok(())
+    })?;
+    let app = App::in_cache(&entry, root);
+    if !app.jmx_config.is_file() {
+        bail!(
+            "the jmx_exporter config {} is missing",
+            app.jmx_config.display()
+        );
     }
-    for (what, path) in [
-        ("application jar", &app.jar),
-        ("jmx_exporter agent", &app.agent),
-        ("jmx_exporter config", &app.jmx_config),
-    ] {
-        if !path.is_file() {
-            bail!("the {what} {} is missing", path.display());
-        }
-    }
-    Ok(!fresh)
+    Ok(app)
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    path.metadata().and_then(|m| m.modified()).ok()
+fn maven_package(root: &Path, mvn: &Path, supervisor: &mut Supervisor) -> Result<()> {
+    let mut command = Command::new(mvn);
+    command.current_dir(root).args([
+        "-B",
+        "-q",
+        "-f",
+        "fixtures/camunda-app/pom.xml",
+        "package",
+        "-DskipTests",
+    ]);
+    let index = supervisor.spawn("maven", command)?;
+    let log = supervisor.get(index).log.clone();
+    let status = wait::until(
+        "mvn package (fixtures/camunda-app)",
+        Duration::from_secs(1200),
+        Some(&log),
+        || match supervisor.get(index).exited() {
+            Some(status) => Probe::Ready(status),
+            None => Probe::Pending("building".into()),
+        },
+    )?;
+    if !status.contains("exit status: 0") {
+        bail!(
+            "mvn package failed ({status}); see {}\n{}",
+            log.display(),
+            super::supervisor::log_tail(&log, 40)
+        );
+    }
+    Ok(())
 }
 
-/// The newest modification time of pom.xml and everything under src/.
-fn newest_source(project: &Path) -> Result<Option<SystemTime>> {
-    let mut newest = modified(&project.join("pom.xml"));
-    let mut stack = vec![project.join("src")];
+/// Everything the build depends on: the tool versions, pom.xml and every file under src/.
+fn key_text(project: &Path, mvn: &Path) -> Result<String> {
+    let mut version = Command::new(mvn);
+    version.args(["-B", "-v"]);
+    let output = crate::command::output(version, "mvn -v", Duration::from_secs(60))?;
+    if !output.status.success() {
+        bail!("mvn -v failed ({})", output.status);
+    }
+    let tools: String = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with("Apache Maven") || l.starts_with("Java version"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut text = format!("{KEY_SCHEMA}\n{tools}\n");
+    let mut files = vec![project.join("pom.xml")];
+    files.extend(source_files(&project.join("src"))?);
+    for file in files {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let relative = file.strip_prefix(project).unwrap_or(&file);
+        text.push_str(&format!(
+            "{}  {}\n",
+            cache::hex(&Sha256::digest(&bytes)),
+            relative.display()
+        ));
+    }
+    Ok(text)
+}
+
+/// Every file below `dir`, sorted (the key must not depend on directory order).
+fn source_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
-        };
-        for entry in entries {
-            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-            let path = entry.path();
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path();
             if path.is_dir() {
                 stack.push(path);
             } else {
-                newest = newest.max(modified(&path));
+                files.push(path);
             }
         }
     }
-    Ok(newest)
+    files.sort();
+    Ok(files)
+}
+
+/// Whether a jar (zip) ends with its end-of-central-directory record: a jar cut short by an
+/// interrupted write does not.
+fn zip_complete(path: &Path) -> Result<bool> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // The record is 22 bytes plus a comment of at most 64 KiB.
+    let tail = &bytes[bytes.len().saturating_sub(22 + 65_535)..];
+    Ok(tail.windows(4).any(|w| w == b"PK\x05\x06"))
 }
 
 /// JVM flags that favour start-up time over peak throughput: a test stack lives for minutes.

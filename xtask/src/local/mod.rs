@@ -58,13 +58,13 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
     let programs = timings.measure("prerequisites", prereq::ensure)?;
     let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
     let mut build_supervisor = supervisor::Supervisor::new(artifacts.path("logs")?, true)?;
-    timings.measure("camunda app (maven, cached)", || {
+    let app = timings.measure("camunda app (build cache)", || {
         app::ensure_built(&root, &programs.mvn, &mut build_supervisor)
     })?;
     drop(build_supervisor);
 
     let mut stack = Stack::start(
-        &root,
+        app,
         &artifacts.dir,
         args.replicas,
         sticky,
@@ -136,7 +136,7 @@ fn reuse(
     }
     let programs = timings.measure("prerequisites", prereq::ensure)?;
     let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
-    let mut stack = Stack::adopt(state, &workspace_root(), programs)?;
+    let mut stack = Stack::adopt(state, programs)?;
     timings.measure("kept stack ready", || {
         stack.heal(true)?;
         stack.wait_kept_replicas()

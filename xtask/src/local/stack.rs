@@ -295,7 +295,7 @@ pub struct Stack {
 impl Stack {
     /// Starts every component, recording each one's start in `timings`.
     pub fn start(
-        root: &Path,
+        app: App,
         artifacts: &Path,
         replicas: u16,
         sticky: bool,
@@ -350,7 +350,7 @@ impl Stack {
             supervisor,
             temp: Some(temp),
             state,
-            app: App::locate(root),
+            app,
             programs,
             ports,
         };
@@ -379,11 +379,11 @@ impl Stack {
     }
 
     /// A stack kept by an earlier run: no process is ours, the temp dir stays.
-    pub fn adopt(state: StackState, root: &Path, programs: Programs) -> Result<Stack> {
+    pub fn adopt(state: StackState, programs: Programs) -> Result<Stack> {
         Ok(Stack {
             supervisor: Supervisor::new(state.logs_dir(), false)?,
             temp: None,
-            app: App::locate(root).in_dir(&state.temp_dir.join("app")),
+            app: App::in_dir(&state.temp_dir.join("app")),
             programs,
             ports: Ports::default(),
             state,
