@@ -19,7 +19,7 @@ pub fn output(mut command: Command, what: &str, timeout: Duration) -> Result<Out
         .with_context(|| format!("starting {what}"))?;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let waited = wait(&mut child, timeout);
+    let waited = wait(&mut child, timeout, || {});
     let (stdout, stderr) = (join(stdout), join(stderr));
     match waited {
         Some(status) => Ok(Output {
@@ -36,12 +36,23 @@ pub fn output(mut command: Command, what: &str, timeout: Duration) -> Result<Out
 }
 
 /// Runs `command` with the terminal's output (progress stays visible); kills it after `timeout`.
-pub fn status(mut command: Command, what: &str, timeout: Duration) -> Result<ExitStatus> {
+pub fn status(command: Command, what: &str, timeout: Duration) -> Result<ExitStatus> {
+    status_ticking(command, what, timeout, || {})
+}
+
+/// [`status`], calling `tick` about twice a second while the command runs (the local stack
+/// restarts a replica a check stopped, as a Deployment would).
+pub fn status_ticking(
+    mut command: Command,
+    what: &str,
+    timeout: Duration,
+    tick: impl FnMut(),
+) -> Result<ExitStatus> {
     command.stdin(Stdio::null());
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {what}"))?;
-    match wait(&mut child, timeout) {
+    match wait(&mut child, timeout, tick) {
         Some(status) => Ok(status),
         None => bail!(
             "{what} did not finish within {} s and was killed (its output is above)",
@@ -50,13 +61,22 @@ pub fn status(mut command: Command, what: &str, timeout: Duration) -> Result<Exi
     }
 }
 
+const TICK: Duration = Duration::from_millis(500);
+
 /// The exit status, or `None` after killing the child at the deadline.
-fn wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+fn wait(child: &mut Child, timeout: Duration, mut tick: impl FnMut()) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
+    let mut ticked = Instant::now();
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(20)),
+            Ok(None) if Instant::now() < deadline => {
+                if ticked.elapsed() >= TICK {
+                    tick();
+                    ticked = Instant::now();
+                }
+                sleep(Duration::from_millis(20));
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -125,5 +145,11 @@ mod tests {
         let mut sleeper = Command::new("sleep");
         sleeper.arg("30");
         assert!(status(sleeper, "sleep", Duration::from_millis(100)).is_err());
+        let mut ticks = 0;
+        let mut short = Command::new("sleep");
+        short.arg("1.2");
+        let done = status_ticking(short, "sleep", Duration::from_secs(10), || ticks += 1).unwrap();
+        assert!(done.success());
+        assert!((1..=3).contains(&ticks), "{ticks} ticks in 1.2 s");
     }
 }

@@ -43,6 +43,17 @@ pub fn build_cli() -> Result<PathBuf> {
 /// JUnit into the artifacts folder. `Ok(false)` when a check failed, or skipped without the
 /// target allowing it.
 pub fn run_suites(cli: &Path, target: &Path, suites: &[String], report_dir: &Path) -> Result<bool> {
+    run_suites_ticking(cli, target, suites, report_dir, || {})
+}
+
+/// [`run_suites`], calling `tick` about twice a second while the suites run.
+pub fn run_suites_ticking(
+    cli: &Path,
+    target: &Path,
+    suites: &[String],
+    report_dir: &Path,
+    tick: impl FnMut(),
+) -> Result<bool> {
     let mut command = Command::new(cli);
     command
         .args(["run", "--strict", "--target"])
@@ -52,7 +63,11 @@ pub fn run_suites(cli: &Path, target: &Path, suites: &[String], report_dir: &Pat
     if !suites.is_empty() {
         command.arg("--suite").arg(suites.join(","));
     }
-    exit_verdict(command, "camunda-conformance run")
+    let what = "camunda-conformance run";
+    verdict(
+        crate::command::status_ticking(command, what, RUN_BOUND, tick)?,
+        what,
+    )
 }
 
 /// `camunda-conformance validate PATH`. `Ok(false)` when it found errors.
@@ -64,7 +79,10 @@ pub fn validate(cli: &Path, path: &Path) -> Result<bool> {
 
 /// Maps the CLI contract's exit codes: 0 pass, 1 findings/failed checks, anything else an error.
 fn exit_verdict(command: Command, what: &str) -> Result<bool> {
-    let status = crate::command::status(command, what, RUN_BOUND)?;
+    verdict(crate::command::status(command, what, RUN_BOUND)?, what)
+}
+
+fn verdict(status: std::process::ExitStatus, what: &str) -> Result<bool> {
     match status.code() {
         Some(0) => Ok(true),
         Some(1) => Ok(false),

@@ -78,7 +78,7 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
     println!("stack up; target description: {}", target.display());
 
     let passed = timings.measure("suites", || {
-        conformance::run_suites(&cli, &target, &args.suite, &artifacts.dir)
+        run_suites_restarting(&mut stack, &cli, &target, &args.suite, &artifacts.dir)
     })?;
     let mut ok = passed;
     if args.faults {
@@ -99,6 +99,27 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
         timings.measure("teardown", || stack.teardown())?;
     }
     Ok(ok)
+}
+
+/// The suites, while a replica a check stopped is restarted at once in the background, as a
+/// Deployment would: it is back soon after the report, off the report's critical path.
+fn run_suites_restarting(
+    stack: &mut Stack,
+    cli: &Path,
+    target: &Path,
+    suites: &[String],
+    report_dir: &Path,
+) -> Result<bool> {
+    let mut restart_failed = None;
+    let passed = conformance::run_suites_ticking(cli, target, suites, report_dir, || {
+        if restart_failed.is_none() {
+            restart_failed = stack.heal(false).err();
+        }
+    })?;
+    if let Some(err) = restart_failed {
+        return Err(err.context("restarting a replica a check stopped"));
+    }
+    Ok(passed)
 }
 
 /// `--reuse`: the suites against the stack a `--keep` run left, in seconds.
@@ -145,7 +166,7 @@ fn reuse(
         .state
         .write_target(&artifacts.path("target.toml")?, &stack.state.replicas)?;
     let passed = timings.measure("suites", || {
-        conformance::run_suites(&cli, &target, &args.suite, &artifacts.dir)
+        run_suites_restarting(&mut stack, &cli, &target, &args.suite, &artifacts.dir)
     })?;
     let mut ok = passed;
     if args.faults && passed {
