@@ -17,6 +17,26 @@ const RUN_BOUND: Duration = Duration::from_secs(1800);
 pub fn build_cli() -> Result<PathBuf> {
     let profile_release = !cfg!(debug_assertions);
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // `cargo run` gave this process the variables cargo sets for the xtask crate; build scripts
+    // watch some of them (ring's does), so passing them on would rebuild half the dependency
+    // tree on every run.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            )
+        {
+            cargo.env_remove(name.as_ref());
+        }
+    }
     cargo.current_dir(workspace_root()).args([
         "build",
         "--quiet",

@@ -79,20 +79,30 @@ pub(crate) fn judge(stats: &load::LoadStats, cpu: CpuFigures) -> Verdict {
 
 /// Loads the stack and measures the replicas' processes (their stop handles name the pids).
 pub(crate) async fn load_generator(ctx: &Ctx<'_>) -> Outcome {
-    let pids: Vec<u32> = ctx
-        .target
-        .replicas
-        .iter()
-        .map(|r| match r.stop {
-            Some(StopHandle::Signal { pid }) => Ok(pid),
+    let mut pids = Vec::new();
+    let mut stopped = Vec::new();
+    for replica in &ctx.target.replicas {
+        let pid = match &replica.stop {
+            Some(StopHandle::Signal { pid }) => *pid,
+            Some(StopHandle::SignalAll { pids }) if !pids.is_empty() => pids[0],
             _ => bail!(
                 "{}: the local backend measures a replica's CPU through its pid (stop = {{ signal = {{ pid = … }} }})",
-                r.name
+                replica.name
             ),
-        })
-        .collect::<Result<_>>()?;
+        };
+        // A replica an earlier check stopped (shared-survives-stop) is restarting under
+        // another pid: the load is measured on the others, and the verdict says so.
+        if process_cpu(&[pid]).is_ok() && !zombie(pid) {
+            pids.push(pid);
+        } else {
+            stopped.push(replica.name.as_str());
+        }
+    }
     if pids.is_empty() {
-        return Ok(Verdict::Skip("the target lists no replicas".into()));
+        bail!(
+            "no replica of the target is running (stopped: {})",
+            stopped.join(", ")
+        );
     }
     let target = LoadTarget::ingress(ctx.target)?;
     let online = std::thread::available_parallelism().map_or(1, usize::from) as f64;
@@ -105,7 +115,27 @@ pub(crate) async fn load_generator(ctx: &Ctx<'_>) -> Outcome {
         machine: (machine_after - machine_before) / wall,
         replicas: (replicas_after - replicas_before) / wall,
     };
-    Ok(judge(&stats, cpu))
+    let without = if stopped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; measured without {}, stopped by an earlier check",
+            stopped.join(", ")
+        )
+    };
+    Ok(match judge(&stats, cpu) {
+        Verdict::Pass(message) => Verdict::Pass(message + &without),
+        Verdict::Fail(message) => Verdict::Fail(message + &without),
+        skip => skip,
+    })
+}
+
+/// A process that exited but was not reaped yet still has a /proc entry, state `Z`.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 fn ticks_per_second() -> f64 {
