@@ -44,6 +44,17 @@ pub enum Balance {
     ClientAddress,
 }
 
+impl Balance {
+    /// What a stack of this session mode uses: affinity for sticky sessions, else round robin.
+    pub fn for_sessions(sticky: bool) -> Self {
+        if sticky {
+            Self::CookieAffinity
+        } else {
+            Self::RoundRobin
+        }
+    }
+}
+
 /// What the plain-HTTP entry does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpEntry {
@@ -329,11 +340,7 @@ mod tests {
             cert: "/tmp/x/secrets/tls.crt".into(),
             key: "/tmp/x/secrets/tls.key".into(),
             upstream_ports: vec![28080, 28081],
-            balance: if sticky {
-                Balance::CookieAffinity
-            } else {
-                Balance::RoundRobin
-            },
+            balance: Balance::for_sessions(sticky),
             extra_routes: Vec::new(),
             http_entry: HttpEntry::Redirect,
             exposed_ports: Vec::new(),

@@ -128,11 +128,7 @@ impl StackState {
             cert: self.tls_cert(),
             key: self.tls_key(),
             upstream_ports: self.replicas.iter().map(|r| r.http_port).collect(),
-            balance: if self.sticky {
-                Balance::CookieAffinity
-            } else {
-                Balance::RoundRobin
-            },
+            balance: Balance::for_sessions(self.sticky),
             extra_routes: Vec::new(),
             http_entry: HttpEntry::Redirect,
             exposed_ports: Vec::new(),
