@@ -70,6 +70,18 @@ const SCALE_IN: CheckInfo = check(
     true,
 );
 
+/// The scaling checks that cannot be shown on kwok's simulated pods, and why.
+pub const SIMULATED_SCALING_SKIPS: &[(&str, &str)] = &[
+    (
+        NEW_PODS_READY.id,
+        "serving traffic cannot be shown on simulated pods: no container runs, nothing answers requests",
+    ),
+    (
+        SESSIONS.id,
+        "talks to Camunda itself: on kwok the pods are simulated and no container runs",
+    ),
+];
+
 pub(crate) const CHECKS: &[CheckInfo] = &[
     METRICS_API,
     HPA_METRICS,

@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! name = "local-sticky"
-//! backend = "local"                        # local | kind | existing
+//! backend = "local"                        # local | kind | existing | kwok
 //! [ingress]
 //! base_url = "https://camunda.test:18443"  # https; its port must equal connect_to's
 //! connect_to = "127.0.0.1:18443"           # optional: the host resolves here, no DNS
@@ -70,6 +70,15 @@ pub struct Target {
     pub disruptive: Disruptive,
     #[serde(default)]
     pub bounds: Bounds,
+    #[serde(default)]
+    pub allowed_skips: Vec<AllowedSkip>,
+}
+
+/// A check (`suite.check`) or suite (`suite.*`) the target expects to be skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedSkip {
+    pub check: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +87,8 @@ pub enum Backend {
     Local,
     Kind,
     Existing,
+    /// A real control plane whose pods kwok simulates: nothing runs Camunda.
+    Kwok,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod backend;
 mod bench_validate;
 mod conformance;
 mod kind;
+mod kwok;
 mod local;
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub enum BackendChoice {
     Kind,
     Local,
     Existing,
+    /// A real control plane with kwok's simulated pods (built from the Go module proxy, cached).
+    Kwok,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]

@@ -5,11 +5,11 @@
 //! anything fails, then the teardown steps run.
 
 pub mod addons;
-mod cli;
-mod cluster;
+pub(crate) mod cli;
+pub(crate) mod cluster;
 mod config;
 mod diag;
-mod exec;
+pub(crate) mod exec;
 mod plan;
 mod portforward;
 mod target;
@@ -33,6 +33,8 @@ pub use addons::pin_addons;
 pub enum Backend {
     Kind,
     Existing,
+    /// A real control plane on loopback with kwok's simulated node (see `crate::kwok`).
+    Kwok,
 }
 
 /// Everything the plan depends on, from the command line.
@@ -55,6 +57,9 @@ pub struct Settings {
     /// The folder holding the project's Dockerfiles (`fixtures/image/`).
     pub images_dir: PathBuf,
     pub build_context: PathBuf,
+    /// kwok: the private folder of the control plane (PKI, kubeconfig, etcd data), chosen
+    /// before anything runs so that every client can be pointed at its kubeconfig.
+    pub private_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -64,18 +69,22 @@ impl Settings {
             Backend::Existing => Some(args.context.clone().ok_or_else(|| {
                 anyhow!("--backend existing needs --context NAME (a context of your kubeconfig)")
             })?),
-            Backend::Kind => {
+            Backend::Kind | Backend::Kwok => {
+                let own = match backend {
+                    Backend::Kwok => crate::kwok::control_plane::CONTEXT.to_string(),
+                    _ => config::context_name(config::CLUSTER_NAME),
+                };
                 if args.context.is_some() {
-                    bail!(
-                        "--context is for --backend existing; the kind backend uses context {}",
-                        config::context_name(config::CLUSTER_NAME)
-                    );
+                    bail!("--context is for --backend existing; this backend uses context {own}");
                 }
-                None
+                (backend == Backend::Kwok).then_some(own)
             }
         };
-        if backend == Backend::Kind && args.no_deploy {
-            bail!("--no-deploy is for --backend existing (a kind cluster starts empty)");
+        if backend != Backend::Existing && args.no_deploy {
+            bail!("--no-deploy is for --backend existing (this backend's cluster starts empty)");
+        }
+        if backend == Backend::Kwok && args.reuse {
+            bail!("--reuse is not available on kwok: a kept control plane is tested with --backend existing --context {} --no-deploy", crate::kwok::control_plane::CONTEXT);
         }
         if args.http_port == args.https_port {
             bail!("--http-port and --https-port must differ");
@@ -102,6 +111,7 @@ impl Settings {
             secrets_dir: root.join("target/e2e/.secrets").join(sanitize(&key)),
             images_dir: root.join("fixtures/image"),
             build_context: root,
+            private_dir: None,
         })
     }
 
@@ -370,18 +380,26 @@ pub fn e2e(
     let backend = match backend {
         BackendChoice::Kind => Backend::Kind,
         BackendChoice::Existing => Backend::Existing,
+        BackendChoice::Kwok => Backend::Kwok,
         other => bail!("the kind module does not run backend {other:?}"),
     };
-    let settings = Settings::from_args(args, backend, &artifacts.dir)?;
+    let mut settings = Settings::from_args(args, backend, &artifacts.dir)?;
     if args.down {
-        return down(&settings, args.plan);
+        return match backend {
+            Backend::Kwok => crate::kwok::down(args.plan),
+            _ => down(&settings, args.plan),
+        };
     }
     let names = Names::from_docs(render(&settings.overlay)?)?;
-    let plan = plan::build(&settings, &names)?;
     if args.plan {
+        let plan = plan::build(&settings, &names)?;
         print!("{}", plan.render(&settings, &names));
         return Ok(true);
     }
+    if backend == Backend::Kwok {
+        settings.private_dir = Some(crate::kwok::prepare_private_dir()?);
+    }
+    let plan = plan::build(&settings, &names)?;
     diag::write_manifests(&artifacts.path("manifests.yaml")?, &names.docs)?;
     exec::run(&settings, &names, &plan, timings)
 }

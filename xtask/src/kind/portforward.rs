@@ -93,10 +93,7 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> Cmd {
-        Cmd {
-            program: "sh",
-            args: vec!["-c".into(), script.into()],
-        }
+        Cmd::new("sh", ["-c", script])
     }
 
     #[test]

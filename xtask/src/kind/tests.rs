@@ -146,7 +146,7 @@ fn kind_plan_shows_every_command_pin_and_manifest() {
         "{text}"
     );
     assert!(
-        text.contains("docker save --output /tmp/artifacts/camunda-conformance_camunda_e2e.tar"),
+        text.contains("docker save --platform '<os/arch>' --output /tmp/artifacts/camunda-conformance_camunda_e2e.tar"),
         "{text}"
     );
     assert!(

@@ -211,6 +211,7 @@ impl StackState {
             kubernetes: None,
             disruptive: suites::Disruptive { allowed: true },
             bounds: suites::Bounds::default(),
+            allowed_skips: Vec::new(),
         }
     }
 
