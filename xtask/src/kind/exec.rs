@@ -290,14 +290,13 @@ impl Runner<'_> {
                 let private = self.settings.private_dir.clone().ok_or_else(|| {
                     anyhow!("no private folder was prepared for the control plane")
                 })?;
-                let binaries = build::ensure()?;
+                let (logs, keep) = (self.settings.work.join("logs"), self.settings.keep);
                 let started = Instant::now();
-                let plane = ControlPlane::start(
-                    &binaries,
-                    &private,
-                    &self.settings.work.join("logs"),
-                    self.settings.keep,
-                )?;
+                // Blocking work (Go builds, a blocking HTTP client): off the async context.
+                let plane = tokio::task::block_in_place(|| {
+                    let binaries = build::ensure()?;
+                    ControlPlane::start(&binaries, &private, &logs, keep)
+                })?;
                 println!(
                     "  control plane up in {:.1}s (context {}, kubeconfig {})",
                     started.elapsed().as_secs_f64(),
@@ -395,6 +394,19 @@ impl Runner<'_> {
             } => {
                 let api: Api<Deployment> = Api::namespaced(client, namespace);
                 wait::watch_until(api, name, &what, *timeout, wait::deployment_rolled_out).await
+            }
+            Wait::ScaledRollout {
+                namespace,
+                name,
+                min_replicas,
+                timeout,
+            } => {
+                let api: Api<Deployment> = Api::namespaced(client, namespace);
+                let min = *min_replicas;
+                wait::watch_until(api, name, &what, *timeout, move |d: &Deployment| {
+                    wait::deployment_scaled_and_rolled_out(d, min)
+                })
+                .await
             }
             Wait::Rollout {
                 workload: Workload::StatefulSet,

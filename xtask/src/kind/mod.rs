@@ -157,6 +157,8 @@ pub struct Names {
     pub namespace: String,
     pub deployment: String,
     pub hpa: String,
+    /// The HPA's `minReplicas` (the API's default 1 when unset).
+    pub hpa_min_replicas: Option<i32>,
     pub host: Option<String>,
     pub ingress: String,
     pub service_monitor: String,
@@ -301,10 +303,17 @@ impl Names {
         let host = ingress["spec"]["tls"][0]["hosts"][0]
             .as_str()
             .map(str::to_string);
+        let hpa_min_replicas = Some(
+            hpa["spec"]["minReplicas"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(1),
+        );
         Ok(Self {
             namespace,
             deployment: deployment_name,
             hpa: name_of(hpa),
+            hpa_min_replicas,
             host,
             ingress: name_of(ingress),
             service_monitor: name_of(service_monitor),

@@ -63,6 +63,15 @@ pub enum Wait {
         name: String,
         timeout: Duration,
     },
+    /// The HPA's Deployment: it has no `replicas` (the HPA owns the count), so the API server
+    /// creates it at 1 and it "rolls out" at 1/1 before the HPA raises it to minReplicas.
+    /// Rolled out counts only at `min_replicas` or more.
+    ScaledRollout {
+        namespace: String,
+        name: String,
+        min_replicas: i32,
+        timeout: Duration,
+    },
     /// `status.conditions[type=Ready]` True (cert-manager Certificate, ClusterIssuer).
     Ready {
         api_version: &'static str,
@@ -319,7 +328,18 @@ fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         retry_for: None,
     });
     for (workload, namespace, name) in &names.workloads {
-        steps.push(rollout(*workload, namespace, name, STACK_ROLLOUT));
+        let hpa_target = *workload == Workload::Deployment
+            && *namespace == names.namespace
+            && *name == names.deployment;
+        match names.hpa_min_replicas {
+            Some(min_replicas) if hpa_target => steps.push(Step::Wait(Wait::ScaledRollout {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                min_replicas,
+                timeout: STACK_ROLLOUT,
+            })),
+            _ => steps.push(rollout(*workload, namespace, name, STACK_ROLLOUT)),
+        }
     }
     if settings.backend == Backend::Kwok {
         steps.push(Step::StandInForCertManager {
@@ -446,6 +466,10 @@ impl Wait {
                     Workload::Deployment => "observedGeneration current; every replica updated, ready and available; no old one left",
                     Workload::StatefulSet => "observedGeneration current; every replica ready on the update revision",
                 },
+                timeout.as_secs()
+            ),
+            Wait::ScaledRollout { namespace, name, min_replicas, timeout } => format!(
+                "Deployment {namespace}/{name} scaled to at least the HPA's minReplicas {min_replicas} and rolled out (every replica updated, ready and available), at most {}s",
                 timeout.as_secs()
             ),
             Wait::Ready { kind, namespace, name, timeout, .. } => format!(

@@ -192,7 +192,7 @@ fn kind_plan_shows_every_command_pin_and_manifest() {
     assert!(text.contains("Secret camunda/camunda-db: kept if present, else created with generated values for [password, username]"), "{text}");
     // Waits, bounded.
     assert!(
-        text.contains("wait: Deployment camunda/camunda rolled out"),
+        text.contains("wait: Deployment camunda/camunda scaled to at least the HPA's minReplicas 2 and rolled out"),
         "{text}"
     );
     assert!(

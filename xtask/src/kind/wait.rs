@@ -88,6 +88,19 @@ pub fn deployment_rolled_out(d: &Deployment) -> Progress {
     }
 }
 
+/// [`deployment_rolled_out`] at `min_replicas` or more: the HPA has set the count it owns.
+pub fn deployment_scaled_and_rolled_out(d: &Deployment, min_replicas: i32) -> Progress {
+    let progress = deployment_rolled_out(d);
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if progress.done && replicas < min_replicas {
+        return Progress::pending(format!(
+            "{}; the HPA has not raised it to its minReplicas {min_replicas} yet",
+            progress.seen
+        ));
+    }
+    progress
+}
+
 /// Ready: current spec observed, every replica ready and on the update revision.
 pub fn statefulset_ready(s: &StatefulSet) -> Progress {
     let generation = s.metadata.generation.unwrap_or(0);
@@ -341,6 +354,35 @@ where
 mod tests {
     use super::*;
     use crate::kind::fixtures;
+
+    #[test]
+    fn the_hpa_target_is_rolled_out_only_at_min_replicas() {
+        // What the real API server and controllers did: no `replicas` in the manifest, created
+        // at 1, rolled out 1/1, and only then raised by the HPA.
+        let mut at_one: Deployment = fixtures::load("deployment-rolled-out.json");
+        at_one.spec.as_mut().unwrap().replicas = Some(1);
+        let status = at_one.status.as_mut().unwrap();
+        for count in [
+            &mut status.replicas,
+            &mut status.updated_replicas,
+            &mut status.ready_replicas,
+            &mut status.available_replicas,
+        ] {
+            *count = Some(1);
+        }
+        assert!(deployment_rolled_out(&at_one).done);
+        let progress = deployment_scaled_and_rolled_out(&at_one, 2);
+        assert!(!progress.done);
+        assert!(
+            progress
+                .seen
+                .ends_with("the HPA has not raised it to its minReplicas 2 yet"),
+            "{}",
+            progress.seen
+        );
+        let at_two: Deployment = fixtures::load("deployment-rolled-out.json");
+        assert!(deployment_scaled_and_rolled_out(&at_two, 2).done);
+    }
 
     #[test]
     fn deployment_is_rolled_out_only_at_its_observed_generation_with_every_replica_ready() {

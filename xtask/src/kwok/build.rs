@@ -305,12 +305,15 @@ pub fn ensure() -> Result<Binaries> {
     );
     let started = Instant::now();
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    remove_failed_builds(&root);
     let temp = tempfile::Builder::new()
-        .prefix(&format!(".build-{}-", &key[..16]))
+        .prefix(&format!("{FAILED_PREFIX}{}-", &key[..16]))
         .tempdir_in(&root)
-        .with_context(|| format!("creating a build folder in {}", root.display()))?;
-    build_into(temp.path(), &text)?;
-    let temp = temp.keep();
+        .with_context(|| format!("creating a build folder in {}", root.display()))?
+        .keep();
+    // Kept on failure, for its logs; the next build removes it.
+    build_into(&temp, &text)
+        .with_context(|| format!("the build folder {} is kept for its logs", temp.display()))?;
     if let Err(err) = std::fs::rename(&temp, &dir) {
         let _ = std::fs::remove_dir_all(&temp);
         // Another run finished the same build first: use it if it is whole.
@@ -325,6 +328,25 @@ pub fn ensure() -> Result<Binaries> {
         dir.display()
     );
     Ok(Binaries { dir })
+}
+
+/// Build folders are named so; only a complete build is renamed to its key.
+const FAILED_PREFIX: &str = ".build-";
+
+/// Folders of earlier builds that did not complete (their logs were named when they failed).
+fn remove_failed_builds(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(FAILED_PREFIX)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn build_into(out: &Path, key_text: &str) -> Result<()> {
@@ -456,7 +478,10 @@ fn local_replacements(go_mod: &str) -> Vec<String> {
             let line = line.trim().trim_start_matches("replace").trim();
             let (left, right) = line.split_once("=>")?;
             let target = right.trim();
-            (target.starts_with("./") || target.starts_with("../"))
+            // etcd fences off modules it must never depend on with `=> ./FORBIDDEN_DEPENDENCY`.
+            let local = (target.starts_with("./") || target.starts_with("../"))
+                && !target.contains("FORBIDDEN_DEPENDENCY");
+            local
                 .then(|| left.split_whitespace().next().map(str::to_string))
                 .flatten()
         })
@@ -485,7 +510,7 @@ mod tests {
         let go_mod = "module k8s.io/kubernetes\n\nreplace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tk8s.io/sample-controller => ./staging/src/k8s.io/sample-controller\n\tgithub.com/x/y => github.com/x/z v1.0.0\n)\nreplace go.etcd.io/etcd/api/v3 => ../api\nreplace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY\n";
         assert_eq!(
             local_replacements(go_mod),
-            ["go.etcd.io/etcd", "go.etcd.io/etcd/api/v3", "k8s.io/api"]
+            ["go.etcd.io/etcd/api/v3", "k8s.io/api"]
         );
         assert_eq!(staging_version("v1.36.3"), "v0.36.3");
         assert_eq!(

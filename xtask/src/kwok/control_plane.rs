@@ -100,7 +100,7 @@ impl ControlPlane {
             .arg(arg("tls-cert-file", &pki.apiserver.0))
             .arg(arg("tls-private-key-file", &pki.apiserver.1))
             .arg(arg("client-ca-file", &pki.ca))
-            .arg(arg("service-account-key-file", &pki.service_account_key))
+            .arg(arg("service-account-key-file", &pki.service_account_pub))
             .arg(arg(
                 "service-account-signing-key-file",
                 &pki.service_account_key,
@@ -387,8 +387,8 @@ pub fn module_docs(files: &pins::ModuleFiles) -> Result<Vec<Value>> {
     Ok(docs)
 }
 
-/// The cluster objects the simulated node needs: the Node itself (kwok manages it), and
-/// metrics-server's Service and APIService (the aggregator dials the ExternalName `localhost`
+/// The cluster objects the simulated node needs: the Node itself (kwok manages it), kwok's
+/// StorageClass, cert-manager's namespace, and metrics-server's Service and APIService (the aggregator dials the ExternalName `localhost`
 /// at metrics-server's loopback port and verifies it against the cluster CA).
 pub fn cluster_objects(metrics_server_port: u16, ca: &Path) -> Result<Vec<Value>> {
     let ca_pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
@@ -427,6 +427,12 @@ pub fn cluster_objects(metrics_server_port: u16, ca: &Path) -> Result<Vec<Value>
         }),
     ];
     docs.extend(module_docs(&pins::KWOK_STORAGE_CLASS)?);
+    // cert-manager's namespace: its install creates it, and the stack's test CA lives there.
+    docs.push(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "cert-manager"},
+    }));
     Ok(docs)
 }
 

@@ -96,4 +96,3 @@ pub const KWOK_STORAGE_CLASS: ModuleFiles = ModuleFiles {
     dir: "kustomize/stage/volume/fast",
     files: &["storage-class.yaml"],
 };
-

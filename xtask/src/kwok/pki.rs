@@ -22,6 +22,8 @@ pub struct Pki {
     pub metrics_server: (PathBuf, PathBuf),
     pub kwok: (PathBuf, PathBuf),
     pub service_account_key: PathBuf,
+    /// Its public half: what kube-apiserver verifies tokens with.
+    pub service_account_pub: PathBuf,
 }
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
@@ -143,6 +145,9 @@ impl Pki {
         let service_account_key = dir.join("service-account.key");
         let sa = KeyPair::generate().context("generating the service-account key")?;
         write_private(&service_account_key, sa.serialize_pem().as_bytes())?;
+        let service_account_pub = dir.join("service-account.pub");
+        std::fs::write(&service_account_pub, sa.public_key_pem())
+            .with_context(|| format!("writing {}", service_account_pub.display()))?;
         Ok(Self {
             ca,
             apiserver,
@@ -151,6 +156,7 @@ impl Pki {
             metrics_server,
             kwok,
             service_account_key,
+            service_account_pub,
         })
     }
 }
