@@ -34,6 +34,8 @@ enum Command {
     },
     /// Download every addon manifest the kind backend pins and print its sha256 beside the pin.
     PinAddons,
+    /// Test the kind/existing code paths against the kwok backend's real control plane.
+    TestControlPlane,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::E2e(args) => backend::e2e(&args, None),
         Command::PinAddons => kind::pin_addons(),
+        Command::TestControlPlane => kwok::live_tests::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
             BenchWhat::E2e(args) => backend::bench_e2e(&args),

@@ -342,10 +342,14 @@ impl Runner<'_> {
                     let kept = plane.keep();
                     let file = crate::kwok::kept_state_file();
                     kept.write(&file)?;
+                    let kubeconfig = crate::kwok::kept_kubeconfig();
+                    std::fs::copy(&kept.kubeconfig, &kubeconfig).with_context(|| {
+                        format!("copying the kubeconfig to {}", kubeconfig.display())
+                    })?;
                     println!(
-                        "  kept the control plane (recorded in {}):\n    export KUBECONFIG={}\n    cargo xtask e2e --backend existing --context {} --no-deploy\n    cargo xtask e2e --backend kwok --down",
+                        "  kept the control plane (recorded in {}):\n    KUBECONFIG={} cargo xtask e2e --backend existing --context {} --no-deploy\n    cargo xtask e2e --backend kwok --down",
                         file.display(),
-                        kept.kubeconfig.display(),
+                        kubeconfig.display(),
                         control_plane::CONTEXT
                     );
                 } else {

@@ -8,12 +8,12 @@ pub mod addons;
 pub(crate) mod cli;
 pub(crate) mod cluster;
 mod config;
-mod diag;
+pub(crate) mod diag;
 pub(crate) mod exec;
 mod plan;
 mod portforward;
 mod target;
-mod wait;
+pub(crate) mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -366,7 +366,7 @@ fn secret_needs(pods: &[PodSpec], shipped: &BTreeSet<String>) -> Vec<SecretNeed>
 }
 
 /// `kubectl kustomize DIR` → documents (local and read-only: the plan needs them too).
-fn render(dir: &Path) -> Result<Vec<Value>> {
+pub(crate) fn render(dir: &Path) -> Result<Vec<Value>> {
     if !dir.is_dir() {
         bail!(
             "the overlay {} does not exist (pass --overlay DIR)",

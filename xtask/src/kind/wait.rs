@@ -35,7 +35,7 @@ impl Progress {
             seen: seen.into(),
         }
     }
-    fn done(seen: impl Into<String>) -> Self {
+    pub(crate) fn done(seen: impl Into<String>) -> Self {
         Self {
             done: true,
             failed: None,
@@ -225,6 +225,8 @@ pub fn prometheus_targets_up(targets: &Value, job: &str, expected: usize) -> Pro
 
 /// How often a wait without news says it is still waiting.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Pause before a failed watch is started again.
+const WATCH_RETRY: Duration = Duration::from_secs(2);
 
 /// Shows what is awaited, the time spent of the bound, and what the condition saw.
 fn report(what: &str, started: Instant, timeout: Duration, seen: &str) {
@@ -258,51 +260,77 @@ where
     let last = Arc::new(Mutex::new(Progress::pending(
         "the object does not exist yet",
     )));
-    let recorder = Arc::clone(&last);
-    let condition = move |object: Option<&K>| {
-        let progress = object
-            .map(&check)
-            .unwrap_or_else(|| Progress::pending("the object does not exist yet"));
-        // Failed stops the watch too; the caller turns it into an error below.
-        let stop = progress.done || progress.failed.is_some();
-        if let Ok(mut last) = recorder.lock() {
-            *last = progress;
+    let check = Arc::new(check);
+    let condition = || {
+        let recorder = Arc::clone(&last);
+        let check = Arc::clone(&check);
+        move |object: Option<&K>| {
+            let progress = object
+                .map(|o| check(o))
+                .unwrap_or_else(|| Progress::pending("the object does not exist yet"));
+            // Failed stops the watch too; the caller turns it into an error below.
+            let stop = progress.done || progress.failed.is_some();
+            if let Ok(mut last) = recorder.lock() {
+                *last = progress;
+            }
+            stop
         }
-        stop
     };
     let snapshot = |last: &Arc<Mutex<Progress>>| {
         last.lock()
             .map(|p| p.clone())
             .unwrap_or_else(|_| Progress::pending("?"))
     };
-    let watch = await_condition(api, name, condition);
-    tokio::pin!(watch);
     let mut shown = String::new();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut last_shown = Instant::now();
+    // A watch that ends in an error (API server restarting, a kind not served yet, a dropped
+    // connection) is started again until the deadline; the error is what a timeout reports.
     loop {
-        tokio::select! {
-            result = &mut watch => {
-                result.map_err(|e| anyhow::anyhow!("watching {what}: {e}"))?;
-                let progress = snapshot(&last);
-                if let Some(why) = progress.failed {
-                    bail!("{what} failed: {why}");
+        let watch = await_condition(api.clone(), name, condition());
+        tokio::pin!(watch);
+        let watch_error = loop {
+            tokio::select! {
+                result = &mut watch => {
+                    match result {
+                        Err(err) => break format!("the watch failed: {err}"),
+                        Ok(_) => {
+                            let progress = snapshot(&last);
+                            if let Some(why) = progress.failed {
+                                bail!("{what} failed: {why}");
+                            }
+                            println!("  {what}: done in {}s ({})", started.elapsed().as_secs(), progress.seen);
+                            return Ok(());
+                        }
+                    }
                 }
-                println!("  {what}: done in {}s ({})", started.elapsed().as_secs(), progress.seen);
-                return Ok(());
+                _ = heartbeat.tick() => {
+                    let progress = snapshot(&last);
+                    if started.elapsed() >= timeout {
+                        return Err(timed_out(what, timeout, &progress.seen));
+                    }
+                    if progress.seen != shown || last_shown.elapsed() >= HEARTBEAT {
+                        report(what, started, timeout, &progress.seen);
+                        shown = progress.seen;
+                        last_shown = Instant::now();
+                    }
+                }
             }
-            _ = heartbeat.tick() => {
-                let progress = snapshot(&last);
-                if started.elapsed() >= timeout {
-                    return Err(timed_out(what, timeout, &progress.seen));
-                }
-                if progress.seen != shown || last_shown.elapsed() >= HEARTBEAT {
-                    report(what, started, timeout, &progress.seen);
-                    shown = progress.seen;
-                    last_shown = Instant::now();
-                }
-            }
+        };
+        let seen = format!("{}; {watch_error}", snapshot(&last).seen);
+        if started.elapsed() + WATCH_RETRY >= timeout {
+            return Err(timed_out(what, timeout, &seen));
         }
+        report(
+            what,
+            started,
+            timeout,
+            &format!("{seen}; watching again in {}s", WATCH_RETRY.as_secs()),
+        );
+        if let Ok(mut last) = last.lock() {
+            last.seen = seen;
+        }
+        tokio::time::sleep(WATCH_RETRY).await;
     }
 }
 

@@ -31,8 +31,6 @@ pub const SERVICE_RANGE: &str = "10.96.0.0/12";
 /// The `kubernetes` Service's address, the first of [`SERVICE_RANGE`].
 pub const SERVICE_IP: &str = "10.96.0.1";
 pub const FRONT_PROXY_NAME: &str = "front-proxy-client";
-/// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, metrics-server.
-const COMPONENTS: usize = 6;
 
 /// What outlives a `--keep` run: the process groups and the private folder.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,6 +49,8 @@ pub struct ControlPlane {
     pub ca: PathBuf,
     pub metrics_server_port: u16,
     logs: PathBuf,
+    /// Components started so far, in start order.
+    spawned: usize,
 }
 
 fn arg(flag: &str, value: impl AsRef<std::ffi::OsStr>) -> std::ffi::OsString {
@@ -132,6 +132,7 @@ impl ControlPlane {
             ca: pki.ca.clone(),
             metrics_server_port: metrics_server,
             logs: logs.to_path_buf(),
+            spawned: 2,
         };
         plane.await_apiserver(apiserver, &pki, api_index, &api_log)?;
 
@@ -149,6 +150,7 @@ impl ControlPlane {
             .arg(arg("root-ca-file", &pki.ca))
             .arg(arg("service-cluster-ip-range", SERVICE_RANGE));
         plane.supervisor()?.spawn("kube-controller-manager", kcm)?;
+        plane.spawned += 1;
 
         let mut scheduler = bin("kube-scheduler");
         scheduler
@@ -159,6 +161,7 @@ impl ControlPlane {
             .arg(arg("secure-port", "0"))
             .arg(arg("leader-elect", "false"));
         plane.supervisor()?.spawn("kube-scheduler", scheduler)?;
+        plane.spawned += 1;
 
         let mut kwok_cmd = bin("kwok");
         kwok_cmd
@@ -173,6 +176,7 @@ impl ControlPlane {
             .arg(arg("tls-private-key-file", &pki.kwok.1))
             .arg(arg("node-lease-duration-seconds", "40"));
         plane.supervisor()?.spawn("kwok", kwok_cmd)?;
+        plane.spawned += 1;
 
         let mut metrics = bin("metrics-server");
         metrics
@@ -188,6 +192,7 @@ impl ControlPlane {
             .arg(arg("kubelet-certificate-authority", &pki.ca))
             .arg(arg("metric-resolution", "15s"));
         plane.supervisor()?.spawn("metrics-server", metrics)?;
+        plane.spawned += 1;
         Ok(plane)
     }
 
@@ -237,7 +242,7 @@ impl ControlPlane {
     pub fn exited(&mut self) -> Option<String> {
         let supervisor = self.supervisor.as_mut()?;
         supervisor.reap();
-        (0..COMPONENTS).find_map(|i| {
+        (0..self.spawned).find_map(|i| {
             let proc = supervisor.get(i);
             proc.exited().map(|status| {
                 format!(
@@ -261,7 +266,7 @@ impl ControlPlane {
         let mut groups = Vec::new();
         if let Some(mut supervisor) = self.supervisor.take() {
             // Each component leads its own process group.
-            groups = (0..COMPONENTS)
+            groups = (0..self.spawned)
                 .map(|i| {
                     let proc = supervisor.get(i);
                     (proc.component.clone(), proc.pid)
@@ -280,8 +285,13 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        // Processes first (they hold files in the private folder), then the folder.
+        // Processes first (they hold files in the private folder), then the folder. Clients
+        // before servers: an API server whose etcd went first hangs in its graceful shutdown.
         if let Some(supervisor) = self.supervisor.as_mut() {
+            supervisor.reap();
+            for index in (0..self.spawned).rev() {
+                supervisor.stop(index);
+            }
             supervisor.shutdown();
         }
         if let Some(private) = self.private.take() {
@@ -295,7 +305,13 @@ impl Drop for ControlPlane {
 
 /// Stops what a `--keep` run left and removes its private folder.
 pub fn down(kept: &Kept) {
-    let stubborn = supervisor::stop_groups(&kept.groups, Duration::from_secs(10));
+    // Clients before servers, as on drop.
+    let stubborn: usize = kept
+        .groups
+        .iter()
+        .rev()
+        .map(|group| supervisor::stop_groups(std::slice::from_ref(group), Duration::from_secs(10)))
+        .sum();
     if stubborn > 0 {
         eprintln!("warning: {stubborn} component(s) needed SIGKILL");
     }

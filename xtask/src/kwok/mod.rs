@@ -6,6 +6,7 @@
 pub mod build;
 pub mod certificates;
 pub mod control_plane;
+pub mod live_tests;
 pub mod pins;
 mod pki;
 
@@ -19,6 +20,12 @@ use control_plane::Kept;
 /// Where a `--keep` run records what `--down` stops.
 pub fn kept_state_file() -> PathBuf {
     workspace_root().join("target/e2e/.kwok-kept.json")
+}
+
+/// A kept control plane's kubeconfig at a fixed place (file references only, no key material):
+/// `KUBECONFIG=target/e2e/kwok.kubeconfig cargo xtask e2e --backend existing ...`.
+pub fn kept_kubeconfig() -> PathBuf {
+    workspace_root().join("target/e2e/kwok.kubeconfig")
 }
 
 /// The control plane's private folder (0700, in the system temp dir), registered for removal on
@@ -65,6 +72,7 @@ pub fn down(plan_only: bool) -> Result<bool> {
     }
     control_plane::down(&kept);
     std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+    let _ = std::fs::remove_file(kept_kubeconfig());
     println!("stopped the kept kwok control plane");
     Ok(true)
 }
