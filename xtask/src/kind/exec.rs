@@ -618,7 +618,9 @@ impl Runner<'_> {
         // kubectl must use too.
         let kubeconfig = std::env::var_os("KUBECONFIG")
             .map(PathBuf::from)
-            .filter(|p| p.is_file());
+            .filter(|p| p.is_file())
+            // The target file resolves relative paths against its own folder.
+            .and_then(|p| std::fs::canonicalize(p).ok());
         let description = target::build(Inputs {
             name: format!("{label}-{}", names.namespace),
             backend,

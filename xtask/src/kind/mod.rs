@@ -409,8 +409,24 @@ pub fn e2e(
         settings.private_dir = Some(crate::kwok::prepare_private_dir()?);
     }
     let plan = plan::build(&settings, &names)?;
+    let outcome = run_plan(&settings, &names, &plan, artifacts, timings);
+    if let Some(private) = &settings.private_dir {
+        // Gone with the control plane, kept with it (--keep), or left by a run that stopped
+        // before starting it: only the last one is removed here.
+        crate::kwok::release_private_dir(private);
+    }
+    outcome
+}
+
+fn run_plan(
+    settings: &Settings,
+    names: &Names,
+    plan: &plan::Plan,
+    artifacts: &Artifacts,
+    timings: &mut Timings,
+) -> Result<bool> {
     diag::write_manifests(&artifacts.path("manifests.yaml")?, &names.docs)?;
-    exec::run(&settings, &names, &plan, timings)
+    exec::run(settings, names, plan, timings)
 }
 
 /// `--down`: deletes the cluster a `--keep` run left, and the password generated for it.
