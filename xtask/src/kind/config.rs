@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// The kind release the node image below was built for. kind supports a node image only with
-/// the release that published it, so both move together (and `ci/nightly.yml` installs this one).
+/// the release that published it, so both move together (and `.github/workflows/nightly.yml` installs this one).
 pub const KIND_VERSION: &str = "v0.32.0";
 
 /// kind v0.32.0's default node image, from `pkg/apis/config/defaults/image.go` at the v0.32.0

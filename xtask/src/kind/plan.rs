@@ -31,7 +31,7 @@ impl Tool {
             Tool::Docker => docker::server_version(),
             Tool::Kind => kind::version(),
             Tool::Kubectl => kubectl::client_version(),
-            Tool::Go => Cmd::new("go", ["version"]),
+            Tool::Go => Cmd::new("go", ["version"]).env("GOTOOLCHAIN", pins::GO_TOOLCHAIN),
         }
     }
 

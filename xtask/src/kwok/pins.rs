@@ -7,8 +7,10 @@ pub const ETCD: &str = "v3.6.8";
 /// kwok v0.8.0 is built against Kubernetes 1.36 (its supported_releases.txt lists 1.36.1).
 pub const KWOK: &str = "v0.8.0";
 pub const METRICS_SERVER: &str = "v0.9.0";
-/// The oldest Go that builds all of the above (metrics-server v0.9.0's go.mod asks for it).
-pub const GO_MIN: (u32, u32, u32) = (1, 26, 4);
+/// The Go toolchain that builds all of the above (metrics-server v0.9.0 needs 1.26.4 or newer).
+/// Any installed Go from 1.21 on fetches exactly this one from the module proxy when it is
+/// not itself (GOTOOLCHAIN), checksum-verified like every module.
+pub const GO_TOOLCHAIN: &str = "go1.26.8";
 
 /// A Go module whose files (CRDs, kwok's stages) the backend reads from the module cache.
 pub struct ModuleFiles {
