@@ -183,6 +183,7 @@ impl Runner<'_> {
                     (false, _) => kind::create_cluster(name, config).run()?,
                 }
                 self.cluster_owned = true;
+                super::interrupt::cluster_owned(name, self.settings.keep);
             }
             Step::Run { cmd, .. } => cmd.run()?,
             Step::LoadImage {
@@ -362,6 +363,7 @@ impl Runner<'_> {
                 }
             }
             Step::DeleteCluster { name } => {
+                super::interrupt::cluster_released();
                 if !self.cluster_owned {
                     println!("  kind cluster {name} left alone: this run did not get to own it");
                     return Ok(true);

@@ -10,6 +10,7 @@ pub(crate) mod cluster;
 mod config;
 pub(crate) mod diag;
 pub(crate) mod exec;
+mod interrupt;
 mod plan;
 mod portforward;
 mod target;
@@ -407,6 +408,8 @@ pub fn e2e(
     }
     if backend == Backend::Kwok {
         settings.private_dir = Some(crate::kwok::prepare_private_dir()?);
+    } else {
+        interrupt::install();
     }
     let plan = plan::build(&settings, &names)?;
     let outcome = run_plan(&settings, &names, &plan, artifacts, timings);
