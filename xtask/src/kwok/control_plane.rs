@@ -77,6 +77,17 @@ impl ControlPlane {
 
         let mut supervisor = Supervisor::new(logs.to_path_buf(), !keep)?;
         let bin = |name: &str| Command::new(binaries.path(name));
+        // A component that talks to the API server (and authenticates its own callers through
+        // it) as admin, serving on loopback at `port` (0: not at all).
+        let client = |name: &str, port: u16| {
+            let mut cmd = bin(name);
+            cmd.arg(arg("kubeconfig", &kubeconfig))
+                .arg(arg("authentication-kubeconfig", &kubeconfig))
+                .arg(arg("authorization-kubeconfig", &kubeconfig))
+                .arg(arg("bind-address", "127.0.0.1"))
+                .arg(arg("secure-port", port.to_string()));
+            cmd
+        };
 
         let mut etcd = bin("etcd");
         let client_url = format!("http://127.0.0.1:{etcd_client}");
@@ -136,13 +147,8 @@ impl ControlPlane {
         };
         plane.await_apiserver(apiserver, &pki, api_index, &api_log)?;
 
-        let mut kcm = bin("kube-controller-manager");
-        kcm.arg(arg("kubeconfig", &kubeconfig))
-            .arg(arg("authentication-kubeconfig", &kubeconfig))
-            .arg(arg("authorization-kubeconfig", &kubeconfig))
-            .arg(arg("bind-address", "127.0.0.1"))
-            .arg(arg("secure-port", "0"))
-            .arg(arg("leader-elect", "false"))
+        let mut kcm = client("kube-controller-manager", 0);
+        kcm.arg(arg("leader-elect", "false"))
             .arg(arg(
                 "service-account-private-key-file",
                 &pki.service_account_key,
@@ -152,14 +158,8 @@ impl ControlPlane {
         plane.supervisor()?.spawn("kube-controller-manager", kcm)?;
         plane.spawned += 1;
 
-        let mut scheduler = bin("kube-scheduler");
-        scheduler
-            .arg(arg("kubeconfig", &kubeconfig))
-            .arg(arg("authentication-kubeconfig", &kubeconfig))
-            .arg(arg("authorization-kubeconfig", &kubeconfig))
-            .arg(arg("bind-address", "127.0.0.1"))
-            .arg(arg("secure-port", "0"))
-            .arg(arg("leader-elect", "false"));
+        let mut scheduler = client("kube-scheduler", 0);
+        scheduler.arg(arg("leader-elect", "false"));
         plane.supervisor()?.spawn("kube-scheduler", scheduler)?;
         plane.spawned += 1;
 
@@ -178,13 +178,8 @@ impl ControlPlane {
         plane.supervisor()?.spawn("kwok", kwok_cmd)?;
         plane.spawned += 1;
 
-        let mut metrics = bin("metrics-server");
+        let mut metrics = client("metrics-server", metrics_server);
         metrics
-            .arg(arg("kubeconfig", &kubeconfig))
-            .arg(arg("authentication-kubeconfig", &kubeconfig))
-            .arg(arg("authorization-kubeconfig", &kubeconfig))
-            .arg(arg("bind-address", "127.0.0.1"))
-            .arg(arg("secure-port", metrics_server.to_string()))
             .arg(arg("tls-cert-file", &pki.metrics_server.0))
             .arg(arg("tls-private-key-file", &pki.metrics_server.1))
             .arg(arg("kubelet-preferred-address-types", "InternalIP"))
