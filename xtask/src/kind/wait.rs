@@ -284,6 +284,15 @@ where
     let mut shown = String::new();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut last_shown = Instant::now();
+    // The last watch failure, shown beside what the object looked like.
+    let mut failure: Option<String> = None;
+    let seen_now = |failure: &Option<String>| {
+        let seen = snapshot(&last).seen;
+        match failure {
+            Some(err) => format!("{seen}; the last watch failed: {err}"),
+            None => seen,
+        }
+    };
     // A watch that ends in an error (API server restarting, a kind not served yet, a dropped
     // connection) is started again until the deadline; the error is what a timeout reports.
     loop {
@@ -293,7 +302,7 @@ where
             tokio::select! {
                 result = &mut watch => {
                     match result {
-                        Err(err) => break format!("the watch failed: {err}"),
+                        Err(err) => break err.to_string(),
                         Ok(_) => {
                             let progress = snapshot(&last);
                             if let Some(why) = progress.failed {
@@ -305,30 +314,32 @@ where
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let progress = snapshot(&last);
+                    let seen = seen_now(&failure);
                     if started.elapsed() >= timeout {
-                        return Err(timed_out(what, timeout, &progress.seen));
+                        return Err(timed_out(what, timeout, &seen));
                     }
-                    if progress.seen != shown || last_shown.elapsed() >= HEARTBEAT {
-                        report(what, started, timeout, &progress.seen);
-                        shown = progress.seen;
+                    if seen != shown || last_shown.elapsed() >= HEARTBEAT {
+                        report(what, started, timeout, &seen);
+                        shown = seen;
                         last_shown = Instant::now();
                     }
                 }
             }
         };
-        let seen = format!("{}; {watch_error}", snapshot(&last).seen);
+        failure = Some(watch_error);
+        let seen = seen_now(&failure);
         if started.elapsed() + WATCH_RETRY >= timeout {
             return Err(timed_out(what, timeout, &seen));
         }
-        report(
-            what,
-            started,
-            timeout,
-            &format!("{seen}; watching again in {}s", WATCH_RETRY.as_secs()),
-        );
-        if let Ok(mut last) = last.lock() {
-            last.seen = seen;
+        if seen != shown {
+            report(
+                what,
+                started,
+                timeout,
+                &format!("{seen} (watching again in {}s)", WATCH_RETRY.as_secs()),
+            );
+            shown = seen;
+            last_shown = Instant::now();
         }
         tokio::time::sleep(WATCH_RETRY).await;
     }
