@@ -30,6 +30,7 @@ use crate::artifacts::Timings;
 use crate::conformance;
 use crate::kwok::control_plane::{self, ControlPlane};
 use crate::kwok::{build, pins};
+use camunda_conformance_controlplane::cmd::write_private;
 
 /// State that steps hand to later steps.
 struct Runner<'a> {
@@ -706,21 +707,6 @@ async fn credentials(
     let file = settings.secrets_dir.join("password");
     write_private(&file, password.as_bytes())?;
     Ok((username, file))
-}
-
-/// Owner-only file: written with mode 0600 from the start.
-pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates a Secret the workloads need when it is not there; an existing one is kept (a reused

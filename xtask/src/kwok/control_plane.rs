@@ -15,22 +15,18 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::build::{module_dir, Binaries};
-use super::pins;
-use super::pki::Pki;
 use crate::kind::cluster::parse_documents;
 use crate::local::ports::Ports;
 use crate::local::supervisor::{self, Supervisor};
 use crate::local::wait::{self, Probe};
+use camunda_conformance_controlplane::apiserver::{self, arg, kubeconfig_yaml};
+use camunda_conformance_controlplane::build::{module_dir, Binaries};
+use camunda_conformance_controlplane::pins;
+use camunda_conformance_controlplane::pki::Pki;
 
-/// The one simulated node.
-pub const NODE_NAME: &str = "kwok-node-0";
-/// The kubeconfig context of the kwok control plane.
-pub const CONTEXT: &str = "kwok-camunda-conformance";
-pub const SERVICE_RANGE: &str = "10.96.0.0/12";
-/// The `kubernetes` Service's address, the first of [`SERVICE_RANGE`].
-pub const SERVICE_IP: &str = "10.96.0.1";
-pub const FRONT_PROXY_NAME: &str = "front-proxy-client";
+pub use camunda_conformance_controlplane::apiserver::kubeconfig_path;
+use camunda_conformance_controlplane::SERVICE_RANGE;
+pub use camunda_conformance_controlplane::{CONTEXT, NODE_NAME};
 
 /// What outlives a `--keep` run: the process groups and the private folder.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,12 +47,6 @@ pub struct ControlPlane {
     logs: PathBuf,
     /// Components started so far, in start order.
     spawned: usize,
-}
-
-fn arg(flag: &str, value: impl AsRef<std::ffi::OsStr>) -> std::ffi::OsString {
-    let mut out = std::ffi::OsString::from(format!("--{flag}="));
-    out.push(value.as_ref());
-    out
 }
 
 impl ControlPlane {
@@ -89,50 +79,11 @@ impl ControlPlane {
             cmd
         };
 
-        let mut etcd = bin("etcd");
-        let client_url = format!("http://127.0.0.1:{etcd_client}");
-        let peer_url = format!("http://127.0.0.1:{etcd_peer}");
-        etcd.arg(arg("data-dir", dir.join("etcd")))
-            .arg(arg("name", "kwok"))
-            .arg(arg("listen-client-urls", &client_url))
-            .arg(arg("advertise-client-urls", &client_url))
-            .arg(arg("listen-peer-urls", &peer_url))
-            .arg(arg("initial-advertise-peer-urls", &peer_url))
-            .arg(arg("initial-cluster", format!("kwok={peer_url}")))
-            // A throwaway cluster: durability costs time and buys nothing.
-            .arg("--unsafe-no-fsync");
-        supervisor.spawn("etcd", etcd)?;
-
-        let mut api = bin("kube-apiserver");
-        api.arg(arg("etcd-servers", &client_url))
-            .arg(arg("bind-address", "127.0.0.1"))
-            .arg(arg("advertise-address", "127.0.0.1"))
-            .arg(arg("secure-port", apiserver.to_string()))
-            .arg(arg("tls-cert-file", &pki.apiserver.0))
-            .arg(arg("tls-private-key-file", &pki.apiserver.1))
-            .arg(arg("client-ca-file", &pki.ca))
-            .arg(arg("service-account-key-file", &pki.service_account_pub))
-            .arg(arg(
-                "service-account-signing-key-file",
-                &pki.service_account_key,
-            ))
-            .arg(arg(
-                "service-account-issuer",
-                "https://kubernetes.default.svc.cluster.local",
-            ))
-            .arg(arg("service-cluster-ip-range", SERVICE_RANGE))
-            .arg(arg("authorization-mode", "Node,RBAC"))
-            .arg(arg("allow-privileged", "true"))
-            // Loopback is no valid endpoint address for the `kubernetes` Service.
-            .arg(arg("endpoint-reconciler-type", "none"))
-            // The aggregation layer (metrics.k8s.io) authenticates itself with this client.
-            .arg(arg("proxy-client-cert-file", &pki.front_proxy.0))
-            .arg(arg("proxy-client-key-file", &pki.front_proxy.1))
-            .arg(arg("requestheader-client-ca-file", &pki.ca))
-            .arg(arg("requestheader-allowed-names", FRONT_PROXY_NAME))
-            .arg(arg("requestheader-username-headers", "X-Remote-User"))
-            .arg(arg("requestheader-group-headers", "X-Remote-Group"))
-            .arg(arg("requestheader-extra-headers-prefix", "X-Remote-Extra-"));
+        supervisor.spawn(
+            "etcd",
+            apiserver::etcd(binaries, &dir.join("etcd"), etcd_client, etcd_peer),
+        )?;
+        let api = apiserver::kube_apiserver(binaries, &pki, etcd_client, apiserver);
         let api_index = supervisor.spawn("kube-apiserver", api)?;
         let api_log = supervisor.get(api_index).log.clone();
 
@@ -315,32 +266,8 @@ pub fn down(kept: &Kept) {
     }
 }
 
-/// Where the kubeconfig of a control plane's private folder is.
-pub fn kubeconfig_path(private: &Path) -> PathBuf {
-    private.join("kubeconfig")
-}
-
 fn first_line(text: String) -> String {
     text.lines().next().unwrap_or_default().to_string()
-}
-
-/// The admin kubeconfig: file references to the PKI (keys are not copied anywhere).
-fn kubeconfig_yaml(port: u16, pki: &Pki) -> String {
-    serde_yaml::to_string(&serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {
-            "server": format!("https://127.0.0.1:{port}"),
-            "certificate-authority": pki.ca,
-        }}],
-        "users": [{"name": CONTEXT, "user": {
-            "client-certificate": pki.admin.0,
-            "client-key": pki.admin.1,
-        }}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT}}],
-        "current-context": CONTEXT,
-    }))
-    .unwrap_or_default()
 }
 
 /// kwok's configuration: its node, pod and volume stages, the simulated kubelet

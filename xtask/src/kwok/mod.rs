@@ -3,12 +3,11 @@
 //! with a per-run PKI ([`control_plane`], [`pki`]). The deploy path, waits, discovery and the
 //! suites are the kind backend's (`kind::plan` has a kwok branch).
 
-pub mod build;
 pub mod certificates;
 pub mod control_plane;
 pub mod live_tests;
-pub mod pins;
-mod pki;
+
+pub use camunda_conformance_controlplane::{build, pins};
 
 use std::path::PathBuf;
 

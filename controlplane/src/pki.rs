@@ -11,7 +11,7 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
-use crate::kind::exec::write_private;
+use crate::cmd::write_private;
 
 /// The files the components are started with.
 pub struct Pki {
@@ -103,7 +103,7 @@ impl Pki {
                 "kubernetes.default",
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
-                super::control_plane::SERVICE_IP,
+                crate::SERVICE_IP,
             ],
             server.clone(),
         )?;
@@ -119,9 +119,9 @@ impl Pki {
         let front_proxy = issuer.issue(
             dir,
             "front-proxy-client",
-            super::control_plane::FRONT_PROXY_NAME,
+            crate::FRONT_PROXY_NAME,
             None,
-            &[super::control_plane::FRONT_PROXY_NAME],
+            &[crate::FRONT_PROXY_NAME],
             client,
         )?;
         // The aggregator verifies the service's DNS name; metrics-server answers on loopback.
@@ -137,7 +137,7 @@ impl Pki {
         let kwok = issuer.issue(
             dir,
             "kwok",
-            super::control_plane::NODE_NAME,
+            crate::NODE_NAME,
             None,
             &["127.0.0.1", "localhost"],
             server,

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::pins;
-use crate::kind::cli::Cmd;
+use crate::cmd::Cmd;
+use crate::pins;
 
 /// Bumped when the layout or the build recipe changes in a way the inputs do not show.
 const SCHEMA: &str = "camunda-conformance controlplane cache v1";
