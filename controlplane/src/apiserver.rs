@@ -121,8 +121,8 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Cmd {
 pub struct Standalone {
     children: Vec<Child>,
     pub kubeconfig: PathBuf,
-    /// Component logs; kept when the caller asks for them.
-    pub dir: tempfile::TempDir,
+    /// PKI, kubeconfig, etcd data, component logs.
+    dir: tempfile::TempDir,
 }
 
 fn spawn(mut command: Command, log: &Path) -> Result<Child> {
@@ -174,6 +174,13 @@ impl Standalone {
         Ok(server)
     }
 
+    /// Keeps the private folder (component logs; also the PKI, which dies with the processes)
+    /// for a person to read after a failure.
+    pub fn keep_logs(&mut self) -> PathBuf {
+        self.dir.disable_cleanup(true);
+        self.dir.path().to_path_buf()
+    }
+
     fn await_ready(&mut self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         let mut seen = String::from("not asked yet");
@@ -181,8 +188,8 @@ impl Standalone {
             for child in &mut self.children {
                 if let Some(status) = child.try_wait()? {
                     bail!(
-                        "a control-plane process exited ({status}); its logs are in {}",
-                        self.dir.path().display()
+                        "a control-plane process exited ({status}); its logs are kept in {}",
+                        self.keep_logs().display()
                     );
                 }
             }
@@ -197,8 +204,9 @@ impl Standalone {
             std::thread::sleep(Duration::from_millis(500));
         }
         bail!(
-            "kube-apiserver was not ready within {}s; last seen: {seen}",
-            timeout.as_secs()
+            "kube-apiserver was not ready within {}s; last seen: {seen}; logs kept in {}",
+            timeout.as_secs(),
+            self.keep_logs().display()
         )
     }
 }

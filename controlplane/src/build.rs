@@ -45,11 +45,11 @@ struct Program {
     /// Folder and wrapper module name.
     name: &'static str,
     module: &'static str,
-    version: &'static str,
+    version: String,
     /// The version the module's locally replaced siblings are published at.
     sibling_version: fn(&str) -> String,
     packages: &'static [&'static str],
-    ldflags: fn() -> String,
+    ldflags: String,
 }
 
 fn same_version(version: &str) -> String {
@@ -61,8 +61,7 @@ fn staging_version(version: &str) -> String {
     format!("v0.{}", version.trim_start_matches("v1."))
 }
 
-fn kubernetes_ldflags() -> String {
-    let version = pins::KUBERNETES;
+fn kubernetes_ldflags(version: &str) -> String {
     let mut parts = version.trim_start_matches('v').split('.');
     let major = parts.next().unwrap_or_default();
     let minor = parts.next().unwrap_or_default();
@@ -91,44 +90,47 @@ fn plain_ldflags() -> String {
     "-s -w".to_string()
 }
 
-const PROGRAMS: [Program; 4] = [
-    Program {
-        name: "kubernetes",
-        module: "k8s.io/kubernetes",
-        version: pins::KUBERNETES,
-        sibling_version: staging_version,
-        packages: &[
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            "k8s.io/kubernetes/cmd/kube-controller-manager",
-            "k8s.io/kubernetes/cmd/kube-scheduler",
-        ],
-        ldflags: kubernetes_ldflags,
-    },
-    Program {
-        name: "etcd",
-        module: "go.etcd.io/etcd/server/v3",
-        version: pins::ETCD,
-        sibling_version: same_version,
-        packages: &["go.etcd.io/etcd/server/v3"],
-        ldflags: plain_ldflags,
-    },
-    Program {
-        name: "kwok",
-        module: "sigs.k8s.io/kwok",
-        version: pins::KWOK,
-        sibling_version: same_version,
-        packages: &["sigs.k8s.io/kwok/cmd/kwok"],
-        ldflags: kwok_ldflags,
-    },
-    Program {
-        name: "metrics-server",
-        module: "sigs.k8s.io/metrics-server",
-        version: pins::METRICS_SERVER,
-        sibling_version: same_version,
-        packages: &["sigs.k8s.io/metrics-server/cmd/metrics-server"],
-        ldflags: metrics_server_ldflags,
-    },
-];
+/// What a control plane of Kubernetes `kubernetes` is built from.
+fn programs(kubernetes: &str) -> [Program; 4] {
+    [
+        Program {
+            name: "kubernetes",
+            module: "k8s.io/kubernetes",
+            version: kubernetes.to_string(),
+            sibling_version: staging_version,
+            packages: &[
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "k8s.io/kubernetes/cmd/kube-scheduler",
+            ],
+            ldflags: kubernetes_ldflags(kubernetes),
+        },
+        Program {
+            name: "etcd",
+            module: "go.etcd.io/etcd/server/v3",
+            version: pins::ETCD.to_string(),
+            sibling_version: same_version,
+            packages: &["go.etcd.io/etcd/server/v3"],
+            ldflags: plain_ldflags(),
+        },
+        Program {
+            name: "kwok",
+            module: "sigs.k8s.io/kwok",
+            version: pins::KWOK.to_string(),
+            sibling_version: same_version,
+            packages: &["sigs.k8s.io/kwok/cmd/kwok"],
+            ldflags: kwok_ldflags(),
+        },
+        Program {
+            name: "metrics-server",
+            module: "sigs.k8s.io/metrics-server",
+            version: pins::METRICS_SERVER.to_string(),
+            sibling_version: same_version,
+            packages: &["sigs.k8s.io/metrics-server/cmd/metrics-server"],
+            ldflags: metrics_server_ldflags(),
+        },
+    ]
+}
 
 /// The output name of a package: its last path element, `etcd` for etcd's server module.
 fn binary_of(package: &str) -> &str {
@@ -189,9 +191,9 @@ pub fn go_version() -> Result<String> {
 }
 
 /// Every input of the build, as text: hashed into the key and stored beside the binaries.
-fn key_text(go: &str) -> String {
+fn key_text(go: &str, kubernetes: &str) -> String {
     let mut text = format!("{SCHEMA}\ngo: {go}\n");
-    for program in &PROGRAMS {
+    for program in &programs(kubernetes) {
         let _ = writeln!(
             text,
             "{}: {}@{} packages {} ldflags {:?}",
@@ -199,7 +201,7 @@ fn key_text(go: &str) -> String {
             program.module,
             program.version,
             program.packages.join(" "),
-            (program.ldflags)()
+            program.ldflags
         );
     }
     text.push_str("flags: -trimpath, CGO_ENABLED=0, GOFLAGS=-mod=mod\n");
@@ -257,10 +259,34 @@ fn damage(dir: &Path, key_text: &str) -> Option<String> {
     None
 }
 
-/// The binaries from the cache, built first when missing or damaged.
+/// The pinned control plane from the cache, built first when missing or damaged.
 pub fn ensure() -> Result<Binaries> {
+    ensure_kubernetes(pins::KUBERNETES)
+}
+
+/// `vX.Y.Z`, as the module proxy names Kubernetes releases.
+fn valid_version(version: &str) -> bool {
+    let Some(digits) = version.strip_prefix('v') else {
+        return false;
+    };
+    let parts: Vec<&str> = digits.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The control plane with Kubernetes `kubernetes` (`vX.Y.Z`) from the cache, built first when
+/// missing or damaged.
+pub fn ensure_kubernetes(kubernetes: &str) -> Result<Binaries> {
+    if !valid_version(kubernetes) || !kubernetes.starts_with("v1.") {
+        bail!(
+            "Kubernetes version `{kubernetes}`: expected v1.Y.Z, e.g. {}",
+            pins::KUBERNETES
+        );
+    }
     let go = go_version()?;
-    let text = key_text(&go);
+    let text = key_text(&go, kubernetes);
     let key = hex(&Sha256::digest(text.as_bytes()));
     let root = cache_root()?.join("controlplane");
     let dir = root.join(&key[..16]);
@@ -268,7 +294,7 @@ pub fn ensure() -> Result<Binaries> {
     if dir.exists() {
         match damage(&dir, &text) {
             None => {
-                println!(
+                eprintln!(
                     "  control plane: cached, nothing rebuilt ({}, verified in {:.1}s)",
                     dir.display(),
                     checked.elapsed().as_secs_f64()
@@ -276,7 +302,7 @@ pub fn ensure() -> Result<Binaries> {
                 return Ok(Binaries { dir });
             }
             Some(why) => {
-                println!(
+                eprintln!(
                     "  control plane: the cache at {} is damaged ({why}): rebuilding",
                     dir.display()
                 );
@@ -285,9 +311,9 @@ pub fn ensure() -> Result<Binaries> {
             }
         }
     }
-    println!(
+    eprintln!(
         "  control plane: building Kubernetes {}, etcd {}, kwok {}, metrics-server {} with {go} into {} (first time: 15-25 minutes on 2 cores, 3-5 GB of Go caches)",
-        pins::KUBERNETES,
+        kubernetes,
         pins::ETCD,
         pins::KWOK,
         pins::METRICS_SERVER,
@@ -302,7 +328,7 @@ pub fn ensure() -> Result<Binaries> {
         .with_context(|| format!("creating a build folder in {}", root.display()))?
         .keep();
     // Kept on failure, for its logs; the next build removes it.
-    build_into(&temp, &text)
+    build_into(&temp, &text, kubernetes)
         .with_context(|| format!("the build folder {} is kept for its logs", temp.display()))?;
     if let Err(err) = std::fs::rename(&temp, &dir) {
         let _ = std::fs::remove_dir_all(&temp);
@@ -312,7 +338,7 @@ pub fn ensure() -> Result<Binaries> {
         }
         return Err(err).with_context(|| format!("moving the build into {}", dir.display()));
     }
-    println!(
+    eprintln!(
         "  control plane: built in {:.1} min ({})",
         started.elapsed().as_secs_f64() / 60.0,
         dir.display()
@@ -339,10 +365,10 @@ fn remove_failed_builds(root: &Path) {
     }
 }
 
-fn build_into(out: &Path, key_text: &str) -> Result<()> {
+fn build_into(out: &Path, key_text: &str, kubernetes: &str) -> Result<()> {
     let bin = out.join("bin");
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
-    for program in &PROGRAMS {
+    for program in &programs(kubernetes) {
         let started = Instant::now();
         let src = out.join("src").join(program.name);
         std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
@@ -354,7 +380,7 @@ fn build_into(out: &Path, key_text: &str) -> Result<()> {
             "build".to_string(),
             "-trimpath".to_string(),
             "-ldflags".to_string(),
-            (program.ldflags)(),
+            program.ldflags.clone(),
             "-o".to_string(),
         ];
         args.push(if program.packages.len() == 1 {
@@ -366,7 +392,7 @@ fn build_into(out: &Path, key_text: &str) -> Result<()> {
         });
         args.extend(program.packages.iter().map(|p| p.to_string()));
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        println!(
+        eprintln!(
             "  building {} {} (log {})",
             program.module,
             program.version,
@@ -380,7 +406,7 @@ fn build_into(out: &Path, key_text: &str) -> Result<()> {
             .timeout(BUILD_TIMEOUT)
             .run_logged(&log)
             .with_context(|| format!("building {}@{}", program.module, program.version))?;
-        println!(
+        eprintln!(
             "  built {} in {:.1} min",
             program
                 .packages
@@ -398,8 +424,8 @@ fn build_into(out: &Path, key_text: &str) -> Result<()> {
             .timeout(Duration::from_secs(30))
             .output()
             .with_context(|| format!("{name} --version: the build is not usable"))?;
-        if name.starts_with("kube-") && !version.contains(pins::KUBERNETES) {
-            bail!("{name} reports {version:?}, not {}", pins::KUBERNETES);
+        if name.starts_with("kube-") && !version.contains(kubernetes) {
+            bail!("{name} reports {version:?}, not {kubernetes}");
         }
         let _ = writeln!(manifest, "{}  {name}", sha256_file(&path)?);
     }
@@ -411,9 +437,9 @@ fn build_into(out: &Path, key_text: &str) -> Result<()> {
 /// `module camunda-conformance/<name>` requiring the program's module and, at the matching
 /// version, every sibling its go.mod replaces with a local path.
 fn wrapper_go_mod(program: &Program) -> Result<String> {
-    let upstream = module_go_mod(program.module, program.version)?;
+    let upstream = module_go_mod(program.module, &program.version)?;
     let siblings = local_replacements(&upstream);
-    let sibling_version = (program.sibling_version)(program.version);
+    let sibling_version = (program.sibling_version)(&program.version);
     let mut text = format!(
         "// Generated by cargo xtask (kwok backend): builds {}@{} with its siblings at matching versions.\nmodule camunda-conformance/{}\n\ngo {}\n\nrequire (\n\t{} {}\n",
         program.module,
@@ -512,12 +538,13 @@ mod tests {
             "kube-apiserver"
         );
         assert_eq!(binary_of("go.etcd.io/etcd/server/v3"), "etcd");
+        assert!(valid_version("v1.35.4") && !valid_version("1.35.4") && !valid_version("v1.35"));
     }
 
     #[test]
     fn a_cache_entry_is_damaged_unless_key_and_every_binary_match() {
         let dir = tempfile::tempdir().unwrap();
-        let text = key_text("go1.26.8 linux/amd64");
+        let text = key_text("go1.26.8 linux/amd64", pins::KUBERNETES);
         assert!(damage(dir.path(), &text)
             .unwrap()
             .contains("no readable KEY"));
@@ -539,8 +566,10 @@ mod tests {
         assert!(damage(dir.path(), &text)
             .unwrap()
             .contains("bin/kwok differs"));
-        assert!(damage(dir.path(), &key_text("go1.27.0 linux/amd64"))
-            .unwrap()
-            .contains("does not match"));
+        assert!(
+            damage(dir.path(), &key_text("go1.26.8 linux/amd64", "v1.35.4"))
+                .unwrap()
+                .contains("does not match")
+        );
     }
 }

@@ -125,7 +125,7 @@ impl Cmd {
                 );
             }
             if elapsed >= next_heartbeat {
-                println!(
+                eprintln!(
                     "  still running `{}` ({}s of at most {}s)",
                     self.program,
                     elapsed.as_secs(),

@@ -121,7 +121,80 @@ async fn tests(work: &Path, plane: &ControlPlane) -> Result<usize> {
     let started = Instant::now();
     let result = the_hpa_target_is_awaited_at_min_replicas(&mut applier, &client).await;
     report("the_hpa_target_is_awaited_at_min_replicas", started, result);
+
+    let started = Instant::now();
+    let result =
+        tokio::task::block_in_place(validate_api_server_reports_what_only_the_server_knows);
+    report(
+        "validate_api_server_reports_what_only_the_server_knows",
+        started,
+        result,
+    );
     Ok(failed)
+}
+
+/// `camunda-conformance validate --api-server` (its own kube-apiserver from the same cache):
+/// the server's refusal and the missing namespace are findings; the shipped e2e overlay
+/// passes with the namespace its addon creates named as a warning.
+fn validate_api_server_reports_what_only_the_server_knows() -> Result<String> {
+    let cli = crate::conformance::build_cli()?;
+    let fixture = workspace_root().join("fixtures/validate/api-server/server-side-only.yaml");
+    let run = |paths: &[&Path]| -> Result<(Option<i32>, Value)> {
+        let mut cmd = Cmd::new(
+            cli.display().to_string(),
+            ["validate", "--api-server", "--format", "json"],
+        );
+        cmd.args
+            .extend(paths.iter().map(|p| p.display().to_string()));
+        let out = cmd.timeout(Duration::from_secs(600)).capture()?;
+        let code = if out.success { Some(0) } else { Some(1) };
+        let report: Value = serde_json::from_str(&out.stdout)
+            .with_context(|| format!("validate printed no JSON: {}", out.stderr.trim()))?;
+        Ok((code, report))
+    };
+    let api_findings = |report: &Value| -> Vec<(String, String, String)> {
+        report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["rule"] == "api-server")
+            .map(|f| {
+                let text = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (text("severity"), text("resource"), text("message"))
+            })
+            .collect()
+    };
+    let (code, report) = run(&[&fixture])?;
+    let found = api_findings(&report);
+    ensure!(
+        code == Some(1),
+        "expected exit 1 for the fixture, got {code:?}: {found:?}"
+    );
+    ensure!(
+        found.iter().any(|(sev, res, msg)| sev == "error"
+            && res == "HorizontalPodAutoscaler/camunda"
+            && msg.contains("spec.minReplicas")),
+        "no api-server error for minReplicas 0: {found:?}"
+    );
+    ensure!(
+        found.iter().any(|(sev, res, msg)| sev == "warning"
+            && res == "ConfigMap/settings"
+            && msg.contains("namespaces \"elsewhere\" not found")),
+        "no api-server warning for the missing namespace: {found:?}"
+    );
+    let (code, report) = run(&[&overlay("e2e")])?;
+    let e2e = api_findings(&report);
+    ensure!(code == Some(0), "the e2e overlay should pass: {e2e:?}");
+    ensure!(
+        e2e.iter()
+            .all(|(sev, _, msg)| sev == "warning" && msg.contains("\"cert-manager\" not found")),
+        "the e2e overlay: {e2e:?}"
+    );
+    Ok(format!(
+        "fixture: {} server findings; e2e overlay: {} warning(s) (cert-manager's namespace)",
+        found.len(),
+        e2e.len()
+    ))
 }
 
 fn overlay(name: &str) -> std::path::PathBuf {
