@@ -50,6 +50,12 @@ struct ValidateArgs {
     /// Fail on warnings too.
     #[arg(long)]
     strict: bool,
+    /// `--api-server[=VERSION]`: also dry-run the objects server-side against a local
+    /// kube-apiserver of that version
+    /// (default: the pinned one) with the stack's CRDs: admission defaults, CEL rules, immutable
+    /// fields, namespaces. Built from the Go module proxy and cached (first build 15-25 min).
+    #[arg(long, value_name = "VERSION", num_args = 0..=1, require_equals = true, default_missing_value = camunda_conformance_controlplane::pins::KUBERNETES)]
+    api_server: Option<String>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -103,7 +109,12 @@ fn listing(text: &str) -> anyhow::Result<bool> {
 
 /// `Ok(false)` when a finding fails the run (an error, or a warning under `--strict`).
 fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
-    let validated = validate::validate_paths(&args.paths)?;
+    let mut validated = validate::validate_paths(&args.paths)?;
+    if let Some(version) = &args.api_server {
+        validated
+            .findings
+            .extend(validate::api_server::dry_run(&args.paths, version)?);
+    }
     let sink = Sink::new(args.output.format, args.output.output);
     sink.write_validate(&validated, args.strict)?;
     Ok(report::validate_passed(&validated, args.strict))

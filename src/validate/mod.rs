@@ -4,6 +4,7 @@
 //! against the typed Kubernetes/CRD schemas and keeps the typed value, [`bundle`] indexes the
 //! whole set, and every rule of [`rules`] is a small function over that index.
 
+pub mod api_server;
 pub mod bundle;
 mod env;
 pub mod input;

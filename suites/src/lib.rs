@@ -24,7 +24,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use check::{CheckInfo, CheckResult, RunEvent, Status};
-pub use scaling::{load, HpaCondition, HpaStatus, KubeFuture, KubeOps, PodState, PortForward};
+pub use scaling::{
+    load, HpaCondition, HpaStatus, KubeFuture, KubeOps, PodState, PortForward,
+    SIMULATED_SCALING_SKIPS,
+};
 pub use target::{
     AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus,
     Replica, SessionMode, Sessions, StopHandle, Target,
@@ -112,6 +115,34 @@ pub fn mode_specific_checks(mode: SessionMode) -> &'static [&'static str] {
     }
 }
 
+/// What any target of this session mode may skip under `--strict`: the other mode's checks.
+pub fn session_mode_skips(mode: SessionMode) -> Vec<AllowedSkip> {
+    let (other, name) = match mode {
+        SessionMode::Sticky => (SessionMode::Shared, "sticky"),
+        SessionMode::Shared => (SessionMode::Sticky, "shared"),
+    };
+    mode_specific_checks(other)
+        .iter()
+        .map(|id| {
+            AllowedSkip::new(
+                *id,
+                format!("the target runs {name} sessions; these checks are for the other mode"),
+            )
+        })
+        .collect()
+}
+
+/// What a Kubernetes target may skip under `--strict`: the other session mode's checks, and the
+/// load generator's CPU measurement, which only the local backend can make.
+pub fn kubernetes_skips(mode: SessionMode) -> Vec<AllowedSkip> {
+    let mut skips = session_mode_skips(mode);
+    skips.push(AllowedSkip::new(
+        scaling::LOAD_GENERATOR_ID,
+        scaling::LOAD_GENERATOR_ON_KUBERNETES,
+    ));
+    skips
+}
+
 /// Every check of every suite, in run order: for documentation and `checks` listings.
 pub fn catalog() -> Vec<CheckInfo> {
     Suite::ALL
@@ -119,6 +150,10 @@ pub fn catalog() -> Vec<CheckInfo> {
         .flat_map(|suite| suite.checks().iter().cloned())
         .collect()
 }
+
+/// Why the suites that talk to Camunda skip on the kwok backend.
+pub const SIMULATED_PODS: &str =
+    "talks to Camunda itself: on kwok the pods are simulated and no container runs";
 
 /// Runs the given suites (all when empty) against the target, in the canonical order of
 /// [`Suite::ALL`], reporting progress through `on_event`. Never fails as a whole: a problem
@@ -160,6 +195,10 @@ pub async fn run(
     };
     for suite in selected {
         recorder.suite_started(suite);
+        if target.backend == Backend::Kwok && suite != Suite::Scaling {
+            recorder.skip_rest(suite, SIMULATED_PODS);
+            continue;
+        }
         match suite {
             Suite::Metrics => metrics::run(&ctx, &mut recorder).await,
             Suite::Auth => auth::run(&ctx, &mut recorder).await,

@@ -40,8 +40,12 @@ const fn check(id: &'static str, description: &'static str, disruptive: bool) ->
     }
 }
 
+pub(crate) const LOAD_GENERATOR_ID: &str = "scaling.load-generator";
+/// Why the load generator check skips on Kubernetes.
+pub(crate) const LOAD_GENERATOR_ON_KUBERNETES: &str = "proven on the local backend, where the replicas' CPU is measured; on Kubernetes scaling.scale-out under the same load proves it";
+
 const LOAD_GENERATOR: CheckInfo = check(
-    "scaling.load-generator",
+    LOAD_GENERATOR_ID,
     "local backend: the scaling load through the ingress drives the replicas' CPU to the HPA's scale-out point (or half of what a busy machine leaves them)",
     true,
 );
@@ -76,6 +80,18 @@ const SCALE_IN: CheckInfo = check(
     true,
 );
 
+/// The scaling checks that cannot be shown on kwok's simulated pods, and why.
+pub const SIMULATED_SCALING_SKIPS: &[(&str, &str)] = &[
+    (
+        NEW_PODS_READY.id,
+        "serving traffic cannot be shown on simulated pods: no container runs, nothing answers requests",
+    ),
+    (
+        SESSIONS.id,
+        "talks to Camunda itself: on kwok the pods are simulated and no container runs",
+    ),
+];
+
 pub(crate) const CHECKS: &[CheckInfo] = &[
     LOAD_GENERATOR,
     METRICS_API,
@@ -88,6 +104,9 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
 
 /// Between two session probes through the ingress during the scale-out.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// Session probes without an answer (timeouts, 5xx under load) beyond this share fail the
+/// session check: it cannot vouch for what it did not see.
+const MAX_PROBE_ERROR_SHARE: f64 = 0.1;
 
 /// A boxed future, so that [`KubeOps`] stays object safe.
 pub type KubeFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -102,6 +121,8 @@ pub trait KubeOps: Send + Sync {
     fn pods(&self) -> KubeFuture<'_, Vec<PodState>>;
     /// A local port forwarded to `port` of `pod`, open while the value lives.
     fn port_forward(&self, pod: &str, port: u16) -> KubeFuture<'_, PortForward>;
+    /// kwok: the CPU usage kwok reports for `pod` (`None`: back to kwok's idle default).
+    fn set_simulated_cpu(&self, pod: &str, millicores: Option<u64>) -> KubeFuture<'_, ()>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +132,8 @@ pub struct PodState {
     pub ip: Option<String>,
     /// The container port named `http` (Tomcat).
     pub http_port: u16,
+    /// The pod's CPU request in millicores (what the HPA's utilization is a percentage of).
+    pub cpu_request_m: Option<u64>,
 }
 
 /// A running port-forward; dropping it ends the forwarding process.
@@ -126,10 +149,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         rec.skip_rest(Suite::Scaling, "needs Kubernetes (backend local)");
         return;
     }
-    rec.skip(
-        &LOAD_GENERATOR,
-        "proven on the local backend, where the replicas' CPU is measured; on Kubernetes scaling.scale-out under the same load proves it",
-    );
+    rec.skip(&LOAD_GENERATOR, LOAD_GENERATOR_ON_KUBERNETES);
     let Some(kube) = &ctx.target.kubernetes else {
         rec.skip_rest(Suite::Scaling, "needs the target's [kubernetes] section");
         return;
@@ -195,82 +215,231 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 /// What the scale-out produced for the later checks.
 struct ScaledOut {
     initial: u32,
-    /// The new pods, when they became Ready and serve.
+    /// The new pods, when they became Ready (and, with requests, serve).
     new_pods: Option<Vec<PodState>>,
 }
 
-/// The disruptive part: a session logged in first, then load until the new pods serve, with
-/// the session probed all along; then the scale-in without load.
+/// Above this share of failed load requests the scale-out proves nothing about a working stack.
+const MAX_LOAD_ERROR_SHARE: f64 = 0.05;
+/// Below this many load requests the error share is not judged yet.
+const MIN_LOAD_REQUESTS: u64 = 50;
+/// How often the simulated-CPU driver looks for new pods to load.
+const SIMULATED_CPU_INTERVAL: Duration = Duration::from_secs(3);
+
+/// What makes the HPA scale out.
+enum Driver {
+    /// Requests to engine-rest through the ingress (kind, existing).
+    Requests(load::LoadTarget),
+    /// kwok: the CPU usage kwok reports for every pod of the deployment; no request is sent
+    /// (the pods are simulated).
+    SimulatedCpu { millicores: u64, why: String },
+}
+
+/// The simulated usage that makes the HPA want its maximum: twice its CPU target of the
+/// pods' request.
+fn simulated_cpu(hpa: &HpaStatus, pods: &[PodState]) -> Result<(u64, String), String> {
+    let target = hpa.cpu_target_utilization.ok_or_else(|| {
+        format!(
+            "the HPA has no CPU utilization target to simulate load for; {}",
+            hpa.summary()
+        )
+    })?;
+    let request = pods
+        .iter()
+        .find_map(|p| p.cpu_request_m)
+        .ok_or_else(|| "the pods request no CPU: utilization cannot be simulated".to_string())?;
+    let millicores = request * u64::from(target) * 2 / 100;
+    Ok((
+        millicores,
+        format!(
+            "simulated load: kwok reports {millicores}m CPU per pod ({}% of the {request}m request, twice the HPA's {target}% target), set through pod annotation {}; no request was sent (the pods are simulated)",
+            target * 2,
+            kubectl::CPU_USAGE_ANNOTATION
+        ),
+    ))
+}
+
+/// The disruptive part: the HPA settled at minReplicas, then load (requests through the
+/// ingress, or simulated CPU on kwok) until the new pods are Ready and (with requests) serve,
+/// with a session probed all along; then the scale-in without load.
 async fn under_load(ctx: &Ctx<'_>, ops: &dyn KubeOps, rec: &mut Recorder<'_>) {
-    let load_target = match load::LoadTarget::from_ctx(ctx) {
-        Ok(target) => target,
+    let simulated = ctx.target.backend == Backend::Kwok;
+    let settled = async {
+        let hpa = ops.hpa().await?;
+        // From wherever it is back to minReplicas, as its behavior allows, or the settle bound.
+        let bound = hpa::scale_down_s(
+            &hpa,
+            hpa.current_replicas.max(hpa.desired_replicas),
+            hpa.min_replicas,
+        )
+        .max(ctx.target.bounds.settle_s);
+        let initial = poll(
+            Duration::from_secs(bound),
+            Duration::from_secs(5),
+            || async {
+                match ops.hpa().await {
+                    Ok(now) => hpa::settled(&now),
+                    Err(err) => Polled::Pending(format!("{err:#}")),
+                }
+            },
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("before the load: {err:#}"))?;
+        let pods = ops.pods().await?;
+        Ok::<_, anyhow::Error>((initial, pods))
+    };
+    let (initial, pods) = match settled.await {
+        Ok(found) => found,
         Err(err) => {
-            rec.fail_rest(Suite::Scaling, &format!("no load possible: {err:#}"));
+            rec.fail_rest(Suite::Scaling, &format!("{err:#}"));
             return;
         }
     };
+    let driver = if simulated {
+        match ops
+            .hpa()
+            .await
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|hpa| simulated_cpu(&hpa, &pods))
+        {
+            Ok((millicores, why)) => Driver::SimulatedCpu { millicores, why },
+            Err(reason) => {
+                rec.fail_rest(Suite::Scaling, &format!("no load possible: {reason}"));
+                return;
+            }
+        }
+    } else {
+        match load::LoadTarget::from_ctx(ctx) {
+            Ok(target) => Driver::Requests(target),
+            Err(err) => {
+                rec.fail_rest(Suite::Scaling, &format!("no load possible: {err:#}"));
+                return;
+            }
+        }
+    };
     let webapp = ingress(ctx);
-    let login = login_before_load(ctx, &webapp).await;
+    let login = if simulated {
+        None
+    } else {
+        Some(login_before_load(ctx, &webapp).await)
+    };
+    // The kubelet's probes count as requests too: what a pod serves is measured against them.
+    let baseline = match (&driver, &ctx.target.prometheus) {
+        (Driver::Requests(_), Some(prometheus)) => {
+            Some(probe_baseline(ctx, &prometheus.url, &prometheus.job).await)
+        }
+        _ => None,
+    };
     // Bounded anyway by the waits it serves, so that a forgotten stop cannot load the stack
     // for long: scale-out, new pods Ready, new pods serving.
     let limit = Duration::from_secs(ctx.target.bounds.scale_out_s.saturating_mul(3) + 60)
         .min(load::MAX_DURATION);
     let stop_load = AtomicBool::new(false);
     let stop_probe = AtomicBool::new(false);
+    let live = load::Live::default();
+    let old_pods: BTreeSet<String> = pods.into_iter().map(|p| p.name).collect();
     let under_load = async {
         let probe = async {
             match &login {
-                Ok(cookies) => Some(probe_session(ctx, &webapp, cookies, &stop_probe).await),
-                Err(_) => None,
+                Some(Ok(cookies)) => Some(probe_session(ctx, &webapp, cookies, &stop_probe).await),
+                _ => None,
             }
         };
         let scale_out = async {
-            let scaled = scale_out_checks(ctx, ops, rec).await;
+            let scaled =
+                scale_out_checks(ctx, ops, rec, &driver, &live, initial, &old_pods, baseline).await;
             stop_probe.store(true, Ordering::Relaxed);
             stop_load.store(true, Ordering::Relaxed);
             scaled
         };
         let (probe, scaled) = tokio::join!(probe, scale_out);
         let scaled = scaled?;
-        rec.check(
-            &SESSIONS,
-            sessions_verdict(
-                ctx,
-                ops,
-                &login,
-                probe,
-                scaled.new_pods.as_deref().unwrap_or_default(),
-            ),
-        )
-        .await;
+        match &login {
+            None => {
+                rec.skip(&SESSIONS, SIMULATED_SCALING_SKIPS[1].1);
+            }
+            Some(login) => {
+                rec.check(
+                    &SESSIONS,
+                    sessions_verdict(
+                        ctx,
+                        ops,
+                        login,
+                        probe,
+                        scaled.new_pods.as_deref().unwrap_or_default(),
+                    ),
+                )
+                .await;
+            }
+        }
         Some(scaled.initial)
     };
-    let (stats, initial) = tokio::join!(
-        load::drive(&load_target, limit, load::SCALING_WORKERS, &stop_load),
-        under_load
-    );
-    match stats {
-        Ok(stats) => tracing::info!("scaling load: {stats}"),
-        Err(err) => tracing::warn!("scaling load: {err:#}"),
-    }
+    let load = async {
+        match &driver {
+            Driver::Requests(target) => {
+                match load::drive(target, limit, load::SCALING_WORKERS, &stop_load, &live).await {
+                    Ok(stats) => tracing::info!("scaling load: {stats}"),
+                    Err(err) => tracing::warn!("scaling load: {err:#}"),
+                }
+            }
+            Driver::SimulatedCpu { millicores, .. } => {
+                simulate_cpu(ops, *millicores, limit, &stop_load, &live).await;
+            }
+        }
+    };
+    let ((), initial) = tokio::join!(load, under_load);
     if let Some(initial) = initial {
         rec.check(&SCALE_IN, scale_in(ctx, ops, initial)).await;
     }
 }
 
+/// kwok: keeps every pod of the deployment (new ones included) at `millicores` until `stop`,
+/// then back at kwok's idle default. Failed annotations count as load errors.
+async fn simulate_cpu(
+    ops: &dyn KubeOps,
+    millicores: u64,
+    limit: Duration,
+    stop: &AtomicBool,
+    live: &load::Live,
+) {
+    let started = std::time::Instant::now();
+    let mut loaded = BTreeSet::new();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+        if let Ok(pods) = ops.pods().await {
+            for pod in pods {
+                if loaded.insert(pod.name.clone()) {
+                    let set = ops.set_simulated_cpu(&pod.name, Some(millicores)).await;
+                    live.record(set.map_err(|e| format!("{e:#}")));
+                }
+            }
+        }
+        tokio::time::sleep(SIMULATED_CPU_INTERVAL).await;
+    }
+    for pod in &loaded {
+        // Pods removed meanwhile cannot be annotated; that is no error of the load.
+        if let Err(err) = ops.set_simulated_cpu(pod, None).await {
+            tracing::info!("idling {pod}: {err:#}");
+        }
+    }
+}
+
 /// Scale-out and new-pods checks under load; what they found when the deployment scaled out.
+#[allow(clippy::too_many_arguments)]
 async fn scale_out_checks(
     ctx: &Ctx<'_>,
     ops: &dyn KubeOps,
     rec: &mut Recorder<'_>,
+    driver: &Driver,
+    live: &load::Live,
+    initial: u32,
+    old_pods: &BTreeSet<String>,
+    baseline: Option<Result<f64>>,
 ) -> Option<ScaledOut> {
-    let mut before: Option<(u32, BTreeSet<String>)> = None;
+    let mut scaled = false;
     rec.check(&SCALE_OUT, async {
-        let initial = match hpa::before_load(&ops.hpa().await?) {
-            Ok(initial) => initial,
-            Err(reason) => return Ok(Verdict::Fail(reason)),
-        };
-        let pods: BTreeSet<String> = ops.pods().await?.into_iter().map(|p| p.name).collect();
+        if let Err(reason) = hpa::before_load(&ops.hpa().await?) {
+            return Ok(Verdict::Fail(reason));
+        }
         let bound = Duration::from_secs(ctx.target.bounds.scale_out_s);
         let message = poll(bound, Duration::from_secs(5), || async {
             match ops.hpa().await {
@@ -279,15 +448,16 @@ async fn scale_out_checks(
             }
         })
         .await?;
-        before = Some((initial, pods));
-        Ok(Verdict::Pass(message))
+        scaled = true;
+        Ok(load_verdict(driver, live, &message))
     })
     .await;
-    let (initial, old_pods) = before?;
-
+    if !scaled {
+        return None;
+    }
     let mut new_pods = None;
     rec.check(&NEW_PODS_READY, async {
-        let (verdict, pods) = new_pods_ready(ctx, ops, &old_pods).await?;
+        let (verdict, pods) = new_pods_ready(ctx, ops, old_pods, driver, baseline).await?;
         new_pods = pods;
         Ok(verdict)
     })
@@ -295,11 +465,67 @@ async fn scale_out_checks(
     Some(ScaledOut { initial, new_pods })
 }
 
-/// The new pods Ready and serving; with them when both hold.
+/// The scale-out verdict with the load that caused it; a load with too many errors fails it.
+fn load_verdict(driver: &Driver, live: &load::Live, scaled: &str) -> Verdict {
+    let (requests, errors, last) = live.snapshot();
+    match driver {
+        Driver::SimulatedCpu { why, .. } if errors == 0 => {
+            Verdict::Pass(format!("{scaled}; {why}"))
+        }
+        Driver::SimulatedCpu { why, .. } => Verdict::Fail(format!(
+            "{scaled}; {why}; but {errors} of {requests} annotations failed, last: {}",
+            last.unwrap_or_default()
+        )),
+        Driver::Requests(_) => {
+            let share = if requests == 0 {
+                0.0
+            } else {
+                errors as f64 / requests as f64
+            };
+            let figures = format!(
+                "load through the ingress so far: {requests} requests, {errors} errors ({:.1} %){}",
+                share * 100.0,
+                last.map(|l| format!(", last error: {l}"))
+                    .unwrap_or_default()
+            );
+            if requests >= MIN_LOAD_REQUESTS && share > MAX_LOAD_ERROR_SHARE {
+                Verdict::Fail(format!(
+                    "{scaled}; but the load failed too often (more than {:.0} %): {figures}",
+                    MAX_LOAD_ERROR_SHARE * 100.0
+                ))
+            } else if requests < MIN_LOAD_REQUESTS {
+                Verdict::Fail(format!(
+                    "{scaled}; but too little load was answered to credit it ({figures})"
+                ))
+            } else {
+                Verdict::Pass(format!("{scaled}; {figures}"))
+            }
+        }
+    }
+}
+
+/// The kubelet-probe-only request rate of the busiest replica before the load, per second.
+async fn probe_baseline(ctx: &Ctx<'_>, prometheus: &str, job: &str) -> Result<f64> {
+    let query = format!("sum by (instance) (rate(tomcat_requestcount_total{{job=\"{job}\"}}[1m]))");
+    let rates = instance_rates(ctx, prometheus, &query).await?;
+    if rates.is_empty() {
+        anyhow::bail!("Prometheus has no request rate of job {job} before the load");
+    }
+    Ok(rates.into_iter().map(|(_, rate)| rate).fold(0.0, f64::max))
+}
+
+/// Requests per second that count as traffic from the ingress: well above the probes.
+fn serving_threshold(baseline: f64) -> f64 {
+    baseline * 2.0 + 0.5
+}
+
+/// The new pods Ready and (with requests) serving; with them when both hold.
 async fn new_pods_ready(
     ctx: &Ctx<'_>,
     ops: &dyn KubeOps,
     old_pods: &BTreeSet<String>,
+    driver: &Driver,
+    baseline: Option<Result<f64>>,
 ) -> Result<(Verdict, Option<Vec<PodState>>)> {
     let bound = Duration::from_secs(ctx.target.bounds.scale_out_s);
     let new_pods = poll(bound, Duration::from_secs(3), || async {
@@ -310,7 +536,17 @@ async fn new_pods_ready(
     })
     .await?;
     let names: Vec<&str> = new_pods.iter().map(|p| p.name.as_str()).collect();
-    let Some(prometheus) = &ctx.target.prometheus else {
+    if let Driver::SimulatedCpu { .. } = driver {
+        return Ok((
+            Verdict::Skip(format!(
+                "new pods Ready: {}; {}",
+                names.join(", "),
+                SIMULATED_SCALING_SKIPS[0].1
+            )),
+            Some(new_pods),
+        ));
+    }
+    let (Some(prometheus), Some(baseline)) = (&ctx.target.prometheus, baseline) else {
         return Ok((
             Verdict::Fail(format!(
                 "new pods Ready: {}; cannot show that they take traffic without the [prometheus] section",
@@ -319,9 +555,23 @@ async fn new_pods_ready(
             None,
         ));
     };
-    // Traffic proof: the new pods' Tomcat request counters grow (Prometheus labels them by pod IP).
+    let baseline = match baseline {
+        Ok(rate) => rate,
+        Err(err) => {
+            return Ok((
+                Verdict::Fail(format!(
+                    "new pods Ready: {}; no probe baseline to tell traffic from kubelet probes: {err:#}",
+                    names.join(", ")
+                )),
+                None,
+            ))
+        }
+    };
+    let threshold = serving_threshold(baseline);
+    // Traffic proof: the new pods' Tomcat request rate (Prometheus labels them by pod IP) well
+    // above what the kubelet's probes alone caused on the busiest pod before the load.
     let query = format!(
-        "sum by (instance) (rate(tomcat_requestcount_total{{job=\"{}\"}}[1m])) > 0",
+        "sum by (instance) (rate(tomcat_requestcount_total{{job=\"{}\"}}[1m]))",
         prometheus.job
     );
     let ips: Vec<String> = new_pods.iter().filter_map(|p| p.ip.clone()).collect();
@@ -329,35 +579,48 @@ async fn new_pods_ready(
         Duration::from_secs(ctx.target.bounds.scale_out_s),
         Duration::from_secs(5),
         || async {
-            match serving_instances(ctx, &prometheus.url, &query).await {
-                Ok(instances) => {
-                    let idle: Vec<&String> = ips
-                        .iter()
-                        .filter(|ip| !instances.iter().any(|i| i.starts_with(&format!("{ip}:"))))
-                        .collect();
-                    if idle.is_empty() && !ips.is_empty() {
-                        Polled::Done(())
-                    } else {
-                        Polled::Pending(format!(
-                            "instances with requests: [{}]; new pod IPs: [{}]",
-                            instances.join(", "),
-                            ips.join(", ")
-                        ))
-                    }
-                }
+            match instance_rates(ctx, &prometheus.url, &query).await {
+                Ok(rates) => serving(&rates, &ips, threshold),
                 Err(err) => Polled::Pending(format!("{err:#}")),
             }
         },
     )
     .await?;
     let verdict = Verdict::Pass(format!(
-        "new pods Ready and serving requests: {}",
+        "new pods Ready and serving ingress traffic (above {threshold:.2} requests/s; the probes alone made {baseline:.2}/s before the load): {}",
         names.join(", ")
     ));
     Ok((verdict, Some(new_pods)))
 }
 
-async fn serving_instances(ctx: &Ctx<'_>, prometheus: &str, query: &str) -> Result<Vec<String>> {
+/// Done when every pod IP's instance serves above `threshold` requests per second.
+fn serving(rates: &[(String, f64)], ips: &[String], threshold: f64) -> Polled<()> {
+    let rate_of = |ip: &String| {
+        rates
+            .iter()
+            .find(|(instance, _)| instance.starts_with(&format!("{ip}:")))
+            .map(|(_, rate)| *rate)
+    };
+    let idle: Vec<String> = ips
+        .iter()
+        .filter(|ip| rate_of(ip).is_none_or(|rate| rate <= threshold))
+        .map(|ip| format!("{ip} at {:.2}/s", rate_of(ip).unwrap_or(0.0)))
+        .collect();
+    if idle.is_empty() && !ips.is_empty() {
+        Polled::Done(())
+    } else {
+        Polled::Pending(format!(
+            "new pods not yet above {threshold:.2} requests/s: [{}]",
+            idle.join(", ")
+        ))
+    }
+}
+
+async fn instance_rates(
+    ctx: &Ctx<'_>,
+    prometheus: &str,
+    query: &str,
+) -> Result<Vec<(String, f64)>> {
     let url = format!("{}/api/v1/query", prometheus.trim_end_matches('/'));
     let text = ctx
         .http
@@ -371,7 +634,7 @@ async fn serving_instances(ctx: &Ctx<'_>, prometheus: &str, query: &str) -> Resu
         .await?;
     Ok(prom::parse_vector(&text)?
         .into_iter()
-        .filter_map(|(labels, _)| labels.get("instance").cloned())
+        .filter_map(|(labels, value)| Some((labels.get("instance")?.clone(), value)))
         .collect())
 }
 
@@ -484,6 +747,16 @@ fn session_decision(
             probe.errors.last().map_or("none ran", String::as_str)
         ));
     }
+    let unanswered_share = probe.errors.len() as f64 / f64::from(probe.requests.max(1));
+    if unanswered_share > MAX_PROBE_ERROR_SHARE {
+        return Verdict::Fail(format!(
+            "{} of {} session probes through the ingress got no answer during the scale-out (more than {:.0} %), last: {}",
+            probe.errors.len(),
+            probe.requests,
+            MAX_PROBE_ERROR_SHARE * 100.0,
+            probe.errors.last().map_or("-", String::as_str)
+        ));
+    }
     if !probe.misses.is_empty() {
         let hint = match mode {
             SessionMode::Sticky => " (does the ingress re-balance sessions when pods are added? ingress-nginx needs affinity-mode: persistent)",
@@ -579,18 +852,111 @@ mod tests {
         let none = session_decision(SessionMode::Sticky, "conformance", &probe(0, &[]), None);
         assert!(matches!(none, Verdict::Fail(_)));
 
-        // Requests without an answer (under load) are reported, not counted as misses.
-        let mut slow = probe(10, &[]);
+        // A few requests without an answer (under load) are reported, not counted as misses.
+        let mut slow = probe(20, &[]);
         slow.errors = vec!["at 5 s: timed out".into(), "at 9 s: 503".into()];
         let verdict = session_decision(SessionMode::Sticky, "conformance", &slow, None);
         assert!(matches!(verdict, Verdict::Pass(_)), "{verdict:?}");
-        assert!(message(&verdict).starts_with("8 of 8 requests"));
+        assert!(message(&verdict).starts_with("18 of 18 requests"));
         assert!(message(&verdict).contains("2 more got no answer under load, last: at 9 s: 503"));
+        // More than a tenth unanswered: the check cannot vouch for the session.
+        let mut flaky = probe(10, &[]);
+        flaky.errors = vec!["at 5 s: timed out".into(), "at 9 s: 503".into()];
+        let verdict = session_decision(SessionMode::Sticky, "conformance", &flaky, None);
+        assert!(matches!(verdict, Verdict::Fail(_)), "{verdict:?}");
+        assert!(
+            message(&verdict).starts_with("2 of 10 session probes"),
+            "{verdict:?}"
+        );
         let mut silent = probe(2, &[]);
         silent.errors = vec!["at 0 s: refused".into(), "at 1 s: refused".into()];
         let verdict = session_decision(SessionMode::Sticky, "conformance", &silent, None);
         assert!(matches!(verdict, Verdict::Fail(_)), "{verdict:?}");
         assert!(message(&verdict).contains("at 1 s: refused"));
+    }
+
+    fn verdict_is_pass(verdict: &Verdict) -> bool {
+        matches!(verdict, Verdict::Pass(_))
+    }
+
+    #[test]
+    fn simulated_load_is_twice_the_cpu_target_and_says_so() {
+        let hpa = HpaStatus {
+            cpu_target_utilization: Some(70),
+            ..HpaStatus::default()
+        };
+        let pods = [PodState {
+            name: "camunda-a".into(),
+            ready: true,
+            ip: None,
+            http_port: 8080,
+            cpu_request_m: Some(500),
+        }];
+        let (millicores, why) = simulated_cpu(&hpa, &pods).unwrap();
+        assert_eq!(millicores, 700);
+        assert!(why.contains("no request was sent"), "{why}");
+        assert!(simulated_cpu(&HpaStatus::default(), &pods)
+            .unwrap_err()
+            .contains("no CPU utilization target"));
+        let mut no_request = pods.clone();
+        no_request[0].cpu_request_m = None;
+        assert!(simulated_cpu(&hpa, &no_request).is_err());
+
+        let driver = Driver::SimulatedCpu { millicores, why };
+        let live = load::Live::default();
+        live.record(Ok(()));
+        let verdict = load_verdict(&driver, &live, "scaled out from 2 to 4 replicas");
+        assert!(verdict_is_pass(&verdict), "{verdict:?}");
+        assert!(message(&verdict).contains("simulated load: kwok reports 700m"));
+        live.record(Err("pods \"x\" not found".into()));
+        assert!(!verdict_is_pass(&load_verdict(
+            &driver,
+            &live,
+            "scaled out"
+        )));
+    }
+
+    #[test]
+    fn request_load_must_be_answered_to_credit_the_scale_out() {
+        let driver = Driver::Requests(load::LoadTarget::loopback("http://127.0.0.1:9/").unwrap());
+        let live = load::Live::default();
+        for _ in 0..10 {
+            live.record(Ok(()));
+        }
+        let few = load_verdict(&driver, &live, "scaled out");
+        assert!(message(&few).contains("too little load"), "{few:?}");
+        for _ in 0..90 {
+            live.record(Ok(()));
+        }
+        let good = load_verdict(&driver, &live, "scaled out");
+        assert!(verdict_is_pass(&good), "{good:?}");
+        assert!(message(&good).contains("100 requests, 0 errors (0.0 %)"));
+        for _ in 0..10 {
+            live.record(Err("503 Service Unavailable".into()));
+        }
+        let bad = load_verdict(&driver, &live, "scaled out");
+        assert!(!verdict_is_pass(&bad), "{bad:?}");
+        assert!(message(&bad).contains("110 requests, 10 errors (9.1 %), last error: 503"));
+    }
+
+    #[test]
+    fn serving_means_well_above_the_probe_baseline() {
+        let threshold = serving_threshold(0.2);
+        let ips = ["10.244.0.9".to_string()];
+        let probes_only = [("10.244.0.9:9404".to_string(), 0.3)];
+        assert!(matches!(
+            serving(&probes_only, &ips, threshold),
+            Polled::Pending(seen) if seen.contains("10.244.0.9 at 0.30/s")
+        ));
+        let loaded = [("10.244.0.9:9404".to_string(), 12.0)];
+        assert!(matches!(
+            serving(&loaded, &ips, threshold),
+            Polled::Done(())
+        ));
+        assert!(matches!(
+            serving(&loaded, &[], threshold),
+            Polled::Pending(_)
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! name = "local-sticky"
-//! backend = "local"                        # local | kind | existing
+//! backend = "local"                        # local | kind | existing | kwok
 //! [ingress]
 //! base_url = "https://camunda.test:18443"  # https; its port must equal connect_to's
 //! connect_to = "127.0.0.1:18443"           # optional: the host resolves here, no DNS
@@ -112,6 +112,8 @@ pub enum Backend {
     Local,
     Kind,
     Existing,
+    /// A real control plane whose pods kwok simulates: nothing runs Camunda.
+    Kwok,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -60,12 +60,9 @@ pub fn e2e(args: &E2eArgs, timings: Option<&mut Timings>) -> Result<bool> {
             artifacts.finish(args, &outcome);
             outcome
         }
-        BackendChoice::Kind | BackendChoice::Existing => {
-            let name = if chosen.backend == BackendChoice::Kind {
-                "kind"
-            } else {
-                "existing"
-            };
+        BackendChoice::Kind | BackendChoice::Existing | BackendChoice::Kwok => {
+            let name = format!("{:?}", chosen.backend).to_lowercase();
+            let name = name.as_str();
             let artifacts = Artifacts::create(args, name)?;
             let outcome = kind::e2e(args, chosen.backend, &artifacts, timings);
             artifacts.finish(args, &outcome);

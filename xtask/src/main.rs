@@ -10,6 +10,7 @@ mod cache;
 mod command;
 mod conformance;
 mod kind;
+mod kwok;
 mod local;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ enum Command {
     },
     /// Download every addon manifest the kind backend pins and print its sha256 beside the pin.
     PinAddons,
+    /// Test the kind/existing code paths against the kwok backend's real control plane.
+    TestControlPlane,
 }
 
 #[derive(Subcommand)]
@@ -52,6 +55,8 @@ pub enum BackendChoice {
     Kind,
     Local,
     Existing,
+    /// A real control plane with kwok's simulated pods (built from the Go module proxy, cached).
+    Kwok,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::E2e(args) => backend::e2e(&args, None),
         Command::PinAddons => kind::pin_addons(),
+        Command::TestControlPlane => kwok::live_tests::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
             BenchWhat::E2e(args) => backend::bench_e2e(&args),

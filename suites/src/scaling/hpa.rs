@@ -11,6 +11,12 @@ use crate::http::Polled;
 
 /// The scale-down stabilization window when the HPA sets none (Kubernetes' default).
 const DEFAULT_SCALE_DOWN_WINDOW_S: u64 = 300;
+/// Kubernetes' default scale-down policy: up to 100 % of the pods per 15 s period.
+const DEFAULT_SCALE_DOWN_POLICY: ScalePolicy = ScalePolicy {
+    percent: true,
+    value: 100,
+    period_s: 15,
+};
 /// The HPA controller's default sync period: a decision takes up to one period to show.
 const HPA_SYNC_S: u64 = 15;
 
@@ -26,6 +32,32 @@ pub struct HpaStatus {
     pub conditions: Vec<HpaCondition>,
     /// `spec.behavior.scaleDown.stabilizationWindowSeconds`, defaulted as the controller does.
     pub scale_down_window_s: u64,
+    /// `spec.behavior.scaleDown.policies`, defaulted as the API server does.
+    pub scale_down_policies: Vec<ScalePolicy>,
+    /// `spec.behavior.scaleDown.selectPolicy` is `Min` (default `Max`).
+    pub scale_down_select_min: bool,
+    /// The target of the `cpu` Resource metric in percent of the request, if there is one.
+    pub cpu_target_utilization: Option<u32>,
+}
+
+/// One HPA scaling policy: at most `value` pods (or percent of them) per `period_s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScalePolicy {
+    pub percent: bool,
+    pub value: u32,
+    pub period_s: u64,
+}
+
+impl ScalePolicy {
+    /// Pods this policy lets the controller remove per period when `current` run (at least one).
+    fn pods_per_period(&self, current: u32) -> u32 {
+        let pods = if self.percent {
+            (u64::from(current) * u64::from(self.value)).div_ceil(100)
+        } else {
+            u64::from(self.value)
+        };
+        u32::try_from(pods).unwrap_or(u32::MAX).max(1)
+    }
 }
 
 /// One of `status.conditions`: AbleToScale, ScalingActive, ScalingLimited.
@@ -84,6 +116,29 @@ impl HpaStatus {
             })
             .collect();
         let min = &hpa["spec"]["minReplicas"];
+        let scale_down = &hpa["spec"]["behavior"]["scaleDown"];
+        let mut scale_down_policies: Vec<ScalePolicy> = scale_down["policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(ScalePolicy {
+                    percent: p["type"].as_str()? == "Percent",
+                    value: u32::try_from(p["value"].as_u64()?).ok()?,
+                    period_s: p["periodSeconds"].as_u64()?,
+                })
+            })
+            .collect();
+        if scale_down_policies.is_empty() {
+            scale_down_policies.push(DEFAULT_SCALE_DOWN_POLICY);
+        }
+        let cpu_target_utilization = hpa["spec"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["type"] == "Resource" && m["resource"]["name"] == "cpu")
+            .and_then(|m| m["resource"]["target"]["averageUtilization"].as_u64())
+            .and_then(|u| u32::try_from(u).ok());
         HpaStatus {
             min_replicas: if min.is_null() { 1 } else { number(min) },
             max_replicas: number(&hpa["spec"]["maxReplicas"]),
@@ -91,9 +146,12 @@ impl HpaStatus {
             desired_replicas: number(&hpa["status"]["desiredReplicas"]),
             current_metrics,
             conditions,
-            scale_down_window_s: hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
+            scale_down_window_s: scale_down["stabilizationWindowSeconds"]
                 .as_u64()
                 .unwrap_or(DEFAULT_SCALE_DOWN_WINDOW_S),
+            scale_down_policies,
+            scale_down_select_min: scale_down["selectPolicy"] == "Min",
+            cpu_target_utilization,
         }
     }
 
@@ -221,20 +279,56 @@ pub fn scaled_out(hpa: &HpaStatus, initial: u32) -> Polled<String> {
     Polled::Pending(format!("{why}; {}", hpa.summary()))
 }
 
-/// Whether `bound_s` can possibly see the scale-in: the stabilization window plus one
-/// controller sync per replica to remove (the e2e policy removes one pod per period).
+/// The seconds the HPA's behavior needs to go from `from` replicas down to `to`: the
+/// scale-down stabilization window, then one policy period per step (the policies decide how
+/// many pods a step removes), plus one controller sync for the decision to show.
+pub fn scale_down_s(hpa: &HpaStatus, from: u32, to: u32) -> u64 {
+    let mut current = from;
+    let mut needed = hpa.scale_down_window_s + HPA_SYNC_S;
+    while current > to {
+        let per_period = hpa
+            .scale_down_policies
+            .iter()
+            .map(|p| (p.pods_per_period(current), p.period_s.max(HPA_SYNC_S)));
+        let (pods, period) = if hpa.scale_down_select_min {
+            per_period.min_by_key(|(pods, _)| *pods)
+        } else {
+            per_period.max_by_key(|(pods, _)| *pods)
+        }
+        .unwrap_or((current, HPA_SYNC_S));
+        current = current.saturating_sub(pods).max(to);
+        if current > to {
+            needed += period;
+        }
+    }
+    needed
+}
+
+/// Whether `bound_s` can possibly see the scale-in from the current replicas back to the
+/// settled count, as the HPA's behavior allows it.
 pub fn scale_in_fits(hpa: &HpaStatus, initial: u32, bound_s: u64) -> Result<(), String> {
     let settled = initial.max(hpa.min_replicas);
-    let steps = u64::from(hpa.current_replicas.saturating_sub(settled));
-    let needed = hpa.scale_down_window_s + HPA_SYNC_S * (steps + 1);
+    let needed = scale_down_s(hpa, hpa.current_replicas, settled);
     if bound_s < needed {
         return Err(format!(
-            "the scale-in bound ({bound_s} s) is shorter than the HPA's scale-down stabilization window ({} s) plus {} controller syncs of {HPA_SYNC_S} s: raise bounds.scale_in_s to at least {needed} or shorten spec.behavior.scaleDown.stabilizationWindowSeconds",
-            hpa.scale_down_window_s,
-            steps + 1
+            "the scale-in bound ({bound_s} s) is shorter than what the HPA's behavior needs from {} to {settled} replicas ({needed} s: scale-down stabilization window {} s, its policies, one controller sync of {HPA_SYNC_S} s): raise bounds.scale_in_s to at least {needed} or shorten spec.behavior.scaleDown",
+            hpa.current_replicas, hpa.scale_down_window_s
         ));
     }
     Ok(())
+}
+
+/// Before the load: done when the HPA rests at minReplicas (current and desired), so that a
+/// scale-out is the load's doing and not a leftover.
+pub fn settled(hpa: &HpaStatus) -> Polled<u32> {
+    if hpa.current_replicas == hpa.min_replicas && hpa.desired_replicas == hpa.min_replicas {
+        return Polled::Done(hpa.current_replicas);
+    }
+    Polled::Pending(format!(
+        "the HPA is not resting at minReplicas {} yet; {}",
+        hpa.min_replicas,
+        hpa.summary()
+    ))
 }
 
 /// After the load: done when both the current and desired replica counts are back at the
@@ -321,6 +415,19 @@ mod tests {
         );
         assert_eq!(idle.current_metrics, ["cpu 4% (target 70%)"]);
         assert_eq!(idle.scale_down_window_s, 30);
+        assert_eq!(
+            idle.scale_down_policies,
+            [ScalePolicy {
+                percent: false,
+                value: 1,
+                period_s: 15
+            }]
+        );
+        assert_eq!(idle.cpu_target_utilization, Some(70));
+        assert_eq!(done(settled(&idle)), 2);
+        let mut busy = idle.clone();
+        busy.desired_replicas = 3;
+        assert!(pending(settled(&busy)).starts_with("the HPA is not resting at minReplicas 2"));
         let limited = idle.condition("ScalingLimited").unwrap();
         assert_eq!(
             (limited.status.as_str(), limited.reason.as_str()),
@@ -336,6 +443,7 @@ mod tests {
         bare["spec"].as_object_mut().unwrap().remove("minReplicas");
         let bare = HpaStatus::from_api(&bare);
         assert_eq!((bare.scale_down_window_s, bare.min_replicas), (300, 1));
+        assert_eq!(bare.scale_down_policies, [DEFAULT_SCALE_DOWN_POLICY]);
     }
 
     #[test]
@@ -428,14 +536,42 @@ mod tests {
             Polled::Done(_)
         ));
 
-        // 30 s window + 3 syncs of 15 s to go from 4 to 2 one pod at a time.
-        assert_eq!(scale_in_fits(&stabilized, 2, 75), Ok(()));
-        let err = scale_in_fits(&stabilized, 2, 74).unwrap_err();
-        assert!(err.contains("at least 75"), "{err}");
-        let mut default_window = stabilized;
+        // 30 s window + one sync, then one pod per 15 s period from 4 to 2: 4→3 and 3→2.
+        assert_eq!(scale_down_s(&stabilized, 4, 2), 30 + 15 + 15);
+        assert_eq!(scale_in_fits(&stabilized, 2, 60), Ok(()));
+        let err = scale_in_fits(&stabilized, 2, 59).unwrap_err();
+        assert!(err.contains("at least 60"), "{err}");
+        let mut default_window = stabilized.clone();
         default_window.scale_down_window_s = DEFAULT_SCALE_DOWN_WINDOW_S;
         assert!(scale_in_fits(&default_window, 2, 300).is_err());
         assert!(scale_in_fits(&default_window, 2, 600).is_ok());
+        // Two pods per period: 8→6→4→2 takes two periods after the first step.
+        let mut faster = stabilized.clone();
+        faster.scale_down_policies = vec![ScalePolicy {
+            percent: false,
+            value: 2,
+            period_s: 60,
+        }];
+        assert_eq!(scale_down_s(&faster, 8, 2), 30 + 15 + 60 + 60);
+        // The default policy (100 % per 15 s) removes everything in one step.
+        faster.scale_down_policies = vec![DEFAULT_SCALE_DOWN_POLICY];
+        assert_eq!(scale_down_s(&faster, 8, 2), 30 + 15);
+        // selectPolicy Min picks the slower of two policies.
+        faster.scale_down_policies = vec![
+            ScalePolicy {
+                percent: false,
+                value: 1,
+                period_s: 15,
+            },
+            ScalePolicy {
+                percent: true,
+                value: 50,
+                period_s: 15,
+            },
+        ];
+        assert_eq!(scale_down_s(&faster, 4, 2), 30 + 15);
+        faster.scale_down_select_min = true;
+        assert_eq!(scale_down_s(&faster, 4, 2), 30 + 15 + 15);
     }
 
     #[test]

@@ -15,6 +15,10 @@ use crate::target::Kubernetes;
 const DEFAULT_HTTP_PORT: u16 = 8080;
 /// kubectl port-forward to print its local port.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
+/// Any other kubectl call: a `get` or `annotate` that takes longer is hanging.
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pod annotation kwok's `usage-from-annotation` ClusterResourceUsage reads CPU usage from.
+pub(super) const CPU_USAGE_ANNOTATION: &str = "kwok.x-k8s.io/usage-cpu";
 
 pub(crate) struct Kubectl {
     base_args: Vec<String>,
@@ -42,15 +46,26 @@ impl Kubectl {
         }
     }
 
-    async fn json(&self, args: &[&str]) -> Result<Value> {
-        let output = tokio::process::Command::new("kubectl")
-            .args(&self.base_args)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .context("starting kubectl")?;
+    /// Runs kubectl within [`KUBECTL_TIMEOUT`] (killed after it); stdout on success.
+    async fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
         let shown = args.join(" ");
+        let output = tokio::time::timeout(
+            KUBECTL_TIMEOUT,
+            tokio::process::Command::new("kubectl")
+                .args(&self.base_args)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "kubectl {shown}: no answer within {} s",
+                KUBECTL_TIMEOUT.as_secs()
+            )
+        })?
+        .context("starting kubectl")?;
         if !output.status.success() {
             bail!(
                 "kubectl {shown}: {}: {}",
@@ -58,7 +73,13 @@ impl Kubectl {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        serde_json::from_slice(&output.stdout).with_context(|| format!("kubectl {shown}: not JSON"))
+        Ok(output.stdout)
+    }
+
+    async fn json(&self, args: &[&str]) -> Result<Value> {
+        let stdout = self.run(args).await?;
+        serde_json::from_slice(&stdout)
+            .with_context(|| format!("kubectl {}: not JSON", args.join(" ")))
     }
 
     async fn selector(&self) -> Result<String> {
@@ -123,6 +144,27 @@ impl KubeOps for Kubectl {
                 ])
                 .await?;
             Ok(pod_states(&list))
+        })
+    }
+
+    fn set_simulated_cpu(&self, pod: &str, millicores: Option<u64>) -> KubeFuture<'_, ()> {
+        let target = format!("pod/{pod}");
+        let annotation = match millicores {
+            Some(m) => format!("{CPU_USAGE_ANNOTATION}={m}m"),
+            // A trailing dash removes it: kwok's default usage (1m) applies again.
+            None => format!("{CPU_USAGE_ANNOTATION}-"),
+        };
+        Box::pin(async move {
+            self.run(&[
+                "--namespace",
+                &self.namespace,
+                "annotate",
+                &target,
+                &annotation,
+                "--overwrite",
+            ])
+            .await
+            .map(|_| ())
         })
     }
 
@@ -197,6 +239,29 @@ fn http_port(pod: &Value) -> u16 {
         .unwrap_or(DEFAULT_HTTP_PORT)
 }
 
+/// The pod's CPU request in millicores, summed over its containers (`None` without one).
+fn cpu_request_m(pod: &Value) -> Option<u64> {
+    let requests: Vec<u64> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| millicores(c["resources"]["requests"]["cpu"].as_str()?))
+        .collect();
+    (!requests.is_empty()).then(|| requests.iter().sum())
+}
+
+/// A CPU quantity (`500m`, `1`, `0.5`) in millicores.
+fn millicores(quantity: &str) -> Option<u64> {
+    match quantity.strip_suffix('m') {
+        Some(milli) => milli.parse().ok(),
+        None => {
+            let cores: f64 = quantity.parse().ok()?;
+            // Quantities are small decimals; rounding to a millicore is exact enough.
+            Some((cores * 1000.0).round() as u64)
+        }
+    }
+}
+
 /// The local port of kubectl port-forward's `Forwarding from 127.0.0.1:PORT -> ...` line.
 fn forwarded_port(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("Forwarding from 127.0.0.1:")?;
@@ -227,6 +292,7 @@ pub(super) fn pod_states(list: &Value) -> Vec<PodState> {
                 ready,
                 ip: pod["status"]["podIP"].as_str().map(str::to_string),
                 http_port: http_port(pod),
+                cpu_request_m: cpu_request_m(pod),
             })
         })
         .collect()
@@ -250,12 +316,14 @@ mod tests {
                     ready: true,
                     ip: Some("10.244.0.12".into()),
                     http_port: DEFAULT_HTTP_PORT,
+                    cpu_request_m: None,
                 },
                 PodState {
                     name: "camunda-7d9f-fghij".into(),
                     ready: false,
                     ip: None,
                     http_port: DEFAULT_HTTP_PORT,
+                    cpu_request_m: None,
                 },
             ]
         );
@@ -277,6 +345,18 @@ mod tests {
             8081
         );
         assert_eq!(http_port(&serde_json::json!({})), DEFAULT_HTTP_PORT);
+        assert_eq!(
+            cpu_request_m(
+                &serde_json::json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "500m"}}}, {"resources": {"requests": {"cpu": "0.25"}}}, {}]}})
+            ),
+            Some(750)
+        );
+        assert_eq!(
+            cpu_request_m(&serde_json::json!({"spec": {"containers": [{}]}})),
+            None
+        );
+        assert_eq!(millicores("2"), Some(2000));
+        assert_eq!(millicores("x"), None);
         let metrics = serde_json::json!({"kind": "PodMetricsList", "items": [{"metadata": {"name": "camunda-7d9f-abcde"}, "containers": []}]});
         assert_eq!(pod_metric_names(&metrics), ["camunda-7d9f-abcde"]);
     }

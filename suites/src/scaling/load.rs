@@ -163,19 +163,57 @@ impl fmt::Display for LoadStats {
     }
 }
 
+/// What a running load has done so far, readable while it runs.
+#[derive(Default)]
+pub(crate) struct Live {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Live {
+    pub fn record(&self, result: std::result::Result<(), String>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = result {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(err);
+            }
+        }
+    }
+
+    /// Requests, errors, the last error.
+    pub fn snapshot(&self) -> (u64, u64, Option<String>) {
+        let last = self.last_error.lock().ok().and_then(|l| l.clone());
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+            last,
+        )
+    }
+}
+
 /// Loads `target` with `workers` concurrent request loops for `duration` and measures it.
 /// Refuses durations above [`MAX_DURATION`] and worker counts above [`MAX_WORKERS`]; stops
 /// early after [`MAX_REQUESTS`].
 pub async fn measure(target: &LoadTarget, duration: Duration, workers: usize) -> Result<LoadStats> {
-    drive(target, duration, workers, &AtomicBool::new(false)).await
+    drive(
+        target,
+        duration,
+        workers,
+        &AtomicBool::new(false),
+        &Live::default(),
+    )
+    .await
 }
 
-/// [`measure`], also stopped by `stop`.
+/// [`measure`], also stopped by `stop`, counting into `live` as it goes.
 pub(crate) async fn drive(
     target: &LoadTarget,
     duration: Duration,
     workers: usize,
     stop: &AtomicBool,
+    live: &Live,
 ) -> Result<LoadStats> {
     if duration.is_zero() || duration > MAX_DURATION {
         bail!(
@@ -220,11 +258,16 @@ pub(crate) async fn drive(
                 };
                 run.requests += 1;
                 match result {
-                    Ok(()) => run.latencies.push(begun.elapsed()),
+                    Ok(()) => {
+                        run.latencies.push(begun.elapsed());
+                        live.record(Ok(()));
+                    }
                     Err(err) => {
                         run.errors += 1;
                         // Never the URL's credentials: reqwest errors show the URL only.
-                        run.last_error = Some(err.without_url().to_string());
+                        let shown = err.without_url().to_string();
+                        live.record(Err(shown.clone()));
+                        run.last_error = Some(shown);
                         tokio::time::sleep(ERROR_BACKOFF).await;
                     }
                 }
@@ -418,10 +461,27 @@ http {{
         }
         // A stop flag already set: nothing is sent.
         let stop = AtomicBool::new(true);
-        let stats = drive(&target, Duration::from_secs(5), 4, &stop)
+        let live = Live::default();
+        let stats = drive(&target, Duration::from_secs(5), 4, &stop, &live)
             .await
             .unwrap();
         assert_eq!(stats.requests, 0);
+        assert_eq!(live.snapshot(), (0, 0, None));
+        // Port 9 (discard) refuses on loopback: every request is counted as an error, live.
+        let live = Live::default();
+        let stats = drive(
+            &target,
+            Duration::from_millis(300),
+            1,
+            &AtomicBool::new(false),
+            &live,
+        )
+        .await
+        .unwrap();
+        let (requests, errors, last) = live.snapshot();
+        assert_eq!((requests, errors), (stats.requests, stats.errors));
+        assert!(requests > 0 && errors == requests, "{requests} {errors}");
+        assert!(last.is_some());
     }
 
     #[test]

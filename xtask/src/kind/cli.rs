@@ -1,105 +1,10 @@
 //! The external programs the kind backend drives (kind, docker, kubectl), as typed commands that
 //! the plan can print and the executor can run: one place that knows their command lines.
 
-use std::fmt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-
-/// One command line. Built by the functions below, shown by `--plan`, run by the executor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cmd {
-    pub program: &'static str,
-    pub args: Vec<String>,
-}
-
-/// What a captured run printed.
-pub struct Captured {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Cmd {
-    fn new<I, S>(program: &'static str, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self {
-            program,
-            args: args.into_iter().map(Into::into).collect(),
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(self.program);
-        command.args(&self.args).stdin(Stdio::null());
-        command
-    }
-
-    /// Runs with the terminal attached (long operations show their own progress).
-    pub fn run(&self) -> Result<()> {
-        let status = self
-            .command()
-            .status()
-            .with_context(|| format!("starting `{self}` (is {} installed?)", self.program))?;
-        if !status.success() {
-            bail!("`{self}` failed ({status})");
-        }
-        Ok(())
-    }
-
-    /// Starts in the background: stdout piped to the caller, stderr into `stderr`.
-    pub fn spawn(&self, stderr: std::fs::File) -> Result<std::process::Child> {
-        self.command()
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("starting `{self}` (is {} installed?)", self.program))
-    }
-
-    /// Runs and captures both streams, whatever the exit status.
-    pub fn capture(&self) -> Result<Captured> {
-        let output = self
-            .command()
-            .output()
-            .with_context(|| format!("starting `{self}` (is {} installed?)", self.program))?;
-        Ok(Captured {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
-
-    /// Runs and returns stdout; a failure carries the command's stderr.
-    pub fn output(&self) -> Result<String> {
-        let captured = self.capture()?;
-        if !captured.success {
-            bail!("`{self}` failed: {}", captured.stderr.trim());
-        }
-        Ok(captured.stdout)
-    }
-}
-
-impl fmt::Display for Cmd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.program)?;
-        for arg in &self.args {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
-            if plain {
-                write!(f, " {arg}")?;
-            } else {
-                write!(f, " '{}'", arg.replace('\'', r"'\''"))?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use camunda_conformance_controlplane::cmd::Cmd;
 
 fn path(p: &Path) -> String {
     p.display().to_string()
@@ -127,10 +32,11 @@ pub mod kind {
                 "120s",
             ],
         )
+        .timeout(Duration::from_secs(600))
     }
 
     pub fn delete_cluster(name: &str) -> Cmd {
-        Cmd::new("kind", ["delete", "cluster", "--name", name])
+        Cmd::new("kind", ["delete", "cluster", "--name", name]).timeout(Duration::from_secs(300))
     }
 
     pub fn get_clusters() -> Cmd {
@@ -139,6 +45,7 @@ pub mod kind {
 
     pub fn load_docker_image(cluster: &str, image: &str) -> Cmd {
         Cmd::new("kind", ["load", "docker-image", image, "--name", cluster])
+            .timeout(Duration::from_secs(600))
     }
 
     pub fn load_image_archive(cluster: &str, archive: &Path) -> Cmd {
@@ -146,6 +53,7 @@ pub mod kind {
             "kind",
             ["load", "image-archive", &path(archive), "--name", cluster],
         )
+        .timeout(Duration::from_secs(600))
     }
 
     /// `kind get clusters` output → whether `name` is among them.
@@ -180,10 +88,33 @@ pub mod docker {
                 &path(context),
             ],
         )
+        .timeout(Duration::from_secs(1800))
     }
 
-    pub fn save(image: &str, archive: &Path) -> Cmd {
-        Cmd::new("docker", ["save", "--output", &path(archive), image])
+    /// One platform only: `kind load docker-image` fails on Docker's containerd image store
+    /// because a multi-platform save names attestation manifests and platforms whose content
+    /// is not local; saving just the host's platform leaves only content that exists.
+    pub fn save(image: &str, platform: &str, archive: &Path) -> Cmd {
+        Cmd::new(
+            "docker",
+            [
+                "save",
+                "--platform",
+                platform,
+                "--output",
+                &path(archive),
+                image,
+            ],
+        )
+        .timeout(Duration::from_secs(600))
+    }
+
+    /// `os/arch` of the engine, the platform the image was built for.
+    pub fn platform() -> Cmd {
+        Cmd::new(
+            "docker",
+            ["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"],
+        )
     }
 }
 

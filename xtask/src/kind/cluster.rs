@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use super::wait;
 
+/// How long a kind may take to appear in discovery after its CRD is Established.
+const DISCOVERY_GRACE: Duration = Duration::from_secs(15);
+
 /// The field manager of every object the harness applies.
 pub const FIELD_MANAGER: &str = "camunda-conformance";
 
@@ -147,14 +150,28 @@ impl Applier {
         if let Some(found) = self.resolved.get(&key) {
             return Ok(found.clone());
         }
-        let found = discovery::pinned_kind(&self.client, gvk)
-            .await
-            .with_context(|| {
-                format!(
-                    "the cluster does not serve {}/{} {}",
-                    gvk.group, gvk.version, gvk.kind
-                )
-            })?;
+        // A CRD reported Established may still be missing from discovery for a moment (seen on a
+        // real API server): ask again for a few seconds before calling the kind unserved.
+        let started = std::time::Instant::now();
+        let found = loop {
+            match discovery::pinned_kind(&self.client, gvk).await {
+                Ok(found) => break found,
+                Err(_) if started.elapsed() < DISCOVERY_GRACE => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| {
+                        format!(
+                            "the cluster does not serve {}/{} {} (asked for {}s)",
+                            gvk.group,
+                            gvk.version,
+                            gvk.kind,
+                            DISCOVERY_GRACE.as_secs()
+                        )
+                    })
+                }
+            }
+        };
         self.resolved.insert(key, found.clone());
         Ok(found)
     }

@@ -4,14 +4,15 @@
 use serde::Serialize;
 
 /// The kind release the node image below was built for. kind supports a node image only with
-/// the release that published it, so both move together (and `ci/nightly.yml` installs this one).
+/// the release that published it, so both move together (and `.github/workflows/nightly.yml` installs this one).
 pub const KIND_VERSION: &str = "v0.32.0";
 
-/// kind v0.32.0's default node image, from `pkg/apis/config/defaults/image.go` at the v0.32.0
-/// tag of kubernetes-sigs/kind (Kubernetes 1.36.1). Pinned by digest, as kind's release notes
-/// require: the tag alone may point at a build for another kind release.
+/// The Kubernetes 1.35 node image published with kind v0.32.0 (its release notes' image list,
+/// beside the default v1.36.1@sha256:3489c767...). Not kind's default 1.36: the pinned
+/// ingress-nginx controller-v1.15.1 supports Kubernetes 1.31-1.35 only. Pinned by digest, as
+/// kind's release notes require: the tag alone may point at a build for another kind release.
 pub const NODE_IMAGE: &str =
-    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
+    "kindest/node:v1.35.5@sha256:ce977ae6d65918d0b58a5f8b5e940429c2ce42fa3a5619ec2bbc60b949c0ac95";
 
 /// The cluster the kind backend creates, keeps (`--keep`), reuses (`--reuse`) and deletes (`--down`).
 pub const CLUSTER_NAME: &str = "camunda-conformance";

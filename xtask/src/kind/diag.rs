@@ -27,12 +27,31 @@ pub fn namespaces(camunda: &str) -> Vec<String> {
     all
 }
 
-fn save(dir: &Path, name: &str, cmd: &Cmd) {
-    let text = match cmd.capture() {
+/// What a command printed, or why it failed, for a diagnostics file.
+fn outcome(cmd: &Cmd) -> String {
+    match cmd.capture() {
         Ok(out) if out.success => out.stdout,
         Ok(out) => format!("# `{cmd}` failed\n{}{}", out.stdout, out.stderr),
         Err(err) => format!("# {err:#}\n"),
-    };
+    }
+}
+
+/// The resource types listed per namespace: one `get` each, so that a type the cluster does
+/// not serve (a CRD not installed) costs only its own section.
+pub const LISTED: [&str; 6] = [
+    "all",
+    "ingress",
+    "hpa",
+    "pdb",
+    "certificates",
+    "servicemonitors",
+];
+
+fn save(dir: &Path, name: &str, cmd: &Cmd) {
+    write(dir, name, outcome(cmd));
+}
+
+fn write(dir: &Path, name: &str, text: String) {
     let path = dir.join(name);
     if let Err(err) = std::fs::write(&path, text) {
         eprintln!("warning: writing {}: {err}", path.display());
@@ -68,16 +87,14 @@ pub fn collect(
         let ns_dir = dir.join(&namespace);
         std::fs::create_dir_all(&ns_dir)
             .with_context(|| format!("creating {}", ns_dir.display()))?;
-        save(
-            &ns_dir,
-            "get.txt",
-            &get(
-                context,
-                &namespace,
-                "all,ingress,hpa,pdb,certificates,servicemonitors",
-                "wide",
-            ),
-        );
+        let listed: String = LISTED
+            .iter()
+            .map(|what| {
+                let cmd = get(context, &namespace, what, "wide");
+                format!("## {what}: {cmd}\n{}\n", outcome(&cmd))
+            })
+            .collect();
+        write(&ns_dir, "get.txt", listed);
         save(
             &ns_dir,
             "describe.txt",
@@ -163,7 +180,7 @@ pub fn redact(docs: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Multi-document YAML of the docs, Secrets redacted.
+/// Multi-document YAML of the docs, Secrets redacted, for reading (`--plan`).
 pub fn to_yaml(docs: &[Value]) -> Result<String> {
     let mut out = String::new();
     for doc in redact(docs) {
@@ -173,8 +190,21 @@ pub fn to_yaml(docs: &[Value]) -> Result<String> {
     Ok(out)
 }
 
+/// The same as files that kubectl can apply: each document as JSON (valid YAML). serde_yaml
+/// writes the string "no" bare, which kubectl's YAML 1.1 reads as `false` (found applying
+/// redis's `--appendonly no` to a real API server).
+pub fn to_documents(docs: &[Value]) -> Result<String> {
+    let mut out = String::new();
+    for doc in redact(docs) {
+        out.push_str("---\n");
+        out.push_str(&serde_json::to_string_pretty(&doc).context("serialising a manifest")?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 pub fn write_manifests(path: &Path, docs: &[Value]) -> Result<()> {
-    std::fs::write(path, to_yaml(docs)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, to_documents(docs)?).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -196,6 +226,14 @@ mod tests {
             yaml.contains("password-policy: strict"),
             "a ConfigMap is not a Secret: {yaml}"
         );
+        let files = to_documents(&docs).unwrap();
+        assert!(!files.contains("aHVudGVyMg=="), "{files}");
+        assert!(files.contains("\"password\": \"<redacted>\""), "{files}");
+        // Files read back as the same documents, strings YAML 1.1 takes for booleans included.
+        let args = vec![json!({"kind": "Deployment", "args": ["--appendonly", "no", "on"]})];
+        let text = to_documents(&args).unwrap();
+        assert_eq!(super::super::cluster::parse_documents(&text).unwrap(), args);
+        assert!(text.contains("\"no\""), "{text}");
     }
 
     #[test]

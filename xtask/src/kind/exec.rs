@@ -28,6 +28,9 @@ use super::wait;
 use super::{Backend, Names, Settings};
 use crate::artifacts::Timings;
 use crate::conformance;
+use crate::kwok::control_plane::{self, ControlPlane};
+use crate::kwok::{build, pins};
+use camunda_conformance_controlplane::cmd::write_private;
 
 /// State that steps hand to later steps.
 struct Runner<'a> {
@@ -43,6 +46,8 @@ struct Runner<'a> {
     /// The kind cluster is this run's (created or reused): only then may teardown delete it,
     /// never after refusing to touch a cluster that was there without --reuse.
     cluster_owned: bool,
+    /// kwok: the running control plane (stopped on drop).
+    control_plane: Option<ControlPlane>,
 }
 
 pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timings) -> Result<bool> {
@@ -59,6 +64,7 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
         prometheus_url: None,
         target: None,
         cluster_owned: false,
+        control_plane: None,
     };
     let total = plan.steps.len();
     let mut outcome: Result<bool> = Ok(true);
@@ -87,6 +93,12 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
     // Diagnostics only once a cluster answered: before that there is nothing to collect.
     if !matches!(outcome, Ok(true)) && runner.applier.is_some() {
         // Outside the runtime: the collectors block (kubectl, one HTTP GET).
+        if let Some(plane) = runner.control_plane.as_mut() {
+            if let Some(exited) = plane.exited() {
+                eprintln!("control plane: {exited}");
+            }
+            println!("control plane logs: {}", plane.logs().display());
+        }
         if let Err(err) = diag::collect(
             &settings.work,
             &settings.context(),
@@ -172,6 +184,7 @@ impl Runner<'_> {
                     (false, _) => kind::create_cluster(name, config).run()?,
                 }
                 self.cluster_owned = true;
+                super::interrupt::cluster_owned(name, self.settings.keep);
             }
             Step::Run { cmd, .. } => cmd.run()?,
             Step::LoadImage {
@@ -275,7 +288,83 @@ impl Runner<'_> {
                     .ok_or_else(|| anyhow!("no target description was written"))?;
                 return conformance::run_suites(&cli, &target, suites, &self.settings.work);
             }
+            Step::StartControlPlane => {
+                let private = self.settings.private_dir.clone().ok_or_else(|| {
+                    anyhow!("no private folder was prepared for the control plane")
+                })?;
+                let (logs, keep) = (self.settings.work.join("logs"), self.settings.keep);
+                let started = Instant::now();
+                // Blocking work (Go builds, a blocking HTTP client): off the async context.
+                let plane = tokio::task::block_in_place(|| {
+                    let binaries = build::ensure()?;
+                    ControlPlane::start(&binaries, &private, &logs, keep)
+                })?;
+                println!(
+                    "  control plane up in {:.1}s (context {}, kubeconfig {})",
+                    started.elapsed().as_secs_f64(),
+                    control_plane::CONTEXT,
+                    plane.kubeconfig.display()
+                );
+                self.control_plane = Some(plane);
+            }
+            Step::InstallCrds => {
+                let mut docs = Vec::new();
+                for crds in pins::CRDS {
+                    docs.extend(control_plane::module_docs(crds)?);
+                }
+                println!("  {} CRDs", docs.len());
+                self.applier().await?.apply(&docs).await?;
+            }
+            Step::SimulatedNode => {
+                let plane = self
+                    .control_plane
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("the control plane is not running"))?;
+                let docs = control_plane::cluster_objects(plane.metrics_server_port, &plane.ca)?;
+                self.applier().await?.apply(&docs).await?;
+            }
+            Step::StandInForCertManager { certificates } => {
+                let client = self.client().await?;
+                let host = self.names.host.clone().ok_or_else(|| {
+                    anyhow!("the Ingress names no TLS host to issue a certificate for")
+                })?;
+                crate::kwok::certificates::stand_in(
+                    self.applier().await?,
+                    &client,
+                    &host,
+                    certificates,
+                )
+                .await?;
+            }
+            Step::ReleaseControlPlane { keep } => {
+                let Some(plane) = self.control_plane.take() else {
+                    return Ok(true);
+                };
+                if *keep {
+                    let kept = plane.keep();
+                    let file = crate::kwok::kept_state_file();
+                    kept.write(&file)?;
+                    let kubeconfig = crate::kwok::kept_kubeconfig();
+                    std::fs::copy(&kept.kubeconfig, &kubeconfig).with_context(|| {
+                        format!("copying the kubeconfig to {}", kubeconfig.display())
+                    })?;
+                    println!(
+                        "  kept the control plane (recorded in {}):\n    KUBECONFIG={} cargo xtask e2e --backend existing --context {} --no-deploy\n    cargo xtask e2e --backend kwok --down",
+                        file.display(),
+                        kubeconfig.display(),
+                        control_plane::CONTEXT
+                    );
+                } else {
+                    drop(plane);
+                    if self.settings.secrets_dir.exists() {
+                        std::fs::remove_dir_all(&self.settings.secrets_dir).with_context(|| {
+                            format!("removing {}", self.settings.secrets_dir.display())
+                        })?;
+                    }
+                }
+            }
             Step::DeleteCluster { name } => {
+                super::interrupt::cluster_released();
                 if !self.cluster_owned {
                     println!("  kind cluster {name} left alone: this run did not get to own it");
                     return Ok(true);
@@ -312,6 +401,19 @@ impl Runner<'_> {
             } => {
                 let api: Api<Deployment> = Api::namespaced(client, namespace);
                 wait::watch_until(api, name, &what, *timeout, wait::deployment_rolled_out).await
+            }
+            Wait::ScaledRollout {
+                namespace,
+                name,
+                min_replicas,
+                timeout,
+            } => {
+                let api: Api<Deployment> = Api::namespaced(client, namespace);
+                let min = *min_replicas;
+                wait::watch_until(api, name, &what, *timeout, move |d: &Deployment| {
+                    wait::deployment_scaled_and_rolled_out(d, min)
+                })
+                .await
             }
             Wait::Rollout {
                 workload: Workload::StatefulSet,
@@ -389,8 +491,25 @@ impl Runner<'_> {
             }
         };
 
-        // The CA the suites trust: the test CA on kind; on an existing cluster, the ca.crt
-        // cert-manager's CA issuer writes beside the served certificate.
+        let selector = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
+        let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let pods = Api::<Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(&selector.join(",")))
+            .await
+            .with_context(|| format!("listing the pods of Deployment {ns}/{}", names.deployment))?;
+        // Pods on kwok's nodes run no container: nothing to forward to or to scrape.
+        let simulated = settings.backend == Backend::Kwok
+            || crate::kwok::on_simulated_nodes(&client, &pods.items).await?;
+        if simulated {
+            println!("  the pods run on kwok's simulated nodes: no port-forwards, no Prometheus; the suites that talk to Camunda are skipped");
+        }
+
+        // The CA the suites trust: the test CA on kind; on an existing cluster (and kwok's
+        // cert-manager stand-in), the ca.crt the CA issuer writes beside the served certificate.
         let secrets: Api<Secret> = Api::namespaced(client.clone(), addons::CERT_MANAGER_NAMESPACE);
         let (ca_secret, ca_ns) = match settings.backend {
             Backend::Kind => (
@@ -403,7 +522,7 @@ impl Runner<'_> {
                 })?,
                 addons::CERT_MANAGER_NAMESPACE.to_string(),
             ),
-            Backend::Existing => (
+            Backend::Existing | Backend::Kwok => (
                 Api::<Secret>::namespaced(client.clone(), ns)
                     .get(&ingress_facts.tls_secret)
                     .await
@@ -427,20 +546,15 @@ impl Runner<'_> {
 
         let (username, password_file) = credentials(&client, settings, ns, &deployment).await?;
 
-        let selector = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.clone())
-            .unwrap_or_default();
-        let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let pods = Api::<Pod>::namespaced(client.clone(), ns)
-            .list(&ListParams::default().labels(&selector.join(",")))
-            .await
-            .with_context(|| format!("listing the pods of Deployment {ns}/{}", names.deployment))?;
         let logs = settings.work.join("port-forward");
-        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
         let mut replicas = Vec::new();
         for (pod, ip) in target::ready_pods(&pods.items) {
+            if simulated {
+                replicas.push((pod, ip, None));
+                continue;
+            }
+            std::fs::create_dir_all(&logs)
+                .with_context(|| format!("creating {}", logs.display()))?;
             let forward = PortForward::start(
                 &context,
                 ns,
@@ -451,61 +565,68 @@ impl Runner<'_> {
             replicas.push((
                 pod,
                 ip,
-                Forwarded {
+                Some(Forwarded {
                     http: forward.local[0],
                     metrics: forward.local[1],
-                },
+                }),
             ));
             self.forwards.push(forward);
         }
-        let prometheus = PortForward::start(
-            &context,
-            addons::MONITORING_NAMESPACE,
-            &format!("svc/{}", addons::PROMETHEUS_SERVICE),
-            &[9090],
-            &logs.join("prometheus.log"),
-        );
-        let prometheus_port = match prometheus {
-            Ok(forward) => {
-                let port = forward.local[0];
-                self.forwards.push(forward);
-                Some(port)
+        let prometheus_port = if simulated {
+            None
+        } else {
+            let prometheus = PortForward::start(
+                &context,
+                addons::MONITORING_NAMESPACE,
+                &format!("svc/{}", addons::PROMETHEUS_SERVICE),
+                &[9090],
+                &logs.join("prometheus.log"),
+            );
+            match prometheus {
+                Ok(forward) => {
+                    let port = forward.local[0];
+                    self.forwards.push(forward);
+                    Some(port)
+                }
+                Err(err) if settings.backend == Backend::Existing => {
+                    println!(
+                        "  no Prometheus at {}/{}: {err:#}",
+                        addons::MONITORING_NAMESPACE,
+                        addons::PROMETHEUS_SERVICE
+                    );
+                    None
+                }
+                Err(err) => return Err(err),
             }
-            Err(err) if settings.backend == Backend::Existing => {
-                println!(
-                    "  no Prometheus at {}/{}: {err:#}",
-                    addons::MONITORING_NAMESPACE,
-                    addons::PROMETHEUS_SERVICE
-                );
-                None
-            }
-            Err(err) => return Err(err),
         };
 
         let (https, http) = match settings.backend {
+            _ if simulated => (None, None),
             Backend::Kind => (
-                SocketAddr::from(([127, 0, 0, 1], settings.https_port)),
+                Some(SocketAddr::from(([127, 0, 0, 1], settings.https_port))),
                 Some(SocketAddr::from(([127, 0, 0, 1], settings.http_port))),
             ),
-            Backend::Existing => {
+            Backend::Existing | Backend::Kwok => {
                 let address = load_balancer_address(&ingress)?;
-                (resolve(&address, 443)?, Some(resolve(&address, 80)?))
+                (Some(resolve(&address, 443)?), Some(resolve(&address, 80)?))
             }
         };
         let replica_count = replicas.len();
-        let mut description = target::build(Inputs {
-            name: format!(
-                "{}-{}",
-                match settings.backend {
-                    Backend::Kind => "kind",
-                    Backend::Existing => "existing",
-                },
-                names.namespace
-            ),
-            backend: match settings.backend {
-                Backend::Kind => TargetBackend::Kind,
-                Backend::Existing => TargetBackend::Existing,
-            },
+        let (label, backend) = match settings.backend {
+            _ if simulated => ("kwok", TargetBackend::Kwok),
+            Backend::Kind => ("kind", TargetBackend::Kind),
+            Backend::Existing | Backend::Kwok => ("existing", TargetBackend::Existing),
+        };
+        // One kubeconfig file named by KUBECONFIG (kwok sets it) is what the scaling suite's
+        // kubectl must use too.
+        let kubeconfig = std::env::var_os("KUBECONFIG")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            // The target file resolves relative paths against its own folder.
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        let description = target::build(Inputs {
+            name: format!("{label}-{}", names.namespace),
+            backend,
             context: &context,
             namespace: ns,
             deployment: &names.deployment,
@@ -517,14 +638,18 @@ impl Runner<'_> {
             username,
             password_file,
             scrape: &scrape,
-            prometheus_port: prometheus_port.unwrap_or_default(),
+            prometheus_port,
             replicas,
-            // The harness's own cluster may be disturbed; somebody's existing one may not.
-            disruptive: settings.backend == Backend::Kind,
+            http_port,
+            kubeconfig,
+            // The harness's own clusters may be disturbed; somebody's existing one may not.
+            disruptive: settings.backend != Backend::Existing,
+            allowed_skips: if simulated {
+                crate::kwok::allowed_skips()
+            } else {
+                Vec::new()
+            },
         })?;
-        if prometheus_port.is_none() {
-            description.prometheus = None;
-        }
         self.prometheus_url = description.prometheus.as_ref().map(|p| p.url.clone());
         let path = settings.work.join("target.toml");
         std::fs::write(&path, description.to_toml()?)
@@ -582,21 +707,6 @@ async fn credentials(
     let file = settings.secrets_dir.join("password");
     write_private(&file, password.as_bytes())?;
     Ok((username, file))
-}
-
-/// Owner-only file: written with mode 0600 from the start.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates a Secret the workloads need when it is not there; an existing one is kept (a reused
@@ -685,8 +795,10 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{host} resolves to no address"))
 }
 
-/// `kind load docker-image`, falling back to `docker save` + `kind load image-archive` when
-/// Docker's containerd image store makes the first fail with "content digest ... not found".
+/// `kind load docker-image`, falling back to a single-platform `docker save` + `kind load
+/// image-archive` when Docker's containerd image store makes the first fail with "content
+/// digest ... not found" (kind saves every platform the index names; a single-platform archive
+/// holds only content that exists).
 fn load_image(cluster: &str, image: &str, archive: &std::path::Path) -> Result<()> {
     let direct = kind::load_docker_image(cluster, image);
     let out = direct.capture()?;
@@ -696,8 +808,9 @@ fn load_image(cluster: &str, image: &str, archive: &std::path::Path) -> Result<(
     if !kind::is_content_digest_failure(&out.stderr) {
         bail!("`{direct}` failed: {}", out.stderr.trim());
     }
-    println!("  `{direct}` hit the containerd image store's missing content digest; loading an archive instead");
-    super::cli::docker::save(image, archive).run()?;
+    let platform = super::cli::docker::platform().output()?.trim().to_string();
+    println!("  `{direct}` hit the containerd image store's missing content digest; loading a {platform}-only archive instead");
+    super::cli::docker::save(image, &platform, archive).run()?;
     let result = kind::load_image_archive(cluster, archive).run();
     let _ = std::fs::remove_file(archive);
     result

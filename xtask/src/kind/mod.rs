@@ -5,15 +5,16 @@
 //! anything fails, then the teardown steps run.
 
 pub mod addons;
-mod cli;
-mod cluster;
+pub(crate) mod cli;
+pub(crate) mod cluster;
 mod config;
-mod diag;
-mod exec;
+pub(crate) mod diag;
+pub(crate) mod exec;
+mod interrupt;
 mod plan;
 mod portforward;
 mod target;
-mod wait;
+pub(crate) mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub use addons::pin_addons;
 pub enum Backend {
     Kind,
     Existing,
+    /// A real control plane on loopback with kwok's simulated node (see `crate::kwok`).
+    Kwok,
 }
 
 /// Everything the plan depends on, from the command line.
@@ -55,6 +58,9 @@ pub struct Settings {
     /// The folder holding the project's Dockerfiles (`fixtures/image/`).
     pub images_dir: PathBuf,
     pub build_context: PathBuf,
+    /// kwok: the private folder of the control plane (PKI, kubeconfig, etcd data), chosen
+    /// before anything runs so that every client can be pointed at its kubeconfig.
+    pub private_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -64,18 +70,22 @@ impl Settings {
             Backend::Existing => Some(args.context.clone().ok_or_else(|| {
                 anyhow!("--backend existing needs --context NAME (a context of your kubeconfig)")
             })?),
-            Backend::Kind => {
+            Backend::Kind | Backend::Kwok => {
+                let own = match backend {
+                    Backend::Kwok => crate::kwok::control_plane::CONTEXT.to_string(),
+                    _ => config::context_name(config::CLUSTER_NAME),
+                };
                 if args.context.is_some() {
-                    bail!(
-                        "--context is for --backend existing; the kind backend uses context {}",
-                        config::context_name(config::CLUSTER_NAME)
-                    );
+                    bail!("--context is for --backend existing; this backend uses context {own}");
                 }
-                None
+                (backend == Backend::Kwok).then_some(own)
             }
         };
-        if backend == Backend::Kind && args.no_deploy {
-            bail!("--no-deploy is for --backend existing (a kind cluster starts empty)");
+        if backend != Backend::Existing && args.no_deploy {
+            bail!("--no-deploy is for --backend existing (this backend's cluster starts empty)");
+        }
+        if backend == Backend::Kwok && args.reuse {
+            bail!("--reuse is not available on kwok: a kept control plane is tested with --backend existing --context {} --no-deploy", crate::kwok::control_plane::CONTEXT);
         }
         if args.http_port == args.https_port {
             bail!("--http-port and --https-port must differ");
@@ -102,6 +112,7 @@ impl Settings {
             secrets_dir: root.join("target/e2e/.secrets").join(sanitize(&key)),
             images_dir: root.join("fixtures/image"),
             build_context: root,
+            private_dir: None,
         })
     }
 
@@ -147,6 +158,8 @@ pub struct Names {
     pub namespace: String,
     pub deployment: String,
     pub hpa: String,
+    /// The HPA's `minReplicas` (the API's default 1 when unset).
+    pub hpa_min_replicas: Option<i32>,
     pub host: Option<String>,
     pub ingress: String,
     pub service_monitor: String,
@@ -291,10 +304,17 @@ impl Names {
         let host = ingress["spec"]["tls"][0]["hosts"][0]
             .as_str()
             .map(str::to_string);
+        let hpa_min_replicas = Some(
+            hpa["spec"]["minReplicas"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(1),
+        );
         Ok(Self {
             namespace,
             deployment: deployment_name,
             hpa: name_of(hpa),
+            hpa_min_replicas,
             host,
             ingress: name_of(ingress),
             service_monitor: name_of(service_monitor),
@@ -347,7 +367,7 @@ fn secret_needs(pods: &[PodSpec], shipped: &BTreeSet<String>) -> Vec<SecretNeed>
 }
 
 /// `kubectl kustomize DIR` → documents (local and read-only: the plan needs them too).
-fn render(dir: &Path) -> Result<Vec<Value>> {
+pub(crate) fn render(dir: &Path) -> Result<Vec<Value>> {
     if !dir.is_dir() {
         bail!(
             "the overlay {} does not exist (pass --overlay DIR)",
@@ -370,20 +390,46 @@ pub fn e2e(
     let backend = match backend {
         BackendChoice::Kind => Backend::Kind,
         BackendChoice::Existing => Backend::Existing,
+        BackendChoice::Kwok => Backend::Kwok,
         other => bail!("the kind module does not run backend {other:?}"),
     };
-    let settings = Settings::from_args(args, backend, &artifacts.dir)?;
+    let mut settings = Settings::from_args(args, backend, &artifacts.dir)?;
     if args.down {
-        return down(&settings, args.plan);
+        return match backend {
+            Backend::Kwok => crate::kwok::down(args.plan),
+            _ => down(&settings, args.plan),
+        };
     }
     let names = Names::from_docs(render(&settings.overlay)?)?;
-    let plan = plan::build(&settings, &names)?;
     if args.plan {
+        let plan = plan::build(&settings, &names)?;
         print!("{}", plan.render(&settings, &names));
         return Ok(true);
     }
+    if backend == Backend::Kwok {
+        settings.private_dir = Some(crate::kwok::prepare_private_dir()?);
+    } else {
+        interrupt::install();
+    }
+    let plan = plan::build(&settings, &names)?;
+    let outcome = run_plan(&settings, &names, &plan, artifacts, timings);
+    if let Some(private) = &settings.private_dir {
+        // Gone with the control plane, kept with it (--keep), or left by a run that stopped
+        // before starting it: only the last one is removed here.
+        crate::kwok::release_private_dir(private);
+    }
+    outcome
+}
+
+fn run_plan(
+    settings: &Settings,
+    names: &Names,
+    plan: &plan::Plan,
+    artifacts: &Artifacts,
+    timings: &mut Timings,
+) -> Result<bool> {
     diag::write_manifests(&artifacts.path("manifests.yaml")?, &names.docs)?;
-    exec::run(&settings, &names, &plan, timings)
+    exec::run(settings, names, plan, timings)
 }
 
 /// `--down`: deletes the cluster a `--keep` run left, and the password generated for it.

@@ -15,12 +15,14 @@ use super::cluster::FIELD_MANAGER;
 use super::config::Cluster;
 use super::diag;
 use super::{Backend, Names, Settings};
+use crate::kwok::pins;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tool {
     Docker,
     Kind,
     Kubectl,
+    Go,
 }
 
 impl Tool {
@@ -29,6 +31,7 @@ impl Tool {
             Tool::Docker => docker::server_version(),
             Tool::Kind => kind::version(),
             Tool::Kubectl => kubectl::client_version(),
+            Tool::Go => Cmd::new("go", ["version"]).env("GOTOOLCHAIN", pins::GO_TOOLCHAIN),
         }
     }
 
@@ -41,6 +44,7 @@ impl Tool {
                 super::config::KIND_VERSION
             ),
             Tool::Kubectl => "install kubectl: https://kubernetes.io/docs/tasks/tools/#kubectl (Debian/Ubuntu: the kubernetes apt repository's `kubectl` package)".into(),
+            Tool::Go => "install Go (https://go.dev/dl/): the kwok backend builds its control plane from the Go module proxy".into(),
         }
     }
 }
@@ -57,6 +61,15 @@ pub enum Wait {
         workload: Workload,
         namespace: String,
         name: String,
+        timeout: Duration,
+    },
+    /// The HPA's Deployment: it has no `replicas` (the HPA owns the count), so the API server
+    /// creates it at 1 and it "rolls out" at 1/1 before the HPA raises it to minReplicas.
+    /// Rolled out counts only at `min_replicas` or more.
+    ScaledRollout {
+        namespace: String,
+        name: String,
+        min_replicas: i32,
         timeout: Duration,
     },
     /// `status.conditions[type=Ready]` True (cert-manager Certificate, ClusterIssuer).
@@ -133,6 +146,20 @@ pub enum Step {
     },
     DeleteCluster {
         name: String,
+    },
+    /// kwok: build (or find cached) and start the pinned control plane on loopback.
+    StartControlPlane,
+    /// kwok: the CRDs of the stack's non-core kinds, from the Go module cache.
+    InstallCrds,
+    /// kwok: the simulated Node, kwok's StorageClass, metrics-server's Service and APIService.
+    SimulatedNode,
+    /// kwok: no cert-manager controller runs; the harness issues what it would have issued.
+    StandInForCertManager {
+        certificates: Vec<(String, String)>,
+    },
+    /// kwok: stop the control plane, or with `--keep` leave it running and record it.
+    ReleaseControlPlane {
+        keep: bool,
     },
 }
 
@@ -301,7 +328,24 @@ fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         retry_for: None,
     });
     for (workload, namespace, name) in &names.workloads {
-        steps.push(rollout(*workload, namespace, name, STACK_ROLLOUT));
+        let hpa_target = *workload == Workload::Deployment
+            && *namespace == names.namespace
+            && *name == names.deployment;
+        match names.hpa_min_replicas {
+            Some(min_replicas) if hpa_target => steps.push(Step::Wait(Wait::ScaledRollout {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                min_replicas,
+                timeout: STACK_ROLLOUT,
+            })),
+            _ => steps.push(rollout(*workload, namespace, name, STACK_ROLLOUT)),
+        }
+    }
+    if settings.backend == Backend::Kwok {
+        steps.push(Step::StandInForCertManager {
+            certificates: names.certificates.clone(),
+        });
+        return steps;
     }
     for (namespace, name) in &names.certificates {
         steps.push(Step::Wait(Wait::Ready {
@@ -360,6 +404,30 @@ pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
                 });
             }
         }
+        Backend::Kwok => {
+            steps.push(Step::Preflight(vec![Tool::Go, Tool::Kubectl]));
+            steps.push(Step::Validate {
+                overlay: settings.overlay.clone(),
+            });
+            steps.push(Step::StartControlPlane);
+            steps.push(Step::InstallCrds);
+            steps.push(Step::SimulatedNode);
+            steps.push(Step::Wait(Wait::Ready {
+                api_version: "v1",
+                kind: "Node",
+                namespace: None,
+                name: crate::kwok::control_plane::NODE_NAME.into(),
+                timeout: Duration::from_secs(60),
+            }));
+            steps.push(Step::Wait(Wait::ApiServiceAvailable {
+                name: "v1beta1.metrics.k8s.io",
+                timeout: Duration::from_secs(120),
+            }));
+            steps.extend(deploy_steps(settings, names));
+            finally.push(Step::ReleaseControlPlane {
+                keep: settings.keep,
+            });
+        }
         Backend::Existing => {
             steps.push(Step::Preflight(vec![Tool::Kubectl]));
             steps.extend(prerequisite_steps());
@@ -398,6 +466,10 @@ impl Wait {
                     Workload::Deployment => "observedGeneration current; every replica updated, ready and available; no old one left",
                     Workload::StatefulSet => "observedGeneration current; every replica ready on the update revision",
                 },
+                timeout.as_secs()
+            ),
+            Wait::ScaledRollout { namespace, name, min_replicas, timeout } => format!(
+                "Deployment {namespace}/{name} scaled to at least the HPA's minReplicas {min_replicas} and rolled out (every replica updated, ready and available), at most {}s",
                 timeout.as_secs()
             ),
             Wait::Ready { kind, namespace, name, timeout, .. } => format!(
@@ -464,9 +536,10 @@ impl Step {
             } => {
                 let _ = writeln!(
                     out,
-                    "load the image into the cluster\n    $ {}\n    on \"content digest ... not found\" (Docker's containerd image store):\n    $ {}\n    $ {}",
+                    "load the image into the cluster\n    $ {}\n    on \"content digest ... not found\" (Docker's containerd image store), the engine's platform only:\n    $ {}\n    $ {}\n    $ {}",
                     kind::load_docker_image(cluster, image),
-                    docker::save(image, archive),
+                    docker::platform(),
+                    docker::save(image, "<os/arch>", archive),
                     kind::load_image_archive(cluster, archive)
                 );
             }
@@ -555,6 +628,13 @@ impl Step {
                             settings.work.display()
                         );
                     }
+                    Backend::Kwok => {
+                        let _ = writeln!(
+                            out,
+                            "    simulated pods: no ingress, port-forward or Prometheus; replicas described by their pod addresses; CA: ca.crt of the Ingress's TLS Secret (the stand-in's test CA) -> {}/ca.crt",
+                            settings.work.display()
+                        );
+                    }
                     Backend::Existing => {
                         let _ = writeln!(
                             out,
@@ -613,6 +693,51 @@ impl Step {
                     "teardown (not with --keep)\n    $ {}",
                     kind::delete_cluster(name)
                 );
+            }
+            Step::StartControlPlane => {
+                let _ = writeln!(out, "control plane: Kubernetes {}, etcd {}, kwok {}, metrics-server {} from the Go module proxy, cached under {}/controlplane/<key of the inputs>",
+                    pins::KUBERNETES, pins::ETCD, pins::KWOK, pins::METRICS_SERVER,
+                    crate::kwok::build::cache_root().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("({e:#})")));
+                out.push_str("    started on 127.0.0.1 with a per-run PKI in a private temp dir: etcd, kube-apiserver (Node,RBAC, client-certificate admin), kube-controller-manager, kube-scheduler, kwok, metrics-server\n");
+            }
+            Step::InstallCrds => {
+                out.push_str(
+                    "CRDs from the Go module cache (server-side apply, awaited Established)\n",
+                );
+                for crds in pins::CRDS {
+                    let _ = writeln!(
+                        out,
+                        "    {}@{} {}/{}",
+                        crds.module,
+                        crds.version,
+                        crds.dir,
+                        if crds.files.is_empty() {
+                            "*.yaml".to_string()
+                        } else {
+                            format!("{{{}}}", crds.files.join(","))
+                        }
+                    );
+                }
+            }
+            Step::SimulatedNode => {
+                let _ = writeln!(out, "the simulated node {} (kwok), kwok's StorageClass, metrics-server's ExternalName Service and APIService v1beta1.metrics.k8s.io ({apply_note})", crate::kwok::control_plane::NODE_NAME);
+            }
+            Step::StandInForCertManager { certificates } => {
+                out.push_str("cert-manager stand-in (its controller does not build from the Go module proxy): a per-run test CA issues each certificate into its Secret (tls.crt, tls.key, ca.crt) and the harness marks the Certificate Ready itself, saying so\n");
+                for (namespace, name) in certificates {
+                    let _ = writeln!(out, "    {namespace}/{name}");
+                }
+            }
+            Step::ReleaseControlPlane { keep } => {
+                if *keep {
+                    let _ = writeln!(
+                        out,
+                        "keep the control plane running (--keep); record it in {}",
+                        crate::kwok::kept_state_file().display()
+                    );
+                } else {
+                    out.push_str("stop the control plane; remove its private folder\n");
+                }
             }
         }
         out

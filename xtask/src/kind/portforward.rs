@@ -53,7 +53,8 @@ impl PortForward {
         let Some(stdout) = child.stdout.take() else {
             bail!("`{cmd}` has no stdout");
         };
-        // From here on Drop kills the process, whatever goes wrong below.
+        // From here on Drop kills the process, whatever goes wrong below (Ctrl-C too).
+        super::interrupt::forward_started(child.id());
         let forward = Self { child, local };
         // kubectl prints "Forwarding from 127.0.0.1:LOCAL -> REMOTE" once per pair when ready; the
         // reader thread keeps draining stdout afterwards so kubectl never blocks on the pipe.
@@ -85,6 +86,7 @@ impl Drop for PortForward {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        super::interrupt::forward_stopped(self.child.id());
     }
 }
 
@@ -93,10 +95,7 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> Cmd {
-        Cmd {
-            program: "sh",
-            args: vec!["-c".into(), script.into()],
-        }
+        Cmd::new("sh", ["-c", script])
     }
 
     #[test]

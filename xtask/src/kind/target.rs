@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use camunda_conformance_suites::{
-    Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus, Replica,
-    SessionMode, Sessions, StopHandle, Target,
+    AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus,
+    Replica, SessionMode, Sessions, StopHandle, Target,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -191,17 +191,23 @@ pub struct Inputs<'a> {
     pub deployment: &'a str,
     pub hpa: &'a str,
     pub ingress: &'a IngressFacts,
-    /// Where the ingress's HTTPS and HTTP ports answer (kind: the host port mappings).
-    pub https: SocketAddr,
+    /// Where the ingress's HTTPS and HTTP ports answer (kind: the host port mappings); `None`
+    /// when nothing serves the Ingress (kwok).
+    pub https: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub ca_file: PathBuf,
     pub username: String,
     pub password_file: PathBuf,
     pub scrape: &'a ScrapeFacts,
-    pub prometheus_port: u16,
-    /// Ready pods (name, IP) with their forwarded ports.
-    pub replicas: Vec<(String, String, Forwarded)>,
+    pub prometheus_port: Option<u16>,
+    /// Ready pods (name, IP) with their forwarded ports; `None`: simulated pods, described by
+    /// their own address (nothing answers there).
+    pub replicas: Vec<(String, String, Option<Forwarded>)>,
+    /// The pods' HTTP container port.
+    pub http_port: u16,
+    pub kubeconfig: Option<PathBuf>,
     pub disruptive: bool,
+    pub allowed_skips: Vec<AllowedSkip>,
 }
 
 pub fn build(inputs: Inputs<'_>) -> Result<Target> {
@@ -229,8 +235,14 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
         .iter()
         .map(|(name, ip, forwarded)| Replica {
             name: name.clone(),
-            http_url: format!("http://127.0.0.1:{}", forwarded.http),
-            metrics_url: Some(format!("http://127.0.0.1:{}/metrics", forwarded.metrics)),
+            http_url: match forwarded {
+                Some(f) => format!("http://127.0.0.1:{}", f.http),
+                None => format!("http://{ip}:{}", inputs.http_port),
+            },
+            metrics_url: Some(match forwarded {
+                Some(f) => format!("http://127.0.0.1:{}/metrics", f.metrics),
+                None => format!("http://{ip}:{}/metrics", inputs.scrape.metrics_port),
+            }),
             prometheus_instance: Some(format!("{ip}:{}", inputs.scrape.metrics_port)),
             stop: inputs.disruptive.then(|| StopHandle::DeletePod {
                 namespace: inputs.namespace.to_string(),
@@ -242,9 +254,15 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
         name: inputs.name,
         backend: inputs.backend,
         ingress: Ingress {
-            base_url: format!("https://{host}{}", port_suffix(inputs.https, 443)),
+            base_url: format!(
+                "https://{host}{}",
+                inputs
+                    .https
+                    .map(|addr| port_suffix(addr, 443))
+                    .unwrap_or_default()
+            ),
             host: Some(host.clone()),
-            connect_to: Some(inputs.https),
+            connect_to: inputs.https,
             http_url: inputs
                 .http
                 .map(|addr| format!("http://{host}{}", port_suffix(addr, 80))),
@@ -257,14 +275,14 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
             affinity_cookie,
         },
         credentials: Credentials::from_file(inputs.username, inputs.password_file),
-        prometheus: Some(Prometheus {
-            url: format!("http://127.0.0.1:{}", inputs.prometheus_port),
+        prometheus: inputs.prometheus_port.map(|port| Prometheus {
+            url: format!("http://127.0.0.1:{port}"),
             job: inputs.scrape.job.clone(),
         }),
         replicas,
         kubernetes: Some(Kubernetes {
             context: Some(inputs.context.to_string()),
-            kubeconfig: None,
+            kubeconfig: inputs.kubeconfig,
             namespace: inputs.namespace.to_string(),
             deployment: inputs.deployment.to_string(),
             hpa: inputs.hpa.to_string(),
@@ -272,7 +290,11 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
         disruptive: Disruptive {
             allowed: inputs.disruptive,
         },
-        allowed_skips: Vec::new(),
+        allowed_skips: inputs
+            .allowed_skips
+            .into_iter()
+            .chain(camunda_conformance_suites::kubernetes_skips(mode))
+            .collect(),
         bounds: Bounds::default(),
     })
 }
@@ -370,10 +392,10 @@ mod tests {
                 (
                     name,
                     ip,
-                    Forwarded {
+                    Some(Forwarded {
                         http: 31000 + i as u16,
                         metrics: 32000 + i as u16,
-                    },
+                    }),
                 )
             })
             .collect();
@@ -385,15 +407,18 @@ mod tests {
             deployment: "camunda",
             hpa: "camunda",
             ingress: &ingress,
-            https: "127.0.0.1:18443".parse().unwrap(),
+            https: Some("127.0.0.1:18443".parse().unwrap()),
             http: Some("127.0.0.1:18080".parse().unwrap()),
             ca_file: "ca.crt".into(),
             username: "conformance".into(),
             password_file: "/tmp/pw".into(),
             scrape: &scrape,
-            prometheus_port: 39090,
+            prometheus_port: Some(39090),
             replicas,
+            http_port: 8080,
+            kubeconfig: None,
             disruptive: true,
+            allowed_skips: Vec::new(),
         })
         .unwrap();
         target.validate().unwrap();
@@ -432,23 +457,26 @@ mod tests {
             deployment: "camunda",
             hpa: "camunda",
             ingress: &ingress,
-            https: "10.0.0.5:443".parse().unwrap(),
+            https: Some("10.0.0.5:443".parse().unwrap()),
             http: Some("10.0.0.5:80".parse().unwrap()),
             ca_file: "ca.crt".into(),
             username: "u".into(),
             password_file: "p".into(),
             scrape: &scrape,
-            prometheus_port: 1,
+            prometheus_port: Some(1),
             replicas,
+            http_port: 8080,
+            kubeconfig: None,
             disruptive: false,
+            allowed_skips: Vec::new(),
         };
         let target = build(inputs(vec![(
             "p".into(),
             "10.1.1.1".into(),
-            Forwarded {
+            Some(Forwarded {
                 http: 1,
                 metrics: 2,
-            },
+            }),
         )]))
         .unwrap();
         assert_eq!(target.ingress.base_url, "https://camunda.test");

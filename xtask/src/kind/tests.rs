@@ -146,7 +146,7 @@ fn kind_plan_shows_every_command_pin_and_manifest() {
         "{text}"
     );
     assert!(
-        text.contains("docker save --output /tmp/artifacts/camunda-conformance_camunda_e2e.tar"),
+        text.contains("docker save --platform '<os/arch>' --output /tmp/artifacts/camunda-conformance_camunda_e2e.tar"),
         "{text}"
     );
     assert!(
@@ -192,7 +192,7 @@ fn kind_plan_shows_every_command_pin_and_manifest() {
     assert!(text.contains("Secret camunda/camunda-db: kept if present, else created with generated values for [password, username]"), "{text}");
     // Waits, bounded.
     assert!(
-        text.contains("wait: Deployment camunda/camunda rolled out"),
+        text.contains("wait: Deployment camunda/camunda scaled to at least the HPA's minReplicas 2 and rolled out"),
         "{text}"
     );
     assert!(
@@ -350,4 +350,51 @@ fn every_addon_the_plan_names_is_in_the_table() {
         installed, table,
         "the plan installs every pinned addon, in the table's order"
     );
+}
+
+#[test]
+fn kwok_plan_runs_the_deploy_path_on_a_local_control_plane() {
+    let kwok = settings("e2e --backend kwok", Backend::Kwok);
+    assert_eq!(kwok.context(), "kwok-camunda-conformance");
+    let names = Names::from_docs(rendered()).unwrap();
+    let plan = plan::build(&kwok, &names).unwrap();
+    let text = plan.render(&kwok, &names);
+    for expected in [
+        "control plane: Kubernetes v1.36.3, etcd v3.6.8, kwok v0.8.0, metrics-server v0.9.0",
+        "github.com/cert-manager/cert-manager@v1.21.1 deploy/crds",
+        "the simulated node kwok-node-0",
+        "wait: Node kwok-node-0 Ready",
+        "wait: APIService v1beta1.metrics.k8s.io Available",
+        "camunda-conformance validate /tmp/overlay",
+        "scaled to at least the HPA's minReplicas 2",
+        "cert-manager stand-in",
+        "simulated pods: no ingress, port-forward or Prometheus",
+        "[finally] stop the control plane",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}`:\n{text}");
+    }
+    // Nothing of kind or Docker, and no cert-manager controller to wait for.
+    assert!(
+        !text.contains("docker") && !text.contains("kind create"),
+        "{text}"
+    );
+    assert!(!text.contains("wait: Certificate"), "{text}");
+    let kept = settings("e2e --backend kwok --keep", Backend::Kwok);
+    let plan = plan::build(&kept, &names).unwrap();
+    assert!(plan
+        .render(&kept, &names)
+        .contains("keep the control plane running (--keep)"));
+}
+
+#[test]
+fn kwok_refuses_what_only_other_backends_do() {
+    let err = |line: &str| {
+        Settings::from_args(&args(line), Backend::Kwok, Path::new("/tmp/a"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(err("e2e --backend kwok --context x").contains("kwok-camunda-conformance"));
+    assert!(err("e2e --backend kwok --no-deploy").contains("--no-deploy"));
+    assert!(err("e2e --backend kwok --reuse").contains("--backend existing"));
 }

@@ -35,7 +35,7 @@ impl Progress {
             seen: seen.into(),
         }
     }
-    fn done(seen: impl Into<String>) -> Self {
+    pub(crate) fn done(seen: impl Into<String>) -> Self {
         Self {
             done: true,
             failed: None,
@@ -86,6 +86,19 @@ pub fn deployment_rolled_out(d: &Deployment) -> Progress {
         failed: None,
         seen,
     }
+}
+
+/// [`deployment_rolled_out`] at `min_replicas` or more: the HPA has set the count it owns.
+pub fn deployment_scaled_and_rolled_out(d: &Deployment, min_replicas: i32) -> Progress {
+    let progress = deployment_rolled_out(d);
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if progress.done && replicas < min_replicas {
+        return Progress::pending(format!(
+            "{}; the HPA has not raised it to its minReplicas {min_replicas} yet",
+            progress.seen
+        ));
+    }
+    progress
 }
 
 /// Ready: current spec observed, every replica ready and on the update revision.
@@ -212,6 +225,8 @@ pub fn prometheus_targets_up(targets: &Value, job: &str, expected: usize) -> Pro
 
 /// How often a wait without news says it is still waiting.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Pause before a failed watch is started again.
+const WATCH_RETRY: Duration = Duration::from_secs(2);
 
 /// Shows what is awaited, the time spent of the bound, and what the condition saw.
 fn report(what: &str, started: Instant, timeout: Duration, seen: &str) {
@@ -245,51 +260,88 @@ where
     let last = Arc::new(Mutex::new(Progress::pending(
         "the object does not exist yet",
     )));
-    let recorder = Arc::clone(&last);
-    let condition = move |object: Option<&K>| {
-        let progress = object
-            .map(&check)
-            .unwrap_or_else(|| Progress::pending("the object does not exist yet"));
-        // Failed stops the watch too; the caller turns it into an error below.
-        let stop = progress.done || progress.failed.is_some();
-        if let Ok(mut last) = recorder.lock() {
-            *last = progress;
+    let check = Arc::new(check);
+    let condition = || {
+        let recorder = Arc::clone(&last);
+        let check = Arc::clone(&check);
+        move |object: Option<&K>| {
+            let progress = object
+                .map(|o| check(o))
+                .unwrap_or_else(|| Progress::pending("the object does not exist yet"));
+            // Failed stops the watch too; the caller turns it into an error below.
+            let stop = progress.done || progress.failed.is_some();
+            if let Ok(mut last) = recorder.lock() {
+                *last = progress;
+            }
+            stop
         }
-        stop
     };
     let snapshot = |last: &Arc<Mutex<Progress>>| {
         last.lock()
             .map(|p| p.clone())
             .unwrap_or_else(|_| Progress::pending("?"))
     };
-    let watch = await_condition(api, name, condition);
-    tokio::pin!(watch);
     let mut shown = String::new();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut last_shown = Instant::now();
-    loop {
-        tokio::select! {
-            result = &mut watch => {
-                result.map_err(|e| anyhow::anyhow!("watching {what}: {e}"))?;
-                let progress = snapshot(&last);
-                if let Some(why) = progress.failed {
-                    bail!("{what} failed: {why}");
-                }
-                println!("  {what}: done in {}s ({})", started.elapsed().as_secs(), progress.seen);
-                return Ok(());
-            }
-            _ = heartbeat.tick() => {
-                let progress = snapshot(&last);
-                if started.elapsed() >= timeout {
-                    return Err(timed_out(what, timeout, &progress.seen));
-                }
-                if progress.seen != shown || last_shown.elapsed() >= HEARTBEAT {
-                    report(what, started, timeout, &progress.seen);
-                    shown = progress.seen;
-                    last_shown = Instant::now();
-                }
-            }
+    // The last watch failure, shown beside what the object looked like.
+    let mut failure: Option<String> = None;
+    let seen_now = |failure: &Option<String>| {
+        let seen = snapshot(&last).seen;
+        match failure {
+            Some(err) => format!("{seen}; the last watch failed: {err}"),
+            None => seen,
         }
+    };
+    // A watch that ends in an error (API server restarting, a kind not served yet, a dropped
+    // connection) is started again until the deadline; the error is what a timeout reports.
+    loop {
+        let watch = await_condition(api.clone(), name, condition());
+        tokio::pin!(watch);
+        let watch_error = loop {
+            tokio::select! {
+                result = &mut watch => {
+                    match result {
+                        Err(err) => break err.to_string(),
+                        Ok(_) => {
+                            let progress = snapshot(&last);
+                            if let Some(why) = progress.failed {
+                                bail!("{what} failed: {why}");
+                            }
+                            println!("  {what}: done in {}s ({})", started.elapsed().as_secs(), progress.seen);
+                            return Ok(());
+                        }
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let seen = seen_now(&failure);
+                    if started.elapsed() >= timeout {
+                        return Err(timed_out(what, timeout, &seen));
+                    }
+                    if seen != shown || last_shown.elapsed() >= HEARTBEAT {
+                        report(what, started, timeout, &seen);
+                        shown = seen;
+                        last_shown = Instant::now();
+                    }
+                }
+            }
+        };
+        failure = Some(watch_error);
+        let seen = seen_now(&failure);
+        if started.elapsed() + WATCH_RETRY >= timeout {
+            return Err(timed_out(what, timeout, &seen));
+        }
+        if seen != shown {
+            report(
+                what,
+                started,
+                timeout,
+                &format!("{seen} (watching again in {}s)", WATCH_RETRY.as_secs()),
+            );
+            shown = seen;
+            last_shown = Instant::now();
+        }
+        tokio::time::sleep(WATCH_RETRY).await;
     }
 }
 
@@ -341,6 +393,35 @@ where
 mod tests {
     use super::*;
     use crate::kind::fixtures;
+
+    #[test]
+    fn the_hpa_target_is_rolled_out_only_at_min_replicas() {
+        // What the real API server and controllers did: no `replicas` in the manifest, created
+        // at 1, rolled out 1/1, and only then raised by the HPA.
+        let mut at_one: Deployment = fixtures::load("deployment-rolled-out.json");
+        at_one.spec.as_mut().unwrap().replicas = Some(1);
+        let status = at_one.status.as_mut().unwrap();
+        for count in [
+            &mut status.replicas,
+            &mut status.updated_replicas,
+            &mut status.ready_replicas,
+            &mut status.available_replicas,
+        ] {
+            *count = Some(1);
+        }
+        assert!(deployment_rolled_out(&at_one).done);
+        let progress = deployment_scaled_and_rolled_out(&at_one, 2);
+        assert!(!progress.done);
+        assert!(
+            progress
+                .seen
+                .ends_with("the HPA has not raised it to its minReplicas 2 yet"),
+            "{}",
+            progress.seen
+        );
+        let at_two: Deployment = fixtures::load("deployment-rolled-out.json");
+        assert!(deployment_scaled_and_rolled_out(&at_two, 2).done);
+    }
 
     #[test]
     fn deployment_is_rolled_out_only_at_its_observed_generation_with_every_replica_ready() {

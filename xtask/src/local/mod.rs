@@ -4,13 +4,13 @@
 
 mod app;
 mod faults;
-mod ports;
+pub(crate) mod ports;
 mod prereq;
 mod render;
 mod stack;
-mod supervisor;
-mod tls;
-mod wait;
+pub(crate) mod supervisor;
+pub(crate) mod tls;
+pub(crate) mod wait;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

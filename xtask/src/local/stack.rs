@@ -219,7 +219,12 @@ impl StackState {
 /// missing stop handle fail the run instead of turning it green.
 fn local_allowed_skips(sticky: bool) -> Vec<camunda_conformance_suites::AllowedSkip> {
     use camunda_conformance_suites::{self as suites, AllowedSkip, SessionMode, Suite};
-    let kubernetes_only = suites::catalog()
+    let mode = if sticky {
+        SessionMode::Sticky
+    } else {
+        SessionMode::Shared
+    };
+    suites::catalog()
         .into_iter()
         .filter(|check| check.suite == Suite::Scaling && check.id != "scaling.load-generator")
         .map(|check| {
@@ -227,19 +232,9 @@ fn local_allowed_skips(sticky: bool) -> Vec<camunda_conformance_suites::AllowedS
                 check.id,
                 "the local backend has no Kubernetes; the HPA is proven on the kwok and kind backends",
             )
-        });
-    let (other, mode) = if sticky {
-        (SessionMode::Shared, "sticky")
-    } else {
-        (SessionMode::Sticky, "shared")
-    };
-    let other_mode = suites::mode_specific_checks(other).iter().map(|id| {
-        AllowedSkip::new(
-            *id,
-            format!("this stack runs {mode} sessions; `--sessions` picks the other mode"),
-        )
-    });
-    kubernetes_only.chain(other_mode).collect()
+        })
+        .chain(suites::session_mode_skips(mode))
+        .collect()
 }
 
 pub fn write_target(path: &Path, target: &camunda_conformance_suites::Target) -> Result<PathBuf> {

@@ -1,0 +1,71 @@
+//! Ctrl-C/SIGTERM on the kind backend: the port-forwards stop and the run's kind cluster is
+//! deleted (unless `--keep`), as at the end of a run, then the process exits 130.
+
+use std::sync::Mutex;
+
+use super::cli::kind;
+
+#[derive(Default)]
+struct Pending {
+    /// kubectl port-forward processes.
+    forwards: Vec<u32>,
+    /// The cluster to delete: this run's, without `--keep`.
+    cluster: Option<String>,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    forwards: Vec::new(),
+    cluster: None,
+});
+
+fn pending() -> std::sync::MutexGuard<'static, Pending> {
+    PENDING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Installs the handler once. The kwok backend's control plane is the local supervisor's to
+/// stop (its handler owns the signal then), so this is for kind and existing only.
+pub fn install() {
+    let installed = ctrlc::set_handler(|| {
+        let (forwards, cluster) = {
+            let mut p = pending();
+            (std::mem::take(&mut p.forwards), p.cluster.take())
+        };
+        eprintln!("\ninterrupted: stopping {} port-forward(s)", forwards.len());
+        for pid in forwards {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: signals a child this run started; ESRCH (already gone) is fine.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        if let Some(name) = cluster {
+            eprintln!("interrupted: deleting kind cluster {name} (pass --keep to keep it)");
+            if let Err(err) = kind::delete_cluster(&name).run() {
+                eprintln!("warning: {err:#}");
+            }
+        }
+        std::process::exit(130);
+    });
+    if let Err(err) = installed {
+        eprintln!("warning: no Ctrl-C cleanup: {err}");
+    }
+}
+
+pub fn forward_started(pid: u32) {
+    pending().forwards.push(pid);
+}
+
+pub fn forward_stopped(pid: u32) {
+    pending().forwards.retain(|p| *p != pid);
+}
+
+/// The run owns `cluster` now; the handler deletes it unless the run keeps it.
+pub fn cluster_owned(cluster: &str, keep: bool) {
+    pending().cluster = (!keep).then(|| cluster.to_string());
+}
+
+/// Teardown is under way (or done): the handler must not delete it a second time.
+pub fn cluster_released() {
+    pending().cluster = None;
+}
