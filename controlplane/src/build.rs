@@ -15,18 +15,17 @@
 //! dependencies because of another's.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 
+use crate::cache::Cache;
 use crate::cmd::Cmd;
 use crate::pins;
 
 /// Bumped when the layout or the build recipe changes in a way the inputs do not show.
-const SCHEMA: &str = "camunda-conformance controlplane cache v1";
+const SCHEMA: &str = "camunda-conformance controlplane cache v2";
 /// A cold build of kube-apiserver alone is about 10 minutes on two free cores.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -152,19 +151,6 @@ impl Binaries {
     }
 }
 
-/// `$XDG_CACHE_HOME/camunda-conformance` or `~/.cache/camunda-conformance`.
-pub fn cache_root() -> Result<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME")
-                .ok_or_else(|| anyhow!("neither XDG_CACHE_HOME nor HOME is set"))?;
-            PathBuf::from(home).join(".cache")
-        }
-    };
-    Ok(base.join("camunda-conformance"))
-}
-
 fn go(args: &[&str]) -> Cmd {
     // The pinned toolchain: the installed `go` runs it, fetching it once through the proxy.
     Cmd::new("go", args.iter().copied())
@@ -208,57 +194,6 @@ fn key_text(go: &str, kubernetes: &str) -> String {
     text
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
-const KEY_FILE: &str = "KEY";
-const MANIFEST_FILE: &str = "MANIFEST";
-
-/// Why a cache entry cannot be used, or `None` when it is complete and intact.
-fn damage(dir: &Path, key_text: &str) -> Option<String> {
-    match std::fs::read_to_string(dir.join(KEY_FILE)) {
-        Ok(stored) if stored == key_text => {}
-        Ok(_) => return Some(format!("{KEY_FILE} does not match the inputs")),
-        Err(err) => return Some(format!("no readable {KEY_FILE}: {err}")),
-    }
-    let manifest = match std::fs::read_to_string(dir.join(MANIFEST_FILE)) {
-        Ok(text) => text,
-        Err(err) => return Some(format!("no readable {MANIFEST_FILE}: {err}")),
-    };
-    for name in BINARIES {
-        let Some(expected) = manifest.lines().find_map(|line| {
-            let (sum, file) = line.split_once("  ")?;
-            (file == name).then_some(sum)
-        }) else {
-            return Some(format!("{MANIFEST_FILE} lists no {name}"));
-        };
-        match sha256_file(&dir.join("bin").join(name)) {
-            Ok(sum) if sum == expected => {}
-            Ok(_) => return Some(format!("bin/{name} differs from its recorded sha256")),
-            Err(err) => return Some(format!("{err:#}")),
-        }
-    }
-    None
-}
-
 /// The pinned control plane from the cache, built first when missing or damaged.
 pub fn ensure() -> Result<Binaries> {
     ensure_kubernetes(pins::KUBERNETES)
@@ -286,86 +221,33 @@ pub fn ensure_kubernetes(kubernetes: &str) -> Result<Binaries> {
         );
     }
     let go = go_version()?;
-    let text = key_text(&go, kubernetes);
-    let key = hex(&Sha256::digest(text.as_bytes()));
-    let root = cache_root()?.join("controlplane");
-    let dir = root.join(&key[..16]);
-    let checked = Instant::now();
-    if dir.exists() {
-        match damage(&dir, &text) {
-            None => {
-                eprintln!(
-                    "  control plane: cached, nothing rebuilt ({}, verified in {:.1}s)",
-                    dir.display(),
-                    checked.elapsed().as_secs_f64()
-                );
-                return Ok(Binaries { dir });
-            }
-            Some(why) => {
-                eprintln!(
-                    "  control plane: the cache at {} is damaged ({why}): rebuilding",
-                    dir.display()
-                );
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("removing the damaged cache {}", dir.display()))?;
-            }
-        }
-    }
-    eprintln!(
-        "  control plane: building Kubernetes {}, etcd {}, kwok {}, metrics-server {} with {go} into {} (first time: 15-25 minutes on 2 cores, 3-5 GB of Go caches)",
-        kubernetes,
-        pins::ETCD,
-        pins::KWOK,
-        pins::METRICS_SERVER,
-        dir.display()
-    );
-    let started = Instant::now();
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    remove_failed_builds(&root);
-    let temp = tempfile::Builder::new()
-        .prefix(&format!("{FAILED_PREFIX}{}-", &key[..16]))
-        .tempdir_in(&root)
-        .with_context(|| format!("creating a build folder in {}", root.display()))?
-        .keep();
-    // Kept on failure, for its logs; the next build removes it.
-    build_into(&temp, &text, kubernetes)
-        .with_context(|| format!("the build folder {} is kept for its logs", temp.display()))?;
-    if let Err(err) = std::fs::rename(&temp, &dir) {
-        let _ = std::fs::remove_dir_all(&temp);
-        // Another run finished the same build first: use it if it is whole.
-        if damage(&dir, &text).is_none() {
-            return Ok(Binaries { dir });
-        }
-        return Err(err).with_context(|| format!("moving the build into {}", dir.display()));
-    }
-    eprintln!(
-        "  control plane: built in {:.1} min ({})",
-        started.elapsed().as_secs_f64() / 60.0,
-        dir.display()
-    );
+    let files: Vec<String> = BINARIES.iter().map(|name| format!("bin/{name}")).collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let cache = Cache {
+        name: "controlplane",
+        key_text: key_text(&go, kubernetes),
+        files: &files,
+    };
+    let dir = cache.ensure(|out| {
+        eprintln!(
+            "  control plane: building Kubernetes {kubernetes}, etcd {}, kwok {}, metrics-server {} with {go} into {} (first time: 15-25 minutes on 2 cores, 3-5 GB of Go caches)",
+            pins::ETCD,
+            pins::KWOK,
+            pins::METRICS_SERVER,
+            out.display()
+        );
+        let started = Instant::now();
+        build_into(out, kubernetes)?;
+        eprintln!(
+            "  control plane: built in {:.1} min",
+            started.elapsed().as_secs_f64() / 60.0
+        );
+        Ok(())
+    })?;
     Ok(Binaries { dir })
 }
 
-/// Build folders are named so; only a complete build is renamed to its key.
-const FAILED_PREFIX: &str = ".build-";
-
-/// Folders of earlier builds that did not complete (their logs were named when they failed).
-fn remove_failed_builds(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.filter_map(|e| e.ok()) {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(FAILED_PREFIX)
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn build_into(out: &Path, key_text: &str, kubernetes: &str) -> Result<()> {
+fn build_into(out: &Path, kubernetes: &str) -> Result<()> {
     let bin = out.join("bin");
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     for program in &programs(kubernetes) {
@@ -417,21 +299,16 @@ fn build_into(out: &Path, key_text: &str, kubernetes: &str) -> Result<()> {
             started.elapsed().as_secs_f64() / 60.0
         );
     }
-    let mut manifest = String::new();
     for name in BINARIES {
-        let path = bin.join(name);
-        let version = Cmd::new(path.display().to_string(), ["--version"])
+        let version = Cmd::new(bin.join(name).display().to_string(), ["--version"])
             .timeout(Duration::from_secs(30))
             .output()
             .with_context(|| format!("{name} --version: the build is not usable"))?;
         if name.starts_with("kube-") && !version.contains(kubernetes) {
             bail!("{name} reports {version:?}, not {kubernetes}");
         }
-        let _ = writeln!(manifest, "{}  {name}", sha256_file(&path)?);
     }
-    std::fs::write(out.join(MANIFEST_FILE), manifest).context("writing the manifest")?;
-    // Last: only a complete build has a key.
-    std::fs::write(out.join(KEY_FILE), key_text).context("writing the key")
+    Ok(())
 }
 
 /// `module camunda-conformance/<name>` requiring the program's module and, at the matching
@@ -542,34 +419,14 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_entry_is_damaged_unless_key_and_every_binary_match() {
-        let dir = tempfile::tempdir().unwrap();
+    fn the_cache_key_names_every_input() {
         let text = key_text("go1.26.8 linux/amd64", pins::KUBERNETES);
-        assert!(damage(dir.path(), &text)
-            .unwrap()
-            .contains("no readable KEY"));
-        std::fs::write(dir.path().join(KEY_FILE), &text).unwrap();
-        assert!(damage(dir.path(), &text).unwrap().contains("MANIFEST"));
-        std::fs::create_dir(dir.path().join("bin")).unwrap();
-        let mut manifest = String::new();
-        for name in BINARIES {
-            std::fs::write(dir.path().join("bin").join(name), name).unwrap();
-            manifest.push_str(&format!(
-                "{}  {name}\n",
-                hex(&Sha256::digest(name.as_bytes()))
-            ));
+        assert!(text.starts_with(SCHEMA));
+        assert!(text.contains("go1.26.8"));
+        for pin in [pins::KUBERNETES, pins::ETCD, pins::KWOK, pins::METRICS_SERVER] {
+            assert!(text.contains(pin), "{pin} is not in the key");
         }
-        std::fs::write(dir.path().join(MANIFEST_FILE), manifest).unwrap();
-        assert_eq!(damage(dir.path(), &text), None);
-        // A truncated binary, or other inputs: damaged.
-        std::fs::write(dir.path().join("bin/kwok"), "kw").unwrap();
-        assert!(damage(dir.path(), &text)
-            .unwrap()
-            .contains("bin/kwok differs"));
-        assert!(
-            damage(dir.path(), &key_text("go1.26.8 linux/amd64", "v1.35.4"))
-                .unwrap()
-                .contains("does not match")
-        );
+        assert_ne!(text, key_text("go1.26.8 linux/amd64", "v1.35.4"));
+        assert_ne!(text, key_text("go1.26.9 linux/amd64", pins::KUBERNETES));
     }
 }

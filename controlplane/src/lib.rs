@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod build;
+pub mod cache;
 pub mod cmd;
 pub mod pins;
 pub mod pki;

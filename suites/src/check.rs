@@ -107,6 +107,10 @@ impl SkipPolicy {
             return (Status::Skip, reason);
         }
         match self.allowed.iter().find(|allowed| allowed.covers(id)) {
+            // The target usually states the check's own reason: no need to say it twice.
+            Some(allowed) if allowed.reason == reason => {
+                (Status::Skip, format!("{reason} (allowed by the target)"))
+            }
             Some(allowed) => (
                 Status::Skip,
                 format!("{reason} (allowed by the target: {})", allowed.reason),

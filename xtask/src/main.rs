@@ -6,7 +6,6 @@
 mod artifacts;
 mod backend;
 mod bench_validate;
-mod cache;
 mod command;
 mod conformance;
 mod kind;

@@ -697,7 +697,7 @@ impl Step {
             Step::StartControlPlane => {
                 let _ = writeln!(out, "control plane: Kubernetes {}, etcd {}, kwok {}, metrics-server {} from the Go module proxy, cached under {}/controlplane/<key of the inputs>",
                     pins::KUBERNETES, pins::ETCD, pins::KWOK, pins::METRICS_SERVER,
-                    crate::kwok::build::cache_root().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("({e:#})")));
+                    camunda_conformance_controlplane::cache::root().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("({e:#})")));
                 out.push_str("    started on 127.0.0.1 with a per-run PKI in a private temp dir: etcd, kube-apiserver (Node,RBAC, client-certificate admin), kube-controller-manager, kube-scheduler, kwok, metrics-server\n");
             }
             Step::InstallCrds => {

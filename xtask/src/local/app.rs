@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::supervisor::Supervisor;
 use super::wait::{self, Probe};
-use crate::cache::{self, Cache};
+use camunda_conformance_controlplane::cache::{self, Cache};
 
 /// The files of a cache entry.
 const JAR: &str = "camunda-app.jar";

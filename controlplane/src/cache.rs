@@ -1,4 +1,5 @@
-//! Build caches that cannot be poisoned: an entry is keyed by the hash of everything that went
+//! Build caches that cannot be poisoned (the control plane's binaries, and `cargo xtask`'s
+//! Camunda application): an entry is keyed by the hash of everything that went
 //! into it (sources, tool versions), built in a temporary folder and renamed into place only
 //! once complete, with its key and the sha256 of every file stored beside it. An entry whose
 //! key or files do not match is damaged: it is said, removed and rebuilt. "Cached" in the
@@ -52,7 +53,7 @@ impl Cache<'_> {
         if dir.exists() {
             match self.damage(&dir) {
                 None => {
-                    println!(
+                    eprintln!(
                         "  {}: cached, nothing rebuilt ({}, verified in {:.1}s)",
                         self.name,
                         dir.display(),
@@ -61,7 +62,7 @@ impl Cache<'_> {
                     return Ok(dir);
                 }
                 Some(why) => {
-                    println!(
+                    eprintln!(
                         "  {}: the cache entry {} is damaged ({why}): rebuilding",
                         self.name,
                         dir.display()
