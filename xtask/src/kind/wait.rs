@@ -244,6 +244,40 @@ fn timed_out(what: &str, timeout: Duration, seen: &str) -> anyhow::Error {
     )
 }
 
+/// What a wait printed last: it prints again on news or after [`HEARTBEAT`], and ends the
+/// wait with what it saw once the bound is reached.
+struct Shown<'a> {
+    what: &'a str,
+    started: Instant,
+    timeout: Duration,
+    text: String,
+    at: Instant,
+}
+
+impl<'a> Shown<'a> {
+    fn new(what: &'a str, timeout: Duration) -> Self {
+        Self {
+            what,
+            started: Instant::now(),
+            timeout,
+            text: String::new(),
+            at: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, seen: String) -> Result<()> {
+        if self.started.elapsed() >= self.timeout {
+            return Err(timed_out(self.what, self.timeout, &seen));
+        }
+        if seen != self.text || self.at.elapsed() >= HEARTBEAT {
+            report(self.what, self.started, self.timeout, &seen);
+            self.text = seen;
+            self.at = Instant::now();
+        }
+        Ok(())
+    }
+}
+
 /// Watches one object until `check` says done, bounded by `timeout`, printing progress.
 pub async fn watch_until<K, F>(
     api: Api<K>,
@@ -281,9 +315,8 @@ where
             .map(|p| p.clone())
             .unwrap_or_else(|_| Progress::pending("?"))
     };
-    let mut shown = String::new();
+    let mut shown = Shown::new(what, timeout);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
-    let mut last_shown = Instant::now();
     // The last watch failure, shown beside what the object looked like.
     let mut failure: Option<String> = None;
     let seen_now = |failure: &Option<String>| {
@@ -313,34 +346,14 @@ where
                         }
                     }
                 }
-                _ = heartbeat.tick() => {
-                    let seen = seen_now(&failure);
-                    if started.elapsed() >= timeout {
-                        return Err(timed_out(what, timeout, &seen));
-                    }
-                    if seen != shown || last_shown.elapsed() >= HEARTBEAT {
-                        report(what, started, timeout, &seen);
-                        shown = seen;
-                        last_shown = Instant::now();
-                    }
-                }
+                _ = heartbeat.tick() => shown.tick(seen_now(&failure))?,
             }
         };
         failure = Some(watch_error);
-        let seen = seen_now(&failure);
         if started.elapsed() + WATCH_RETRY >= timeout {
-            return Err(timed_out(what, timeout, &seen));
+            return Err(timed_out(what, timeout, &seen_now(&failure)));
         }
-        if seen != shown {
-            report(
-                what,
-                started,
-                timeout,
-                &format!("{seen} (watching again in {}s)", WATCH_RETRY.as_secs()),
-            );
-            shown = seen;
-            last_shown = Instant::now();
-        }
+        shown.tick(seen_now(&failure))?;
         tokio::time::sleep(WATCH_RETRY).await;
     }
 }
@@ -358,8 +371,7 @@ where
     Fut: Future<Output = Result<Progress>>,
 {
     let started = Instant::now();
-    let mut shown = String::new();
-    let mut last_shown = Instant::now();
+    let mut shown = Shown::new(what, timeout);
     loop {
         let seen = match tokio::time::timeout(interval.max(Duration::from_secs(5)), probe()).await {
             Ok(Ok(progress)) if progress.done => {
@@ -377,14 +389,7 @@ where
             Ok(Err(err)) => format!("{err:#}"),
             Err(_) => "the probe did not answer in time".to_string(),
         };
-        if started.elapsed() >= timeout {
-            return Err(timed_out(what, timeout, &seen));
-        }
-        if seen != shown || last_shown.elapsed() >= HEARTBEAT {
-            report(what, started, timeout, &seen);
-            shown = seen;
-            last_shown = Instant::now();
-        }
+        shown.tick(seen)?;
         tokio::time::sleep(interval).await;
     }
 }
