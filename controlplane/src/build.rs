@@ -423,7 +423,12 @@ mod tests {
         let text = key_text("go1.26.8 linux/amd64", pins::KUBERNETES);
         assert!(text.starts_with(SCHEMA));
         assert!(text.contains("go1.26.8"));
-        for pin in [pins::KUBERNETES, pins::ETCD, pins::KWOK, pins::METRICS_SERVER] {
+        for pin in [
+            pins::KUBERNETES,
+            pins::ETCD,
+            pins::KWOK,
+            pins::METRICS_SERVER,
+        ] {
             assert!(text.contains(pin), "{pin} is not in the key");
         }
         assert_ne!(text, key_text("go1.26.8 linux/amd64", "v1.35.4"));
