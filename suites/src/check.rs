@@ -106,7 +106,13 @@ impl SkipPolicy {
         if !self.strict {
             return (Status::Skip, reason);
         }
-        match self.allowed.iter().find(|allowed| allowed.covers(id)) {
+        // An entry that states this very reason first, else any entry for the check.
+        let entry = self
+            .allowed
+            .iter()
+            .find(|allowed| allowed.covers(id) && allowed.reason == reason)
+            .or_else(|| self.allowed.iter().find(|allowed| allowed.covers(id)));
+        match entry {
             // The target usually states the check's own reason: no need to say it twice.
             Some(allowed) if allowed.reason == reason => {
                 (Status::Skip, format!("{reason} (allowed by the target)"))

@@ -143,6 +143,16 @@ pub fn kubernetes_skips(mode: SessionMode) -> Vec<AllowedSkip> {
     skips
 }
 
+/// What a read-only target (`[disruptive] allowed = false`, e.g. somebody's existing
+/// deployment) may skip under `--strict`: the checks that would disturb it.
+pub fn read_only_skips() -> Vec<AllowedSkip> {
+    catalog()
+        .into_iter()
+        .filter(|check| check.disruptive)
+        .map(|check| AllowedSkip::new(check.id, check::NOT_ALLOWED))
+        .collect()
+}
+
 /// Every check of every suite, in run order: for documentation and `checks` listings.
 pub fn catalog() -> Vec<CheckInfo> {
     Suite::ALL

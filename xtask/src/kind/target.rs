@@ -294,6 +294,12 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
             .allowed_skips
             .into_iter()
             .chain(camunda_conformance_suites::kubernetes_skips(mode))
+            // A read-only target declares that its disruptive checks are not to run.
+            .chain(if inputs.disruptive {
+                Vec::new()
+            } else {
+                camunda_conformance_suites::read_only_skips()
+            })
             .collect(),
         bounds: Bounds::default(),
     })
@@ -488,6 +494,10 @@ mod tests {
             target.replicas[0].stop, None,
             "not disruptive: no stop handle"
         );
+        // Read-only: its disruptive checks may skip under --strict, the others may not.
+        let allowed = |id: &str| target.allowed_skips.iter().any(|a| a.covers(id));
+        assert!(allowed("scaling.scale-out") && allowed("cluster.deploy"));
+        assert!(!allowed("auth.no-credentials") && !allowed("scaling.hpa-metrics"));
         assert!(build(inputs(vec![]))
             .unwrap_err()
             .to_string()
