@@ -18,6 +18,21 @@ const MANIFEST_FILE: &str = "MANIFEST";
 /// Build folders are named so; only a complete build is renamed to its key.
 const BUILDING_PREFIX: &str = ".build-";
 
+/// Build folders of builds running now: an interrupted run removes them on its way out.
+static BUILDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn building() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    BUILDING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the folders of builds still running (for Ctrl-C/SIGTERM handlers, after they have
+/// stopped the build's processes): an interrupted build leaves nothing in the cache.
+pub fn abandon_unfinished_builds() {
+    for dir in std::mem::take(&mut *building()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// `$XDG_CACHE_HOME/camunda-conformance` or `~/.cache/camunda-conformance`.
 pub fn root() -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
@@ -81,7 +96,13 @@ impl Cache<'_> {
             .tempdir_in(parent)
             .with_context(|| format!("creating a build folder in {}", parent.display()))?
             .keep();
+        self::building().push(building.clone());
         let outcome = build(&building).and_then(|()| self.seal(&building));
+        if outcome.is_ok() {
+            // A failed build stays listed: when an interrupt made it fail, the handler
+            // removes it on its way out.
+            self::building().retain(|d| d != &building);
+        }
         if let Err(err) = outcome {
             // Kept for its logs; the next build removes it.
             return Err(err.context(format!(

@@ -47,12 +47,14 @@ impl Artifacts {
 
     /// The last line of every run names the folder. `--plan` and `--down` run no suites: they
     /// name no verdict and leave no empty folder behind.
-    pub fn finish(&self, args: &E2eArgs, outcome: &Result<bool>) {
+    pub fn finish(&self, args: &E2eArgs, outcome: &Result<bool>, timings: &Timings) {
         if args.plan || args.down {
             let _ = std::fs::remove_dir(&self.dir); // only succeeds when empty
             return;
         }
+        timings.write(self);
         let verdict = match outcome {
+            _ if crate::local::supervisor::interrupted() => "interrupted",
             Ok(true) => "passed",
             Ok(false) => "FAILED (a check failed)",
             Err(_) => "FAILED (the run could not complete)",
@@ -69,7 +71,7 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Phase durations for `cargo xtask bench e2e`.
+/// Phase durations of a run, written to its artifacts folder.
 #[derive(Default)]
 pub struct Timings {
     entries: Vec<(String, Duration)>,
@@ -88,10 +90,12 @@ impl Timings {
         result
     }
 
-    pub fn print(&self) {
-        println!("\n{:<40} {:>10}", "phase", "seconds");
+    /// `timings.txt` in the artifacts folder (when the run keeps one).
+    pub fn write(&self, artifacts: &Artifacts) {
+        let mut text = format!("{:<40} {:>10}\n", "phase", "seconds");
         for (phase, took) in &self.entries {
-            println!("{phase:<40} {:>10.2}", took.as_secs_f64());
+            text += &format!("{phase:<40} {:>10.2}\n", took.as_secs_f64());
         }
+        let _ = std::fs::write(artifacts.dir.join("timings.txt"), text);
     }
 }

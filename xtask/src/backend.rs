@@ -1,7 +1,7 @@
 //! Picks the backend, prepares the run's artifacts folder and hands over to it.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -43,21 +43,22 @@ fn docker_engine_version() -> Option<String> {
     (output.status.success() && !version.is_empty()).then_some(version)
 }
 
-/// Runs the end-to-end job; `Ok(false)` when a check failed.
-pub fn e2e(args: &E2eArgs, timings: Option<&mut Timings>) -> Result<bool> {
+/// Runs the end-to-end job; `Ok(false)` when a check failed. Phase timings land in the
+/// artifacts folder (`timings.txt`).
+pub fn e2e(args: &E2eArgs) -> Result<bool> {
     let chosen = choose(args.backend);
     println!(
         "backend: {} ({})",
         format!("{:?}", chosen.backend).to_lowercase(),
         chosen.reason
     );
-    let mut own_timings = Timings::default();
-    let timings = timings.unwrap_or(&mut own_timings);
+    let mut timings = Timings::default();
+    let timings = &mut timings;
     match chosen.backend {
         BackendChoice::Local => {
             let artifacts = Artifacts::create(args, "local")?;
             let outcome = local::e2e(args, &artifacts, timings);
-            artifacts.finish(args, &outcome);
+            artifacts.finish(args, &outcome, timings);
             outcome
         }
         BackendChoice::Kind | BackendChoice::Existing | BackendChoice::Kwok => {
@@ -65,19 +66,9 @@ pub fn e2e(args: &E2eArgs, timings: Option<&mut Timings>) -> Result<bool> {
             let name = name.as_str();
             let artifacts = Artifacts::create(args, name)?;
             let outcome = kind::e2e(args, chosen.backend, &artifacts, timings);
-            artifacts.finish(args, &outcome);
+            artifacts.finish(args, &outcome, timings);
             outcome
         }
         BackendChoice::Auto => unreachable!("choose() never returns Auto"),
     }
-}
-
-/// `cargo xtask bench e2e`: the same job, with every phase timed and printed.
-pub fn bench_e2e(args: &E2eArgs) -> Result<bool> {
-    let started = Instant::now();
-    let mut timings = Timings::default();
-    let outcome = e2e(args, Some(&mut timings));
-    timings.record("total", started.elapsed());
-    timings.print();
-    outcome
 }

@@ -1,12 +1,52 @@
 //! External commands with a time bound: a command that hangs is killed and the error says what
-//! it printed last.
+//! it printed last. Each runs in its own process group, which the Ctrl-C/SIGTERM handlers stop
+//! (`stop_running`): a SIGTERM sent to `cargo xtask` alone must not leave its children behind.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
 use std::thread::{self, sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+/// The process groups of the commands running now.
+static RUNNING: Mutex<Vec<(String, i32)>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<(String, i32)>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops every command still running, its whole process group (for the signal handlers).
+pub fn stop_running() {
+    let groups = std::mem::take(&mut *running());
+    crate::local::supervisor::stop_groups(&groups, Duration::from_secs(5));
+}
+
+/// A started command, listed in [`RUNNING`] until it is dropped.
+struct Started {
+    child: Child,
+    pgid: i32,
+}
+
+impl Started {
+    fn spawn(command: &mut Command, what: &str) -> Result<Self> {
+        let child = command
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let pgid = i32::try_from(child.id()).context("a pid fits in i32")?;
+        running().push((what.to_string(), pgid));
+        Ok(Self { child, pgid })
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        running().retain(|(_, pgid)| *pgid != self.pgid);
+    }
+}
 
 /// Runs `command` with its output captured; kills it after `timeout`.
 pub fn output(mut command: Command, what: &str, timeout: Duration) -> Result<Output> {
@@ -14,12 +54,11 @@ pub fn output(mut command: Command, what: &str, timeout: Duration) -> Result<Out
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
+    let mut started = Started::spawn(&mut command, what)?;
+    let child = &mut started.child;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let waited = wait(&mut child, timeout, || {});
+    let waited = wait(child, timeout, || {});
     let (stdout, stderr) = (join(stdout), join(stderr));
     match waited {
         Some(status) => Ok(Output {
@@ -49,10 +88,8 @@ pub fn status_ticking(
     tick: impl FnMut(),
 ) -> Result<ExitStatus> {
     command.stdin(Stdio::null());
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
-    match wait(&mut child, timeout, tick) {
+    let mut started = Started::spawn(&mut command, what)?;
+    match wait(&mut started.child, timeout, tick) {
         Some(status) => Ok(status),
         None => bail!(
             "{what} did not finish within {} s and was killed (its output is above)",
@@ -78,7 +115,14 @@ fn wait(child: &mut Child, timeout: Duration, mut tick: impl FnMut()) -> Option<
                 sleep(Duration::from_millis(20));
             }
             _ => {
-                let _ = child.kill();
+                // The whole group: a command's own children must not outlive it.
+                crate::local::supervisor::stop_groups(
+                    &[(
+                        "a command past its time bound".to_string(),
+                        child.id() as i32,
+                    )],
+                    Duration::from_secs(2),
+                );
                 let _ = child.wait();
                 return None;
             }

@@ -5,12 +5,15 @@
 
 mod artifacts;
 mod backend;
+mod bench_e2e;
 mod bench_validate;
 mod command;
 mod conformance;
+mod interrupts;
 mod kind;
 mod kwok;
 mod local;
+mod selfrun;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,14 +40,17 @@ enum Command {
     PinAddons,
     /// Test the kind/existing code paths against the kwok backend's real control plane.
     TestControlPlane,
+    /// Interrupt the local end-to-end with SIGINT and SIGTERM in each phase; prove nothing is
+    /// left and the next run is green.
+    TestInterrupts,
 }
 
 #[derive(Subcommand)]
 enum BenchWhat {
     /// Time `validate` on the shipped overlays and on a generated 1,000-set bundle.
     Validate,
-    /// Time the local end-to-end: each component's start, the suites, teardown, total.
-    E2e(E2eArgs),
+    /// The local loop against its goals: cold e2e to the report, `--reuse`, `--down`.
+    E2e(bench_e2e::BenchE2eArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -120,14 +126,20 @@ pub struct E2eArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::E2e(args) => backend::e2e(&args, None),
+        Command::E2e(args) => backend::e2e(&args),
         Command::PinAddons => kind::pin_addons(),
         Command::TestControlPlane => kwok::live_tests::run(),
+        Command::TestInterrupts => interrupts::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
-            BenchWhat::E2e(args) => backend::bench_e2e(&args),
+            BenchWhat::E2e(args) => bench_e2e::run(&args),
         },
     };
+    if local::supervisor::interrupted() {
+        // The signal handler is cleaning up and exits 130 when done: an error the interrupt
+        // caused here (a wait cut short) must not end the process first with another code.
+        local::supervisor::await_interrupt_cleanup();
+    }
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -3,8 +3,13 @@
 //! HPA scale out — or, on a machine too busy to give them that much, at least half of the CPU
 //! that was left for them. Measured from the kernel's accounting (`/proc`), so the verdict says
 //! what the replicas really burned, next to what the machine had.
+//!
+//! The load stops as soon as the figures over the whole load so far meet the bar, but never
+//! before [`MIN_LOAD`]: a stack that reaches it quickly is not kept waiting, one that does not
+//! gets the full [`MAX_LOAD`] to get there.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -12,8 +17,12 @@ use super::load::{self, LoadTarget, SCALE_OUT_CPU_CORES, SCALING_WORKERS};
 use crate::check::{Ctx, Outcome, Verdict};
 use crate::target::StopHandle;
 
-/// How long the generator loads the stack.
-const LOAD_DURATION: Duration = Duration::from_secs(15);
+/// The shortest load judged: connections are open and the JIT has warmed the request path.
+const MIN_LOAD: Duration = Duration::from_secs(4);
+/// The longest: a stack that has not met the bar by then fails.
+const MAX_LOAD: Duration = Duration::from_secs(15);
+/// How often the figures so far are compared with the bar.
+const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// The share of the CPU left for the replicas that they must burn on a busy machine.
 const SHARE_OF_AVAILABLE: f64 = 0.5;
 /// Below this the load did not reach the replicas, however busy the machine: a busy machine
@@ -58,12 +67,7 @@ pub(crate) fn judge(stats: &load::LoadStats, cpu: CpuFigures) -> Verdict {
         cpu.required(),
         SHARE_OF_AVAILABLE * 100.0,
     );
-    let error_share = if stats.requests == 0 {
-        1.0
-    } else {
-        stats.errors as f64 / stats.requests as f64
-    };
-    if error_share > MAX_ERROR_SHARE {
+    if error_share(stats.requests, stats.errors) > MAX_ERROR_SHARE {
         Verdict::Fail(format!(
             "expected at most {:.0} % errors; {figures}",
             MAX_ERROR_SHARE * 100.0
@@ -74,6 +78,45 @@ pub(crate) fn judge(stats: &load::LoadStats, cpu: CpuFigures) -> Verdict {
         ))
     } else {
         Verdict::Pass(figures)
+    }
+}
+
+fn error_share(requests: u64, errors: u64) -> f64 {
+    if requests == 0 {
+        1.0
+    } else {
+        errors as f64 / requests as f64
+    }
+}
+
+/// Do the figures so far already pass? Then the load may stop early.
+fn bar_met(requests: u64, errors: u64, cpu: CpuFigures) -> bool {
+    error_share(requests, errors) <= MAX_ERROR_SHARE && cpu.replicas >= cpu.required()
+}
+
+/// CPU counters at one moment: the replicas' and the machine's, in CPU seconds.
+#[derive(Clone, Copy)]
+struct CpuReading {
+    replicas: f64,
+    machine: f64,
+}
+
+impl CpuReading {
+    fn now(pids: &[u32]) -> Result<Self> {
+        Ok(Self {
+            replicas: process_cpu(pids)?,
+            machine: machine_cpu()?,
+        })
+    }
+
+    /// The figures from `self` to `later`, over `wall`.
+    fn figures_until(self, later: Self, wall: Duration, online: f64) -> CpuFigures {
+        let wall = wall.as_secs_f64().max(0.001);
+        CpuFigures {
+            online,
+            machine: (later.machine - self.machine) / wall,
+            replicas: (later.replicas - self.replicas) / wall,
+        }
     }
 }
 
@@ -106,16 +149,39 @@ pub(crate) async fn load_generator(ctx: &Ctx<'_>) -> Outcome {
     }
     let target = LoadTarget::ingress(ctx.target)?;
     let online = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-    let (replicas_before, machine_before) = (process_cpu(&pids)?, machine_cpu()?);
-    let stats = load::measure(&target, LOAD_DURATION, SCALING_WORKERS).await?;
-    let (replicas_after, machine_after) = (process_cpu(&pids)?, machine_cpu()?);
-    let wall = stats.elapsed.as_secs_f64().max(0.001);
-    let cpu = CpuFigures {
-        online,
-        machine: (machine_after - machine_before) / wall,
-        replicas: (replicas_after - replicas_before) / wall,
+    let (stop, live, finished) = (
+        AtomicBool::new(false),
+        load::Live::default(),
+        AtomicBool::new(false),
+    );
+    let before = CpuReading::now(&pids)?;
+    let started = Instant::now();
+    let loading = async {
+        let stats = load::drive(&target, MAX_LOAD, SCALING_WORKERS, &stop, &live).await;
+        finished.store(true, Ordering::Relaxed);
+        stats
     };
-    let without = if stopped.is_empty() {
+    let watching = async {
+        while !finished.load(Ordering::Relaxed) {
+            tokio::time::sleep(SAMPLE_EVERY).await;
+            let elapsed = started.elapsed();
+            if elapsed < MIN_LOAD {
+                continue;
+            }
+            let Ok(now) = CpuReading::now(&pids) else {
+                continue;
+            };
+            let (requests, errors, _) = live.snapshot();
+            if bar_met(requests, errors, before.figures_until(now, elapsed, online)) {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    };
+    let (stats, ()) = tokio::join!(loading, watching);
+    let stats = stats?;
+    let cpu = before.figures_until(CpuReading::now(&pids)?, stats.elapsed, online);
+    let mut without = if stopped.is_empty() {
         String::new()
     } else {
         format!(
@@ -123,6 +189,13 @@ pub(crate) async fn load_generator(ctx: &Ctx<'_>) -> Outcome {
             stopped.join(", ")
         )
     };
+    if stop.load(Ordering::Relaxed) {
+        without += &format!(
+            "; the load stopped once the bar was met (after at least {} s, at most {} s)",
+            MIN_LOAD.as_secs(),
+            MAX_LOAD.as_secs()
+        );
+    }
     Ok(match judge(&stats, cpu) {
         Verdict::Pass(message) => Verdict::Pass(message + &without),
         Verdict::Fail(message) => Verdict::Fail(message + &without),
@@ -205,7 +278,7 @@ mod tests {
         load::LoadStats {
             requests,
             errors,
-            elapsed: LOAD_DURATION,
+            elapsed: MAX_LOAD,
             rate_per_s: requests as f64 / 15.0,
             ..Default::default()
         }
@@ -256,6 +329,37 @@ mod tests {
             judge(&stats(8000, 0), elsewhere),
             Verdict::Fail(_)
         ));
+    }
+
+    #[test]
+    fn the_load_stops_early_only_when_the_figures_so_far_pass() {
+        let busy_enough = CpuFigures {
+            online: 2.0,
+            machine: 1.5,
+            replicas: 0.9,
+        };
+        assert!(bar_met(3000, 0, busy_enough));
+        assert!(!bar_met(3000, 100, busy_enough), "errors keep it loading");
+        assert!(
+            !bar_met(0, 0, busy_enough),
+            "no answer yet keeps it loading"
+        );
+        let idle_replicas = CpuFigures {
+            replicas: 0.05,
+            ..busy_enough
+        };
+        assert!(!bar_met(3000, 0, idle_replicas));
+        let reading = CpuReading {
+            replicas: 10.0,
+            machine: 40.0,
+        };
+        let later = CpuReading {
+            replicas: 14.0,
+            machine: 46.0,
+        };
+        let figures = reading.figures_until(later, Duration::from_secs(4), 2.0);
+        assert_eq!(figures.replicas, 1.0);
+        assert_eq!(figures.machine, 1.5);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn install() {
             (std::mem::take(&mut p.forwards), p.cluster.take())
         };
         eprintln!("\ninterrupted: stopping {} port-forward(s)", forwards.len());
+        crate::command::stop_running();
         for pid in forwards {
             if let Ok(pid) = i32::try_from(pid) {
                 // SAFETY: signals a child this run started; ESRCH (already gone) is fine.

@@ -89,13 +89,10 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
         }
     }
     if args.keep {
-        // A replica a disruptive check stopped comes back (in the background), so the kept
-        // stack is whole for `--reuse`.
-        stack.heal(false)?;
-        let state = stack.keep();
-        save_kept(&kept_file, &state)?;
+        let state = keep_whole(stack, &kept_file)?;
         announce_kept(&state, &kept_file);
     } else {
+        println!("tearing down the local stack");
         timings.measure("teardown", || stack.teardown())?;
     }
     Ok(ok)
@@ -172,10 +169,27 @@ fn reuse(
     if args.faults && passed {
         ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
     }
+    keep_whole(stack, kept_file)?;
+    Ok(ok)
+}
+
+/// Keeps the stack for `--reuse`, whole: a replica a disruptive check stopped was restarted
+/// during the suites, and is waited for here, after the report, so that the next `--reuse`
+/// does not wait for it before its own.
+fn keep_whole(mut stack: Stack, kept_file: &Path) -> Result<StackState> {
     stack.heal(false)?;
+    let started = std::time::Instant::now();
+    stack.wait_kept_replicas()?;
+    let waited = started.elapsed();
+    if waited > Duration::from_millis(500) {
+        println!(
+            "after the report: waited {:.1} s for the restarted replica, so the kept stack is whole",
+            waited.as_secs_f64()
+        );
+    }
     let state = stack.keep();
     save_kept(kept_file, &state)?;
-    Ok(ok)
+    Ok(state)
 }
 
 /// `--down`: stops a kept stack and removes its temp dir.

@@ -736,6 +736,9 @@ impl Stack {
                 "CAMUNDA_BPM_RUN_AUTH_ENABLED",
                 flavour.basic_auth.to_string(),
             ),
+            // auth.wrong-password waits out the lock a wrong password causes: 1 s here instead
+            // of Camunda's 3 s keeps `--reuse` quick; the lock itself is what the check proves.
+            ("CAMUNDA_BPM_LOGIN_DELAY_BASE", "1".into()),
         ];
         if flavour.jmx_agent {
             env.push(("JMX_PROMETHEUS_PORT", replica.metrics_port.to_string()));

@@ -31,6 +31,14 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Parks the calling thread while the signal handler cleans up; the handler ends the process
+/// (exit 130). Bounded: should the handler hang, the process still ends with 130.
+pub fn await_interrupt_cleanup() -> ! {
+    sleep(Duration::from_secs(60));
+    eprintln!("interrupted: the cleanup did not finish within 60 s");
+    std::process::exit(130);
+}
+
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     // A poisoned lock still holds valid pids; cleanup matters more than the panic that poisoned it.
     REGISTRY
@@ -53,10 +61,12 @@ pub fn install_signal_handler() -> Result<()> {
                     std::mem::take(&mut reg.temp_dirs),
                 )
             };
+            crate::command::stop_running();
             stop_groups(&groups, Duration::from_secs(5));
             for dir in dirs {
                 let _ = std::fs::remove_dir_all(dir);
             }
+            camunda_conformance_controlplane::cache::abandon_unfinished_builds();
             std::process::exit(130);
         })
         .context("installing the Ctrl-C/SIGTERM handler");
