@@ -26,6 +26,7 @@ fn pending() -> std::sync::MutexGuard<'static, Pending> {
 /// stop (its handler owns the signal then), so this is for kind and existing only.
 pub fn install() {
     let installed = ctrlc::set_handler(|| {
+        crate::local::supervisor::mark_interrupted();
         let (forwards, cluster) = {
             let mut p = pending();
             (std::mem::take(&mut p.forwards), p.cluster.take())

@@ -31,6 +31,11 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// For the kind backend's own handler: the main thread then leaves the exit to it.
+pub fn mark_interrupted() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
 /// Parks the calling thread while the signal handler cleans up; the handler ends the process
 /// (exit 130). Bounded: should the handler hang, the process still ends with 130.
 pub fn await_interrupt_cleanup() -> ! {
@@ -52,7 +57,7 @@ pub fn install_signal_handler() -> Result<()> {
     let mut outcome = Ok(());
     HANDLER.call_once(|| {
         outcome = ctrlc::set_handler(|| {
-            INTERRUPTED.store(true, Ordering::SeqCst);
+            mark_interrupted();
             eprintln!("\ninterrupted: stopping the local stack");
             let (groups, dirs) = {
                 let mut reg = registry();
