@@ -1,10 +1,15 @@
-//! External commands as data: a command line that can be shown (`--plan`) and run, every run
-//! bounded by a timeout that kills the process and says what it printed last.
+//! External commands, every run bounded by a timeout that kills the process group and says
+//! what it printed last: as data (`Cmd`, a command line that can be shown by `--plan` and run),
+//! or prepared by the caller ([`start`]). Each runs in a process group of its own, listed while
+//! it runs, so that a Ctrl-C/SIGTERM handler can stop them all ([`take_running`]): a SIGTERM
+//! sent to the caller alone reaches none of its children.
 
 use std::fmt;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -27,6 +32,100 @@ pub struct Cmd {
     pub dir: Option<PathBuf>,
     /// Run at the lowest CPU priority (builds on a shared machine).
     pub nice: bool,
+}
+
+/// The process groups (name, pgid) of the commands running now.
+static RUNNING: Mutex<Vec<(String, i32)>> = Mutex::new(Vec::new());
+
+fn running() -> MutexGuard<'static, Vec<(String, i32)>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The groups of the commands still running, no longer listed: for a signal handler to stop.
+pub fn take_running() -> Vec<(String, i32)> {
+    std::mem::take(&mut *running())
+}
+
+/// A command started in a process group of its own, listed as running until dropped.
+pub struct Started {
+    pub child: Child,
+    pgid: i32,
+}
+
+/// Starts a prepared command (in a process group of its own); `what` names it in errors.
+pub fn start(command: &mut Command, what: &str) -> Result<Started> {
+    let child = command
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let pgid = i32::try_from(child.id()).context("a pid fits in i32")?;
+    running().push((what.to_string(), pgid));
+    Ok(Started { child, pgid })
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        running().retain(|(_, pgid)| *pgid != self.pgid);
+    }
+}
+
+/// How a bounded wait behaves besides its bound.
+pub struct Waiting<'a> {
+    /// Print "still running" every [`HEARTBEAT`] (for commands that print nothing themselves).
+    pub heartbeat: bool,
+    /// Called about twice a second while the command runs.
+    pub tick: &'a mut dyn FnMut(),
+    /// What the command printed last, for the timeout error.
+    pub last_output: &'a dyn Fn() -> String,
+}
+
+impl Started {
+    /// Waits within `timeout`; on expiry kills the whole group and says what it printed last.
+    pub fn wait_bounded(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        waiting: Waiting<'_>,
+    ) -> Result<ExitStatus> {
+        const TICK: Duration = Duration::from_millis(500);
+        let started = Instant::now();
+        let (mut next_heartbeat, mut next_tick) = (HEARTBEAT, TICK);
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .with_context(|| format!("waiting for {what}"))?
+            {
+                return Ok(status);
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= timeout {
+                // SAFETY: signals the group this command leads; its own children go with it.
+                unsafe {
+                    libc::kill(-self.pgid, libc::SIGKILL);
+                }
+                let _ = self.child.wait();
+                bail!(
+                    "{what} did not finish within {} s and was killed; it printed last: {}",
+                    timeout.as_secs(),
+                    (waiting.last_output)()
+                );
+            }
+            if waiting.heartbeat && elapsed >= next_heartbeat {
+                eprintln!(
+                    "  still running {what} ({}s of at most {}s)",
+                    elapsed.as_secs(),
+                    timeout.as_secs()
+                );
+                next_heartbeat += HEARTBEAT;
+            }
+            if elapsed >= next_tick {
+                (waiting.tick)();
+                next_tick = elapsed + TICK;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// What a captured run printed.
@@ -80,7 +179,6 @@ impl Cmd {
             command.current_dir(dir);
         }
         if self.nice {
-            use std::os::unix::process::CommandExt;
             // SAFETY: setpriority is async-signal-safe; it runs in the child before exec.
             unsafe {
                 command.pre_exec(|| {
@@ -92,49 +190,27 @@ impl Cmd {
         command
     }
 
-    fn start(&self, command: &mut Command) -> Result<Child> {
-        command
-            .spawn()
-            .with_context(|| format!("starting `{self}` (is {} installed?)", self.program))
+    fn start(&self, command: &mut Command) -> Result<Started> {
+        start(
+            command,
+            &format!("`{self}` (is {} installed?)", self.program),
+        )
     }
 
-    /// Waits for `child` within the bound, printing a heartbeat for long runs; kills it on
-    /// expiry. `last_output` says what it printed last, for the timeout error.
     fn wait_bounded(
         &self,
-        child: &mut Child,
+        started: &mut Started,
         last_output: &dyn Fn() -> String,
-    ) -> Result<std::process::ExitStatus> {
-        let started = Instant::now();
-        let mut next_heartbeat = HEARTBEAT;
-        loop {
-            if let Some(status) = child
-                .try_wait()
-                .with_context(|| format!("waiting for `{self}`"))?
-            {
-                return Ok(status);
-            }
-            let elapsed = started.elapsed();
-            if elapsed >= self.timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "`{self}` timed out after {}s and was killed; last output: {}",
-                    self.timeout.as_secs(),
-                    last_output()
-                );
-            }
-            if elapsed >= next_heartbeat {
-                eprintln!(
-                    "  still running `{}` ({}s of at most {}s)",
-                    self.program,
-                    elapsed.as_secs(),
-                    self.timeout.as_secs()
-                );
-                next_heartbeat += HEARTBEAT;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    ) -> Result<ExitStatus> {
+        started.wait_bounded(
+            &format!("`{self}`"),
+            self.timeout,
+            Waiting {
+                heartbeat: true,
+                tick: &mut || {},
+                last_output,
+            },
+        )
     }
 
     /// Runs with the terminal attached (long operations show their own progress).
@@ -172,16 +248,22 @@ impl Cmd {
         Ok(())
     }
 
-    /// Starts in the background: stdout piped to the caller, stderr into `stderr`.
+    /// Starts in the background: stdout piped to the caller, stderr into `stderr`. The caller
+    /// owns the process (and stops it); it is in the caller's process group.
     pub fn spawn(&self, stderr: std::fs::File) -> Result<Child> {
-        self.start(self.command().stdout(Stdio::piped()).stderr(stderr))
+        self.command()
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting `{self}` (is {} installed?)", self.program))
     }
 
     /// Runs and captures both streams, whatever the exit status.
     pub fn capture(&self) -> Result<Captured> {
         let mut command = self.command();
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = self.start(&mut command)?;
+        let mut started = self.start(&mut command)?;
+        let child = &mut started.child;
         // Drained on threads so that a chatty command never blocks on a full pipe.
         let drain = |pipe: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {
@@ -204,7 +286,7 @@ impl Cmd {
                 .take()
                 .map(|p| Box::new(p) as Box<dyn Read + Send>),
         );
-        let status = self.wait_bounded(&mut child, &|| "(captured, see the error)".to_string());
+        let status = self.wait_bounded(&mut started, &|| "(captured, see the error)".to_string());
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
         let status = status.map_err(|err| {

@@ -1,51 +1,20 @@
-//! External commands with a time bound: a command that hangs is killed and the error says what
-//! it printed last. Each runs in its own process group, which the Ctrl-C/SIGTERM handlers stop
-//! (`stop_running`): a SIGTERM sent to `cargo xtask` alone must not leave its children behind.
+//! Prepared `std::process::Command`s run with a time bound, through the one bounded-command
+//! primitive (`camunda_conformance_controlplane::cmd`): each in a process group of its own that
+//! the Ctrl-C/SIGTERM handlers stop (`stop_running`), killed at its deadline with what it
+//! printed last in the error.
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Mutex;
-use std::thread::{self, sleep, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-
-/// The process groups of the commands running now.
-static RUNNING: Mutex<Vec<(String, i32)>> = Mutex::new(Vec::new());
-
-fn running() -> std::sync::MutexGuard<'static, Vec<(String, i32)>> {
-    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
-}
+use anyhow::Result;
+use camunda_conformance_controlplane::cmd::{self, Waiting};
 
 /// Stops every command still running, its whole process group (for the signal handlers).
 pub fn stop_running() {
-    let groups = std::mem::take(&mut *running());
-    crate::local::supervisor::stop_groups(&groups, Duration::from_secs(5));
-}
-
-/// A started command, listed in [`RUNNING`] until it is dropped.
-struct Started {
-    child: Child,
-    pgid: i32,
-}
-
-impl Started {
-    fn spawn(command: &mut Command, what: &str) -> Result<Self> {
-        let child = command
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {what}"))?;
-        let pgid = i32::try_from(child.id()).context("a pid fits in i32")?;
-        running().push((what.to_string(), pgid));
-        Ok(Self { child, pgid })
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        running().retain(|(_, pgid)| *pgid != self.pgid);
-    }
+    crate::local::supervisor::stop_groups(&cmd::take_running(), Duration::from_secs(5));
 }
 
 /// Runs `command` with its output captured; kills it after `timeout`.
@@ -54,24 +23,26 @@ pub fn output(mut command: Command, what: &str, timeout: Duration) -> Result<Out
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut started = Started::spawn(&mut command, what)?;
-    let child = &mut started.child;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let waited = wait(child, timeout, || {});
-    let (stdout, stderr) = (join(stdout), join(stderr));
-    match waited {
-        Some(status) => Ok(Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        None => bail!(
-            "{what} did not finish within {} s and was killed; it printed last: {}",
-            timeout.as_secs(),
-            last_words(&stderr, &stdout)
-        ),
+    let mut started = cmd::start(&mut command, what)?;
+    let (stdout, stdout_reader) = drain(started.child.stdout.take());
+    let (stderr, stderr_reader) = drain(started.child.stderr.take());
+    let status = started.wait_bounded(
+        what,
+        timeout,
+        Waiting {
+            heartbeat: false,
+            tick: &mut || {},
+            last_output: &|| last_words(&bytes(&stderr), &bytes(&stdout)),
+        },
+    )?;
+    for reader in [stdout_reader, stderr_reader].into_iter().flatten() {
+        let _ = reader.join();
     }
+    Ok(Output {
+        status,
+        stdout: bytes(&stdout),
+        stderr: bytes(&stderr),
+    })
 }
 
 /// Runs `command` with the terminal's output (progress stays visible); kills it after `timeout`.
@@ -85,63 +56,45 @@ pub fn status_ticking(
     mut command: Command,
     what: &str,
     timeout: Duration,
-    tick: impl FnMut(),
+    mut tick: impl FnMut(),
 ) -> Result<ExitStatus> {
     command.stdin(Stdio::null());
-    let mut started = Started::spawn(&mut command, what)?;
-    match wait(&mut started.child, timeout, tick) {
-        Some(status) => Ok(status),
-        None => bail!(
-            "{what} did not finish within {} s and was killed (its output is above)",
-            timeout.as_secs()
-        ),
-    }
+    cmd::start(&mut command, what)?.wait_bounded(
+        what,
+        timeout,
+        Waiting {
+            heartbeat: false,
+            tick: &mut tick,
+            last_output: &|| "(its output is above)".into(),
+        },
+    )
 }
 
-const TICK: Duration = Duration::from_millis(500);
+/// What a pipe delivered so far, read on a thread (a chatty command never blocks on a full
+/// pipe, and a timeout can still say what it printed).
+type Collected = Arc<Mutex<Vec<u8>>>;
 
-/// The exit status, or `None` after killing the child at the deadline.
-fn wait(child: &mut Child, timeout: Duration, mut tick: impl FnMut()) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    let mut ticked = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => {
-                if ticked.elapsed() >= TICK {
-                    tick();
-                    ticked = Instant::now();
-                }
-                sleep(Duration::from_millis(20));
-            }
-            _ => {
-                // The whole group: a command's own children must not outlive it.
-                crate::local::supervisor::stop_groups(
-                    &[(
-                        "a command past its time bound".to_string(),
-                        child.id() as i32,
-                    )],
-                    Duration::from_secs(2),
-                );
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    pipe.map(|mut pipe| {
+fn drain(pipe: Option<impl Read + Send + 'static>) -> (Collected, Option<JoinHandle<()>>) {
+    let collected = Collected::default();
+    let reader = pipe.map(|mut pipe| {
+        let collected = Arc::clone(&collected);
         thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
+            let mut buffer = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut c) = collected.lock() {
+                    c.extend_from_slice(&buffer[..n]);
+                }
+            }
         })
-    })
+    });
+    (collected, reader)
 }
 
-fn join(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
-    reader.and_then(|r| r.join().ok()).unwrap_or_default()
+fn bytes(collected: &Collected) -> Vec<u8> {
+    collected.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// The last non-empty line of stderr, else of stdout.
@@ -162,6 +115,7 @@ fn last_words(stderr: &[u8], stdout: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn a_command_that_finishes_gives_its_output() {
@@ -180,12 +134,15 @@ mod tests {
         let started = Instant::now();
         let err = output(hang, "the hanging command", Duration::from_millis(300)).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
-        let message = err.to_string();
+        let message = format!("{err:#}");
         assert!(
             message.contains("the hanging command did not finish within 0 s"),
             "{message}"
         );
-        assert!(message.ends_with("waiting for the lock"), "{message}");
+        assert!(
+            message.ends_with("it printed last: waiting for the lock"),
+            "{message}"
+        );
         let mut sleeper = Command::new("sleep");
         sleeper.arg("30");
         assert!(status(sleeper, "sleep", Duration::from_millis(100)).is_err());
@@ -195,5 +152,35 @@ mod tests {
         let done = status_ticking(short, "sleep", Duration::from_secs(10), || ticks += 1).unwrap();
         assert!(done.success());
         assert!((1..=3).contains(&ticks), "{ticks} ticks in 1.2 s");
+    }
+
+    #[test]
+    fn a_killed_command_takes_its_own_children_along() {
+        // The shell leaves a grandchild that writes its pid; the group kill must reach it.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild");
+        let mut parent = Command::new("sh");
+        parent.args([
+            "-c",
+            &format!("sleep 30 & echo $! > {}; wait", pid_file.display()),
+        ]);
+        assert!(status(parent, "the parent", Duration::from_millis(500)).is_err());
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Gone, or a zombie nobody reaped yet (PID 1 in a container may never reap it).
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!running(), "the grandchild {pid} survived");
     }
 }
