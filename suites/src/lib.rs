@@ -12,7 +12,7 @@ mod http;
 mod metrics;
 mod prom;
 mod scaling;
-mod scrub;
+pub mod scrub;
 mod sessions;
 mod stop;
 mod target;

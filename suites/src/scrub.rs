@@ -15,25 +15,9 @@ pub(crate) struct Scrubber {
 
 impl Scrubber {
     pub fn new(username: &str, password: &str) -> Self {
-        if password.is_empty() {
-            return Self::default();
+        Self {
+            forms: secret_forms(username, password),
         }
-        let basic = format!("{username}:{password}");
-        let engine = &base64::engine::general_purpose::STANDARD;
-        let mut forms = vec![
-            password.to_string(),
-            utf8_percent_encode(password, NON_ALPHANUMERIC).to_string(),
-            // Form encoding writes a space as `+`.
-            utf8_percent_encode(password, NON_ALPHANUMERIC)
-                .to_string()
-                .replace("%20", "+"),
-            engine.encode(&basic),
-            engine.encode(&basic).trim_end_matches('=').to_string(),
-        ];
-        // Longest first: a form that contains another is replaced whole.
-        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-        forms.dedup();
-        Self { forms }
     }
 
     pub fn scrub(&self, text: &str) -> String {
@@ -43,6 +27,29 @@ impl Scrubber {
         }
         out
     }
+}
+
+/// Every form a request carries a password in: as is, percent-encoded (also with `+` for a
+/// space), and as Basic credentials (base64 of `user:password`, padded or not); longest first,
+/// so that a form containing another is replaced whole. None for an empty password.
+pub fn secret_forms(username: &str, password: &str) -> Vec<String> {
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let basic = format!("{username}:{password}");
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![
+        password.to_string(),
+        utf8_percent_encode(password, NON_ALPHANUMERIC).to_string(),
+        utf8_percent_encode(password, NON_ALPHANUMERIC)
+            .to_string()
+            .replace("%20", "+"),
+        engine.encode(&basic),
+        engine.encode(&basic).trim_end_matches('=').to_string(),
+    ];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
 }
 
 /// A character that continues a token: an occurrence next to one is part of a longer word.

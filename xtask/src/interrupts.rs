@@ -3,7 +3,8 @@
 //! build, stack start, suites, faults, teardown. After each, no process of the run is left, no
 //! port it announced still answers, no temp dir or unfinished build remains, and nothing is
 //! kept. Then the next run must be green, and a cached jar cut short (the poisoned cache of
-//! old) must be detected, rebuilt, and followed by a green run.
+//! old) must be detected, rebuilt, and followed by a green run — whose output and artifacts
+//! must hold none of its secrets (the canary).
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpStream};
@@ -112,7 +113,7 @@ pub fn run() -> Result<bool> {
         }
     }
     // The build cases left no cache entry: this run builds, and must be green.
-    match bench.green("next-run", &["--suite", "metrics,auth,tls"], None) {
+    match bench.green("next-run", &["--suite", "metrics,auth,tls"]) {
         Ok(summary) => println!("  ok    {:<22} {summary}", "next run"),
         Err(err) => {
             println!("  FAIL  {:<22} {err:#}", "next run");
@@ -206,8 +207,8 @@ impl Bench {
         ))
     }
 
-    /// A run to its end, which must pass; `expect` is a line it must print.
-    fn green(&self, case: &str, extra: &[&str], expect: Option<&str>) -> Result<String> {
+    /// A run to its end, which must pass.
+    fn green(&self, case: &str, extra: &[&str]) -> Result<String> {
         let (mut run, dir) = self.start(case, extra)?;
         let status = run.wait_exit(GREEN)?;
         if !status.success() {
@@ -216,11 +217,6 @@ impl Bench {
                 dir.join("output.log").display()
             );
         }
-        if let Some(expect) = expect {
-            if !run.seen.iter().any(|l| l.contains(expect)) {
-                bail!("the run never printed `{expect}`");
-            }
-        }
         self.nothing_left(&dir, &run.seen)?;
         Ok(format!(
             "green in {:.1} s",
@@ -228,7 +224,8 @@ impl Bench {
         ))
     }
 
-    /// The jar of the cache entry cut to half its size: detected, rebuilt, and a green run.
+    /// The jar of the cache entry cut to half its size: detected, rebuilt, and a green run,
+    /// kept for the secrets canary, then stopped with `--down`.
     fn truncated_jar(&self) -> Result<String> {
         let jar = find_file(
             &self.cache.join("camunda-conformance/camunda-app"),
@@ -241,14 +238,37 @@ impl Bench {
             .open(&jar)
             .and_then(|f| f.set_len(length / 2))
             .with_context(|| format!("truncating {}", jar.display()))?;
-        self.green("truncated-jar", &[], Some("is damaged"))
-            .map(|summary| {
-                format!(
-                    "{} cut to {} bytes: detected, rebuilt, {summary}",
-                    jar.display(),
-                    length / 2
-                )
-            })
+        let (mut run, dir) = self.start("truncated-jar", &["--keep"])?;
+        let status = run.wait_exit(GREEN);
+        let (kept, output) = (crate::local::kept_secrets(), run.seen.clone());
+        // Whatever the run did, a kept stack is stopped before anything is judged.
+        let (mut down, _) = self.start("truncated-jar-down", &["--down"])?;
+        let stopped = down.wait_exit(STOP)?;
+        let status = status?;
+        if !status.success() || !stopped.success() {
+            bail!(
+                "expected a green run and a clean --down, got {status} and {stopped}; output: {}",
+                dir.join("output.log").display()
+            );
+        }
+        if !output.iter().any(|l| l.contains("is damaged")) {
+            bail!("the run never said the cut jar `is damaged`");
+        }
+        let secrets = kept?;
+        let leaks = crate::canary::leaks(&secrets, &output, &dir.join("artifacts"))?;
+        if !leaks.is_empty() {
+            bail!("secrets leaked: {}", leaks.join("; "));
+        }
+        self.nothing_left(&dir, &output)?;
+        Ok(format!(
+            "{} cut to {} bytes: detected, rebuilt, green in {:.1} s; canary: none of {} secrets ({} forms) in {} output lines or the artifacts",
+            jar.display(),
+            length / 2,
+            run.started.elapsed().as_secs_f64(),
+            secrets.len(),
+            secrets.iter().map(|s| s.forms.len()).sum::<usize>(),
+            output.len()
+        ))
     }
 
     /// What a process of the case's run mentions: its folder (temp dirs, artifacts) or the

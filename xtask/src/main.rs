@@ -7,6 +7,7 @@ mod artifacts;
 mod backend;
 mod bench_e2e;
 mod bench_validate;
+mod canary;
 mod command;
 mod conformance;
 mod interrupts;

@@ -192,6 +192,30 @@ fn keep_whole(mut stack: Stack, kept_file: &Path) -> Result<StackState> {
     Ok(state)
 }
 
+/// The secrets of the kept stack (for the canary): passwords and the ingress's TLS key.
+pub fn kept_secrets() -> Result<Vec<crate::canary::Secret>> {
+    use crate::canary::Secret;
+    let kept_file = kept_state_file(&workspace_root());
+    let state = load_kept(&kept_file)?
+        .with_context(|| format!("no kept local stack ({})", kept_file.display()))?;
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    Ok(vec![
+        Secret::password(
+            "the admin password",
+            &state.admin_user,
+            &read(state.admin_password_file())?,
+        ),
+        Secret::password(
+            "the database password",
+            stack::DB_USER,
+            &read(state.db_password_file())?,
+        ),
+        Secret::pem_key("the ingress's TLS key", &read(state.tls_key())?),
+    ])
+}
+
 /// `--down`: stops a kept stack and removes its temp dir.
 fn down(kept_file: &Path) -> Result<bool> {
     let Some(state) = load_kept(kept_file)? else {

@@ -29,7 +29,7 @@ use crate::command;
 /// The ingress host name, the same as the kind overlay's.
 pub const HOST: &str = "camunda.test";
 const DB_NAME: &str = "camunda";
-const DB_USER: &str = "camunda";
+pub const DB_USER: &str = "camunda";
 /// Hikari's pool per replica (the app's DB_CONN_MAXACTIVE default).
 const POOL_PER_REPLICA: u32 = 20;
 
@@ -78,7 +78,7 @@ impl StackState {
     pub fn admin_password_file(&self) -> PathBuf {
         self.secrets_dir().join("admin-password")
     }
-    fn db_password_file(&self) -> PathBuf {
+    pub fn db_password_file(&self) -> PathBuf {
         self.secrets_dir().join("db-password")
     }
     pub fn tls_cert(&self) -> PathBuf {
