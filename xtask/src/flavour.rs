@@ -124,10 +124,36 @@ mod tests {
 
     #[test]
     fn cibseven_is_refused_with_the_reason() {
-        let err = Flavour::Cibseven.ensure_available().unwrap_err().to_string();
+        let err = Flavour::Cibseven
+            .ensure_available()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Maven Central"), "{err}");
         assert!(Flavour::Ce.ensure_available().is_ok());
         assert!(Flavour::Operaton.ensure_available().is_ok());
+    }
+
+    /// The fork's jmx_exporter rules are the base's with the MBean domains renamed, nothing
+    /// else: the same series names on every line.
+    #[test]
+    fn operaton_jmx_rules_differ_from_the_base_in_the_domains_only() {
+        let root = crate::artifacts::workspace_root();
+        let read = |flavour: Flavour| {
+            std::fs::read_to_string(root.join(flavour.jmx_config()))
+                .expect("jmx config")
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let base = read(Flavour::Ce);
+        let operaton = read(Flavour::Operaton);
+        assert!(operaton.contains("org.operaton.bpm.platform<type=executor-service>"));
+        assert!(!operaton.contains("org.camunda"));
+        assert_eq!(
+            operaton,
+            base.replace("org.camunda.bpm.platform", "org.operaton.bpm.platform")
+        );
     }
 
     #[test]

@@ -186,7 +186,10 @@ fn key_text(project: &Path, mvn: &Path, flavour: Flavour) -> Result<String> {
 
 /// The cache key's text: a build of one flavour is never taken for another's.
 fn key_from(tools: &str, flavour: Flavour, sources: &str) -> String {
-    format!("{KEY_SCHEMA}\nflavour {}\n{tools}\n{sources}", flavour.name())
+    format!(
+        "{KEY_SCHEMA}\nflavour {}\n{tools}\n{sources}",
+        flavour.name()
+    )
 }
 
 /// One line per input file: its sha256 and its path relative to the project.

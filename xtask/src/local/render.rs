@@ -83,7 +83,6 @@ pub enum RouteMatch {
     Method(&'static str),
 }
 
-
 pub fn nginx_conf(conf: &NginxConf) -> String {
     let runtime = conf.runtime_dir.display();
     let mut out = String::new();
