@@ -184,9 +184,9 @@ pub struct Names {
 
 /// Images the project builds itself (from `fixtures/image/`), by repository, with their
 /// Dockerfile relative to that folder and its build arguments (the Camunda 7 line of the
-/// application image). Every other image is pulled by the cluster.
+/// application image; CE is the Dockerfile's default). Every other image is pulled by the cluster.
 pub const PROJECT_IMAGES: [(&str, &str, &[&str]); 3] = [
-    ("camunda-conformance/camunda", "Dockerfile", &["FLAVOUR=ce"]),
+    ("camunda-conformance/camunda", "Dockerfile", &[]),
     (
         "camunda-conformance/operaton",
         "Dockerfile",
