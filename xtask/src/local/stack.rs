@@ -160,13 +160,14 @@ impl StackState {
         use camunda_conformance_suites as suites;
         let https = self.nginx.https_port;
         suites::Target {
-            name: format!(
-                "local-{}",
+            name: crate::artifacts::run_name(
+                "local",
+                self.flavour,
                 if self.sticky {
                     "sticky"
                 } else {
                     "shared-redis"
-                }
+                },
             ),
             backend: suites::Backend::Local,
             ingress: suites::Ingress {
