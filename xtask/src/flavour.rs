@@ -83,12 +83,13 @@ impl Flavour {
     pub fn ensure_available(self) -> Result<()> {
         if self == Flavour::Cibseven {
             bail!(
-                "--flavour cibseven is not available: CIB seven publishes only its engine \
-                 (org.cibseven.bpm:cibseven-engine 2.0.0) and its BOMs to Maven Central; its Spring \
-                 Boot starters, REST API and webapps (org.cibseven.bpm.springboot:\
-                 cibseven-bpm-spring-boot-starter-webapp/-rest, org.cibseven.bpm.webapp:*) are only \
-                 on CIB's own repository (artifacts.cibseven.org), and this project builds from \
-                 Maven Central only. Use --flavour ce or --flavour operaton."
+                "--flavour cibseven is not available: CIB seven's releases on Maven Central \
+                 (org.cibseven.bpm 2.0.0: cibseven-engine, its BOMs and parent poms) hold no Spring \
+                 Boot starter, REST API or webapps (org.cibseven.bpm.springboot:\
+                 cibseven-bpm-spring-boot-starter-webapp/-rest and org.cibseven.bpm.webapp:* are \
+                 absent there); CIB distributes those from its own repository \
+                 (artifacts.cibseven.org), and this project builds from Maven Central only. Use \
+                 --flavour ce or --flavour operaton."
             );
         }
         Ok(())

@@ -27,6 +27,8 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
     if args.down {
         return down(&kept_file);
     }
+    // Before anything is installed, built or started.
+    args.flavour.ensure_available()?;
     let sticky = match args.sessions {
         SessionMode::Sticky => true,
         SessionMode::SharedRedis => false,
