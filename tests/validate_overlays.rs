@@ -12,6 +12,8 @@ fn repo(path: &str) -> PathBuf {
 #[rstest]
 #[case("manifests/overlays/e2e")]
 #[case("manifests/overlays/e2e-shared")]
+#[case("manifests/overlays/e2e-operaton")]
+#[case("manifests/overlays/e2e-shared-operaton")]
 #[case("manifests/overlays/production-example")]
 fn shipped_overlay_is_clean(#[case] overlay: &str) {
     let report = validate_paths(&[repo(overlay)]).expect("the overlay renders");
@@ -41,7 +43,16 @@ fn every_shipped_overlay_is_covered() {
         })
         .collect();
     overlays.sort();
-    assert_eq!(overlays, ["e2e", "e2e-shared", "production-example"]);
+    assert_eq!(
+        overlays,
+        [
+            "e2e",
+            "e2e-operaton",
+            "e2e-shared",
+            "e2e-shared-operaton",
+            "production-example"
+        ]
+    );
 }
 
 /// Findings point at the file an object came from, not only at the overlay.

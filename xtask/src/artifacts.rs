@@ -25,9 +25,10 @@ impl Artifacts {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                workspace_root()
-                    .join("target/e2e")
-                    .join(format!("{stamp}-{backend}-{sessions}"))
+                workspace_root().join("target/e2e").join(format!(
+                    "{stamp}-{}",
+                    run_name(backend, args.flavour, &sessions)
+                ))
             }
         };
         std::fs::create_dir_all(&dir)
@@ -97,5 +98,28 @@ impl Timings {
             text += &format!("{phase:<40} {:>10.2}\n", took.as_secs_f64());
         }
         let _ = std::fs::write(artifacts.dir.join("timings.txt"), text);
+    }
+}
+
+/// `<backend>-<sessions>`, with the flavour between them for a fork: `local-operaton-sticky`.
+pub fn run_name(backend: &str, flavour: crate::flavour::Flavour, sessions: &str) -> String {
+    match flavour {
+        crate::flavour::Flavour::Ce => format!("{backend}-{sessions}"),
+        fork => format!("{backend}-{}-{sessions}", fork.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_name;
+    use crate::flavour::Flavour;
+
+    #[test]
+    fn a_fork_run_is_named_after_its_flavour() {
+        assert_eq!(run_name("local", Flavour::Ce, "sticky"), "local-sticky");
+        assert_eq!(
+            run_name("local", Flavour::Operaton, "shared-redis"),
+            "local-operaton-shared-redis"
+        );
     }
 }

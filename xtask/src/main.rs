@@ -10,6 +10,7 @@ mod bench_validate;
 mod canary;
 mod command;
 mod conformance;
+mod flavour;
 mod interrupts;
 mod kind;
 mod kwok;
@@ -84,6 +85,9 @@ pub struct E2eArgs {
     /// How sessions survive across replicas.
     #[arg(long, value_enum, default_value_t = SessionMode::Sticky)]
     pub sessions: SessionMode,
+    /// The Camunda 7 line: CE 7.24 or a maintained fork, built from its own artifacts.
+    #[arg(long, value_enum, default_value_t = flavour::Flavour::Ce)]
+    pub flavour: flavour::Flavour,
     /// Number of Camunda replicas.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
     pub replicas: u16,

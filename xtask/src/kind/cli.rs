@@ -76,19 +76,15 @@ pub mod docker {
         Cmd::new("docker", ["version", "--format", "{{.Server.Version}}"])
     }
 
-    pub fn build(tag: &str, dockerfile: &Path, context: &Path) -> Cmd {
-        Cmd::new(
-            "docker",
-            [
-                "build",
-                "--tag",
-                tag,
-                "--file",
-                &path(dockerfile),
-                &path(context),
-            ],
-        )
-        .timeout(Duration::from_secs(1800))
+    /// `build_args`: `NAME=VALUE` each, passed as `--build-arg`.
+    pub fn build(tag: &str, dockerfile: &Path, build_args: &[String], context: &Path) -> Cmd {
+        let mut args = vec!["build".to_string(), "--tag".into(), tag.into()];
+        for arg in build_args {
+            args.push("--build-arg".into());
+            args.push(arg.clone());
+        }
+        args.extend(["--file".into(), path(dockerfile), path(context)]);
+        Cmd::new("docker", args).timeout(Duration::from_secs(1800))
     }
 
     /// One platform only: `kind load docker-image` fails on Docker's containerd image store

@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::Value;
 
 use crate::artifacts::{workspace_root, Artifacts, Timings};
+use crate::flavour::Flavour;
 use crate::{BackendChoice, E2eArgs, SessionMode};
 use plan::{SecretNeed, Workload};
 
@@ -92,7 +93,7 @@ impl Settings {
         }
         let overlay = match &args.overlay {
             Some(dir) => dir.clone(),
-            None => default_overlay(&root, args.sessions)?,
+            None => default_overlay(&root, args.sessions, args.flavour)?,
         };
         let key = context_override
             .clone()
@@ -123,21 +124,32 @@ impl Settings {
     }
 }
 
-/// The shipped e2e overlay of a session mode.
-fn default_overlay(root: &Path, sessions: SessionMode) -> Result<PathBuf> {
-    let name = match sessions {
-        SessionMode::Sticky => "e2e",
-        SessionMode::SharedRedis => "e2e-shared",
-        SessionMode::SharedMemcached => "e2e-shared-memcached",
-    };
-    let dir = root.join("manifests/overlays").join(name);
+/// The shipped e2e overlay of a session mode and flavour: `e2e`, `e2e-shared`, and for a fork
+/// the same with `-<flavour>` (the CE overlay plus the fork's `components/flavour-*`).
+fn default_overlay(root: &Path, sessions: SessionMode, flavour: Flavour) -> Result<PathBuf> {
+    flavour.ensure_available()?;
+    let name = overlay_name(sessions, flavour);
+    let dir = root.join("manifests/overlays").join(&name);
     if !dir.is_dir() {
         bail!(
-            "--sessions {sessions:?} has no shipped overlay ({} does not exist); pass --overlay DIR",
+            "--sessions {sessions:?} --flavour {} has no shipped overlay ({} does not exist); pass --overlay DIR",
+            flavour.name(),
             dir.display()
         );
     }
     Ok(dir)
+}
+
+fn overlay_name(sessions: SessionMode, flavour: Flavour) -> String {
+    let base = match sessions {
+        SessionMode::Sticky => "e2e",
+        SessionMode::SharedRedis => "e2e-shared",
+        SessionMode::SharedMemcached => "e2e-shared-memcached",
+    };
+    match flavour {
+        Flavour::Ce => base.to_string(),
+        fork => format!("{base}-{}", fork.name()),
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -171,16 +183,30 @@ pub struct Names {
 }
 
 /// Images the project builds itself (from `fixtures/image/`), by repository, with their
-/// Dockerfile relative to that folder. Every other image is pulled by the cluster.
-pub const PROJECT_IMAGES: [(&str, &str); 2] = [
-    ("camunda-conformance/camunda", "Dockerfile"),
-    ("camunda-conformance/twemproxy", "twemproxy/Dockerfile"),
+/// Dockerfile relative to that folder and its build arguments (the Camunda 7 line of the
+/// application image; CE is the Dockerfile's default). Every other image is pulled by the cluster.
+pub const PROJECT_IMAGES: [(&str, &str, &[&str]); 3] = [
+    ("camunda-conformance/camunda", "Dockerfile", &[]),
+    (
+        "camunda-conformance/operaton",
+        "Dockerfile",
+        &["FLAVOUR=operaton"],
+    ),
+    ("camunda-conformance/twemproxy", "twemproxy/Dockerfile", &[]),
 ];
+
+/// A project-built image the overlay uses.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProjectImage {
+    pub image: String,
+    pub dockerfile: PathBuf,
+    pub build_args: Vec<String>,
+}
 
 impl Names {
     /// The project-built images the overlay uses, each with its Dockerfile, in a stable order.
-    pub fn project_images(&self, images_dir: &Path) -> Vec<(String, PathBuf)> {
-        let mut images: Vec<(String, PathBuf)> = Vec::new();
+    pub fn project_images(&self, images_dir: &Path) -> Vec<ProjectImage> {
+        let mut images: Vec<ProjectImage> = Vec::new();
         for doc in &self.docs {
             let pod = &doc["spec"]["template"]["spec"];
             for list in ["initContainers", "containers"] {
@@ -189,13 +215,18 @@ impl Names {
                         continue;
                     };
                     let repository = image.split(':').next().unwrap_or(image);
-                    let Some((_, dockerfile)) =
-                        PROJECT_IMAGES.iter().find(|(repo, _)| *repo == repository)
+                    let Some((_, dockerfile, build_args)) = PROJECT_IMAGES
+                        .iter()
+                        .find(|(repo, _, _)| *repo == repository)
                     else {
                         continue;
                     };
-                    if !images.iter().any(|(known, _)| known == image) {
-                        images.push((image.to_string(), images_dir.join(dockerfile)));
+                    if !images.iter().any(|known| known.image == image) {
+                        images.push(ProjectImage {
+                            image: image.to_string(),
+                            dockerfile: images_dir.join(dockerfile),
+                            build_args: build_args.iter().map(|a| a.to_string()).collect(),
+                        });
                     }
                 }
             }

@@ -384,10 +384,16 @@ pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
                 config,
                 reuse: settings.reuse,
             });
-            for (image, dockerfile) in names.project_images(&settings.images_dir) {
+            for built in names.project_images(&settings.images_dir) {
+                let image = built.image;
                 steps.push(Step::Run {
                     what: format!("build the image {image}"),
-                    cmd: docker::build(&image, &dockerfile, &settings.build_context),
+                    cmd: docker::build(
+                        &image,
+                        &built.dockerfile,
+                        &built.build_args,
+                        &settings.build_context,
+                    ),
                 });
                 let archive_name = image.replace(['/', ':'], "_") + ".tar";
                 steps.push(Step::LoadImage {

@@ -45,7 +45,7 @@ fn names_come_from_the_rendered_overlay() {
     let images: Vec<String> = names
         .project_images(Path::new("/images"))
         .into_iter()
-        .map(|(image, dockerfile)| format!("{image} {}", dockerfile.display()))
+        .map(|built| format!("{} {}", built.image, built.dockerfile.display()))
         .collect();
     // The sticky overlay runs no twemproxy, so only the Camunda image is the project's to build.
     assert_eq!(
@@ -397,4 +397,75 @@ fn kwok_refuses_what_only_other_backends_do() {
     assert!(err("e2e --backend kwok --context x").contains("kwok-camunda-conformance"));
     assert!(err("e2e --backend kwok --no-deploy").contains("--no-deploy"));
     assert!(err("e2e --backend kwok --reuse").contains("--backend existing"));
+}
+
+#[test]
+fn a_fork_gets_its_own_overlay_and_cibseven_is_refused() {
+    let root = workspace_root();
+    let work = Path::new("/tmp/artifacts");
+    let operaton = Settings::from_args(&args("e2e --flavour operaton"), Backend::Kind, work)
+        .expect("operaton settings");
+    assert_eq!(
+        operaton.overlay,
+        root.join("manifests/overlays/e2e-operaton")
+    );
+    let shared = Settings::from_args(
+        &args("e2e --flavour operaton --sessions shared-redis"),
+        Backend::Kind,
+        work,
+    )
+    .expect("shared operaton settings");
+    assert_eq!(
+        shared.overlay,
+        root.join("manifests/overlays/e2e-shared-operaton")
+    );
+    let ce = Settings::from_args(&args("e2e"), Backend::Kind, work).expect("ce settings");
+    assert_eq!(ce.overlay, root.join("manifests/overlays/e2e"));
+    let err = Settings::from_args(&args("e2e --flavour cibseven"), Backend::Kind, work)
+        .err()
+        .expect("cibseven refused")
+        .to_string();
+    assert!(err.contains("Maven Central"), "{err}");
+}
+
+#[test]
+fn an_unknown_flavour_is_a_usage_error() {
+    let argv = ["xtask", "e2e", "--flavour", "zeebe"];
+    let err = crate::Cli::try_parse_from(argv).err().expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("zeebe") && text.contains("operaton"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_operaton_image_is_built_with_its_flavour() {
+    let docs: Vec<Value> = rendered()
+        .into_iter()
+        .map(|doc| {
+            let text = serde_json::to_string(&doc).unwrap().replace(
+                "camunda-conformance/camunda:e2e",
+                "camunda-conformance/operaton:1.0.3",
+            );
+            serde_json::from_str(&text).unwrap()
+        })
+        .collect();
+    let images = Names::from_docs(docs)
+        .unwrap()
+        .project_images(Path::new("/images"));
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].image, "camunda-conformance/operaton:1.0.3");
+    assert_eq!(images[0].build_args, ["FLAVOUR=operaton"]);
+    let cmd = cli::docker::build(
+        &images[0].image,
+        &images[0].dockerfile,
+        &images[0].build_args,
+        Path::new("/repo"),
+    );
+    let line = format!("{cmd}");
+    assert!(
+        line.contains("--build-arg FLAVOUR=operaton --file /images/Dockerfile /repo"),
+        "{line}"
+    );
 }

@@ -22,9 +22,10 @@ use crate::artifacts::Artifacts;
 
 /// The database of the replica outside the cluster.
 const OUTSIDER_DB: &str = "camunda_outsider";
-/// The webapp's "who am I" and logout, as the sessions suite calls them.
-const WHOAMI_PATH: &str = "/camunda/api/admin/auth/user/default";
-const LOGOUT_PATH: &str = "/camunda/api/admin/auth/user/default/logout";
+/// The webapp's "who am I" and logout (below the flavour's webapp path), as the sessions suite
+/// calls them.
+const WHOAMI_PATH: &str = "/api/admin/auth/user/default";
+const LOGOUT_PATH: &str = "/api/admin/auth/user/default/logout";
 /// A fault's suites never need long: shorter bounds keep a fault that is (rightly) failing a
 /// wait from waiting the whole default bound.
 const FAULT_BOUNDS: camunda_conformance_suites::Bounds = camunda_conformance_suites::Bounds {
@@ -377,12 +378,12 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
         }),
         "auth-api-outside-cluster" => nginx(extra_route(
             stack,
-            RouteMatch::Path(WHOAMI_PATH.into()),
+            RouteMatch::Path(format!("{}{WHOAMI_PATH}", state.flavour.webapp_path())),
             vec![odd.outsider.http_port],
         )),
         "logout-outside-cluster" => nginx(extra_route(
             stack,
-            RouteMatch::Path(LOGOUT_PATH.into()),
+            RouteMatch::Path(format!("{}{LOGOUT_PATH}", state.flavour.webapp_path())),
             vec![odd.outsider.http_port],
         )),
         "store-down" => Setup {
@@ -647,8 +648,9 @@ fn admin_request(
 ) -> Result<()> {
     let admin_password = std::fs::read_to_string(stack.state.admin_password_file())?;
     let url = format!(
-        "http://127.0.0.1:{}/engine-rest{path}",
-        stack.state.replicas[0].http_port
+        "http://127.0.0.1:{}{}{path}",
+        stack.state.replicas[0].http_port,
+        stack.state.flavour.rest_path()
     );
     let mut request = http_client()?
         .request(method.clone(), &url)

@@ -27,6 +27,8 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
     if args.down {
         return down(&kept_file);
     }
+    // Before anything is installed, built or started.
+    args.flavour.ensure_available()?;
     let sticky = match args.sessions {
         SessionMode::Sticky => true,
         SessionMode::SharedRedis => false,
@@ -59,7 +61,7 @@ pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Resu
     let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
     let mut build_supervisor = supervisor::Supervisor::new(artifacts.path("logs")?, true)?;
     let app = timings.measure("camunda app (build cache)", || {
-        app::ensure_built(&root, &programs.mvn, &mut build_supervisor)
+        app::ensure_built(&root, &programs.mvn, args.flavour, &mut build_supervisor)
     })?;
     drop(build_supervisor);
 
@@ -267,7 +269,7 @@ fn save_kept(file: &Path, state: &StackState) -> Result<()> {
 fn announce_kept(state: &StackState, kept_file: &Path) {
     println!(
         "\nkept the local stack (state: {}):\n  \
-         ingress     https://{host}:{https}/camunda/  (curl --cacert {ca} --resolve {host}:{https}:{ingress_ip} ...)\n  \
+         ingress     https://{host}:{https}{webapp}/  (curl --cacert {ca} --resolve {host}:{https}:{ingress_ip} ...)\n  \
          http        http://{host}:{http}/ (308 to https)\n  \
          prometheus  http://127.0.0.1:{prom}/\n  \
          login       user {user}, password in {pw}\n  \
@@ -275,6 +277,7 @@ fn announce_kept(state: &StackState, kept_file: &Path) {
          stop        cargo xtask e2e --backend local --down",
         kept_file.display(),
         host = stack::HOST,
+        webapp = state.flavour.webapp_path(),
         ingress_ip = render::INGRESS_IP,
         https = state.nginx.https_port,
         http = state.nginx.http_port,

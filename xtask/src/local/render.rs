@@ -28,6 +28,8 @@ pub struct NginxConf {
     /// Loopback ports also served on the ingress address, port for port (a fault: a replica's
     /// metrics port exposed by the ingress).
     pub exposed_ports: Vec<u16>,
+    /// The only path prefixes the ingress routes (the webapps' and the REST API's, with `/`).
+    pub routed_prefixes: Vec<String>,
     /// Runtime dir: pid file and nginx's temp paths.
     pub runtime_dir: PathBuf,
     /// Access log (error log goes to stderr, i.e. the component log).
@@ -80,9 +82,6 @@ pub enum RouteMatch {
     /// Requests of this method on the routed prefixes.
     Method(&'static str),
 }
-
-/// The only paths the ingress routes: the webapps and the REST API.
-pub const ROUTED_PREFIXES: [&str; 2] = ["/camunda/", "/engine-rest/"];
 
 pub fn nginx_conf(conf: &NginxConf) -> String {
     let runtime = conf.runtime_dir.display();
@@ -171,7 +170,8 @@ http {{
         cert = conf.cert.display(),
         key = conf.key.display(),
     );
-    for prefix in ROUTED_PREFIXES {
+    // The only paths the ingress routes: the webapps and the REST API.
+    for prefix in &conf.routed_prefixes {
         location(&mut out, &format!("location {prefix}"), "camunda", sticky);
         for (index, route) in conf.extra_routes.iter().enumerate() {
             if let RouteMatch::Method(method) = route.matcher {
@@ -344,6 +344,7 @@ mod tests {
             extra_routes: Vec::new(),
             http_entry: HttpEntry::Redirect,
             exposed_ports: Vec::new(),
+            routed_prefixes: vec!["/camunda/".into(), "/engine-rest/".into()],
             runtime_dir: "/tmp/x/nginx".into(),
             access_log: "/tmp/a/logs/nginx-access.log".into(),
         }
@@ -399,7 +400,7 @@ mod tests {
         assert_eq!(
             text.matches("if ($request_method = DELETE) { proxy_pass http://extra0; }")
                 .count(),
-            ROUTED_PREFIXES.len()
+            conf.routed_prefixes.len()
         );
         assert!(text.contains("location = /metrics {\n            proxy_pass http://extra1;"));
     }

@@ -25,6 +25,7 @@ use super::tls::Pki;
 use super::wait::{self, Probe};
 use crate::artifacts::Timings;
 use crate::command;
+use crate::flavour::Flavour;
 
 /// The ingress host name, the same as the kind overlay's.
 pub const HOST: &str = "camunda.test";
@@ -62,6 +63,9 @@ pub struct StackState {
     pub temp_dir: PathBuf,
     pub artifacts: PathBuf,
     pub sticky: bool,
+    /// The Camunda 7 line the replicas run (its webapp path).
+    #[serde(default)]
+    pub flavour: Flavour,
     pub admin_user: String,
     pub postgres: Daemon,
     pub redis: Option<Daemon>,
@@ -132,6 +136,10 @@ impl StackState {
             extra_routes: Vec::new(),
             http_entry: HttpEntry::Redirect,
             exposed_ports: Vec::new(),
+            routed_prefixes: vec![
+                format!("{}/", self.flavour.webapp_path()),
+                format!("{}/", self.flavour.rest_path()),
+            ],
             runtime_dir: self.temp_dir.join("nginx"),
             access_log: self.logs_dir().join("nginx-access.log"),
         }
@@ -152,13 +160,14 @@ impl StackState {
         use camunda_conformance_suites as suites;
         let https = self.nginx.https_port;
         suites::Target {
-            name: format!(
-                "local-{}",
+            name: crate::artifacts::run_name(
+                "local",
+                self.flavour,
                 if self.sticky {
                     "sticky"
                 } else {
                     "shared-redis"
-                }
+                },
             ),
             backend: suites::Backend::Local,
             ingress: suites::Ingress {
@@ -170,8 +179,8 @@ impl StackState {
                 )),
                 http_url: Some(format!("http://{HOST}:{}", self.nginx.http_port)),
                 ca_file: self.ca_file(),
-                webapp_path: "/camunda".into(),
-                rest_path: "/engine-rest".into(),
+                webapp_path: self.flavour.webapp_path().into(),
+                rest_path: self.flavour.rest_path().into(),
             },
             sessions: suites::Sessions {
                 mode: if self.sticky {
@@ -309,6 +318,7 @@ impl Stack {
             temp_dir,
             artifacts: artifacts.to_path_buf(),
             sticky,
+            flavour: app.flavour,
             // Camunda ids must match `[a-zA-Z0-9]+` (its default resource whitelist): no dash.
             admin_user: format!("conformance{}", random_token(6)?),
             postgres: Daemon {
@@ -374,7 +384,7 @@ impl Stack {
         Ok(Stack {
             supervisor: Supervisor::new(state.logs_dir(), false)?,
             temp: None,
-            app: App::in_dir(&state.temp_dir.join("app")),
+            app: App::in_dir(&state.temp_dir.join("app"), state.flavour),
             programs,
             ports: Ports::default(),
             state,
@@ -752,7 +762,10 @@ impl Stack {
             // unchecked (the servlet path and the context-relative one).
             env.push((
                 "CAMUNDA_BPM_WEBAPP_CSRF_ENTRYPOINTS",
-                "/camunda/api/admin/auth/user/default/login/welcome,/api/admin/auth/user/default/login/welcome".into(),
+                format!(
+                    "{}/api/admin/auth/user/default/login/welcome,/api/admin/auth/user/default/login/welcome",
+                    self.state.flavour.webapp_path()
+                ),
             ));
         }
         match &self.state.nutcracker {
@@ -1156,6 +1169,7 @@ mod tests {
             temp_dir: "/tmp/camunda-e2e-test".into(),
             artifacts: "/tmp/artifacts".into(),
             sticky,
+            flavour: Flavour::Ce,
             admin_user: "conformanceAbc123".into(),
             postgres: daemon(15432),
             redis: (!sticky).then(|| daemon(16379)),
