@@ -1,8 +1,8 @@
 //! Diagnostics after a failure, into `<artifacts>/diagnostics/`: pod logs (also of the previous
 //! container), events, `describe` of the workloads, the HPA's status and Prometheus's targets.
 //! Best effort: a command that fails leaves its error in the file instead of stopping the rest.
-//! Rendered manifests are written before the apply (see `write_manifests`), with Secret values
-//! removed: secrets never go into the artifacts.
+//! Rendered manifests are written before the apply (see `write_manifests`), redacted like every
+//! diagnostics file (`redact.rs`): secrets never go into the artifacts.
 
 use std::path::Path;
 
@@ -51,9 +51,10 @@ fn save(dir: &Path, name: &str, cmd: &Cmd) {
     write(dir, name, outcome(cmd));
 }
 
+/// Every diagnostics file goes through here, redacted (`describe` prints env values).
 fn write(dir: &Path, name: &str, text: String) {
     let path = dir.join(name);
-    if let Err(err) = std::fs::write(&path, text) {
+    if let Err(err) = std::fs::write(&path, super::redact::redact_text(&text)) {
         eprintln!("warning: writing {}: {err}", path.display());
     }
 }
@@ -118,7 +119,7 @@ pub fn collect(
             // Only pods that restarted have a previous container; skip the noise of the others.
             if let Ok(out) = previous.capture() {
                 if out.success && !out.stdout.is_empty() {
-                    let _ = std::fs::write(ns_dir.join(format!("{pod}.previous.log")), out.stdout);
+                    write(&ns_dir, &format!("{pod}.previous.log"), out.stdout);
                 }
             }
         }
@@ -146,7 +147,7 @@ pub fn collect(
         let text = reqwest::blocking::get(&targets)
             .and_then(|r| r.text())
             .unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"));
-        let _ = std::fs::write(dir.join("prometheus-targets.json"), text);
+        write(&dir, "prometheus-targets.json", text);
     }
     Ok(dir)
 }
@@ -161,20 +162,13 @@ fn pod_names(list_json: &str) -> Vec<String> {
         .collect()
 }
 
-/// The manifests as applied, Secret values removed (their keys stay, so one can see what was set).
+/// The manifests as applied, secrets removed (`redact`: Secret values, env and ConfigMap
+/// entries named like secrets, keys, URL passwords; the names stay, so one can see what was set).
 pub fn redact(docs: &[Value]) -> Vec<Value> {
     docs.iter()
         .map(|doc| {
             let mut doc = doc.clone();
-            if doc["kind"] == "Secret" {
-                for field in ["data", "stringData"] {
-                    if let Some(map) = doc.get_mut(field).and_then(Value::as_object_mut) {
-                        for value in map.values_mut() {
-                            *value = Value::String("<redacted>".into());
-                        }
-                    }
-                }
-            }
+            super::redact::redact_doc(&mut doc);
             doc
         })
         .collect()
@@ -216,15 +210,19 @@ mod tests {
     fn secrets_are_redacted_and_everything_else_kept() {
         let docs = vec![
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "aHVudGVyMg=="}, "stringData": {"user": "camunda"}}),
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password-policy": "strict"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"log-level": "info", "admin-password": "hunter3"}}),
         ];
         let yaml = to_yaml(&docs).unwrap();
         assert!(!yaml.contains("aHVudGVyMg=="), "{yaml}");
         assert!(yaml.contains("password: <redacted>"), "{yaml}");
         assert!(yaml.contains("user: <redacted>"), "{yaml}");
         assert!(
-            yaml.contains("password-policy: strict"),
+            yaml.contains("log-level: info"),
             "a ConfigMap is not a Secret: {yaml}"
+        );
+        assert!(
+            !yaml.contains("hunter3"),
+            "a ConfigMap key named like a password is: {yaml}"
         );
         let files = to_documents(&docs).unwrap();
         assert!(!files.contains("aHVudGVyMg=="), "{files}");

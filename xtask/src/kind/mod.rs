@@ -13,6 +13,7 @@ pub(crate) mod exec;
 mod interrupt;
 mod plan;
 mod portforward;
+mod redact;
 mod target;
 pub(crate) mod wait;
 
