@@ -90,3 +90,20 @@ fn json_report_has_the_contract_shape() {
     assert_eq!(scraped["namespace"], "camunda");
     assert!(report["summary"].is_object());
 }
+
+/// Plain manifests are "read as plain YAML", not "rendered by plain".
+#[test]
+fn plain_input_is_said_to_be_read_as_plain_yaml() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("cm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\ndata: {a: b}\n",
+    )
+    .expect("write");
+    validate()
+        .arg(&file)
+        .assert()
+        .stdout(predicate::str::contains("1 objects, read as plain YAML in"))
+        .stdout(predicate::str::contains("rendered by plain").not());
+}

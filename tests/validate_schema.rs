@@ -49,7 +49,7 @@ fn valid_deployment_with_float_quantity_passes() {
     "metadata: {name: web, lables: {a: b}}",
     "unknown field `metadata.lables`"
 )]
-#[case::wrong_type("containerPort: 80", "containerPort: eighty", "wrong type at `spec.template.spec.containers[0].ports[0].containerPort`: found a string, expected i32")]
+#[case::wrong_type("containerPort: 80", "containerPort: eighty", "wrong type at `spec.template.spec.containers[0].ports[0].containerPort`: found a string, expected an integer")]
 #[case::missing_required_nested(
     "ports: [{containerPort: 80}]",
     "ports: [{name: http}]",

@@ -375,13 +375,31 @@ fn describe_error(path: &str, inner: &str) -> String {
             "map" => "mapping",
             other => other,
         };
-        return format!("wrong type at `{path}`: found a {found}, expected {expected}");
+        return format!(
+            "wrong type at `{path}`: found a {found}, expected {}",
+            plain_type(expected)
+        );
     }
     if inner.starts_with("unknown variant") {
         let expected = inner.split_once("expected ").map_or("", |(_, e)| e);
         return format!("invalid value at `{path}`: expected {expected}");
     }
     format!("invalid value at `{path}`: {inner}")
+}
+
+/// What serde calls the expected type, in the words of a manifest's author ("an integer", not
+/// `i32`).
+fn plain_type(expected: &str) -> &str {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" => "an integer",
+        "f32" | "f64" => "a number",
+        "a boolean" => "true or false",
+        "a borrowed string" => "a string",
+        "a sequence" => "a list",
+        "a map" => "a mapping",
+        other if other.starts_with("struct ") => "a mapping",
+        other => other,
+    }
 }
 
 fn join(parent: &str, field: &str) -> String {
