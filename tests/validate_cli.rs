@@ -22,6 +22,8 @@ fn validate() -> Command {
 #[case::error_finding(&["fixtures/validate/broken/metrics-scraped/seed-mistake"], 1)]
 #[case::warning_only(&["fixtures/validate/broken/pdb/missing"], 0)]
 #[case::warning_strict(&["--strict", "fixtures/validate/broken/pdb/missing"], 1)]
+#[case::out_of_band_secret(&["fixtures/validate/broken/reference/missing-secret"], 0)]
+#[case::out_of_band_secret_strict(&["--strict", "fixtures/validate/broken/reference/missing-secret"], 1)]
 #[case::missing_path(&["fixtures/validate/does-not-exist"], 2)]
 fn exit_codes(#[case] args: &[&str], #[case] code: i32) {
     let args: Vec<String> = args

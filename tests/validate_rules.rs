@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use camunda_conformance::validate::rules::catalog;
-use camunda_conformance::validate::{validate_paths, Finding};
+use camunda_conformance::validate::{validate_paths, Finding, Severity};
 use rstest::rstest;
 
 fn corpus(rule: &str, variant: &str) -> PathBuf {
@@ -57,7 +57,7 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]
 #[case("reference", "ingress-backend", "camunda-web")]
-#[case("reference", "missing-secret", "camunda-administrator")]
+#[case("reference", "missing-secret-key", "key `passwort` of Secret `camunda-admin`")]
 #[case("reference", "service-selector", "app=postgresql")]
 fn broken_variant_fires_its_rule(#[case] rule: &str, #[case] variant: &str, #[case] says: &str) {
     let findings = findings(rule, variant);
@@ -137,4 +137,16 @@ fn findings_never_contain_the_password() {
     let findings = findings("db-credentials-from-secret", "literal-password");
     let text = format!("{findings:?}");
     assert!(!text.contains("not-a-real-password"), "{text}");
+}
+
+/// A Secret the bundle does not create may come from outside (by hand, a vault operator, CI):
+/// a warning that it must exist before rollout, an error only under `--strict`.
+#[test]
+fn out_of_band_secret_is_a_warning() {
+    let findings = findings("reference", "missing-secret");
+    let fired: Vec<&Finding> = findings.iter().filter(|f| f.rule == "reference").collect();
+    assert_eq!(fired.len(), 1, "{findings:#?}");
+    assert_eq!(fired[0].severity, Severity::Warning, "{fired:#?}");
+    assert!(fired[0].message.contains("camunda-administrator"));
+    assert!(fired[0].message.contains("must exist in the cluster before rollout"));
 }
