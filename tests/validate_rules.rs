@@ -59,6 +59,7 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("reference", "ingress-backend", "camunda-web")]
 #[case("reference", "missing-secret-key", "key `passwort` of Secret `camunda-admin`")]
 #[case("reference", "service-selector", "app=postgresql")]
+#[case("duplicate", "twice", "again in")]
 fn broken_variant_fires_its_rule(#[case] rule: &str, #[case] variant: &str, #[case] says: &str) {
     let findings = findings(rule, variant);
     let severity = catalog()
@@ -104,7 +105,8 @@ fn unbroken_twin_passes(
         "rest-auth",
         "pdb",
         "image-tag",
-        "reference"
+        "reference",
+        "duplicate"
     )]
     rule: &str,
 ) {
@@ -116,7 +118,7 @@ fn unbroken_twin_passes(
 #[test]
 fn every_rule_has_a_broken_variant_and_a_twin() {
     let ids: Vec<&str> = catalog().iter().map(|r| r.id).collect();
-    assert_eq!(ids.len(), 19);
+    assert_eq!(ids.len(), 20);
     for id in ids {
         let dir = corpus(id, "");
         let variants: Vec<String> = std::fs::read_dir(&dir)

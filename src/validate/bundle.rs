@@ -188,6 +188,9 @@ pub fn image_tag(image: &str) -> Option<&str> {
 /// benchmark checks 4,000 objects).
 pub struct Bundle<'a> {
     pub entries: Vec<Entry<'a>>,
+    /// Objects given more than once (same kind, namespace and name): only the last one is kept,
+    /// as `kubectl apply` would leave it; findings of the `duplicate` rule.
+    pub duplicates: Vec<Finding>,
     /// kind → name → entries.
     by_name: Index,
     /// Secret name → entries that provide it (Secret, Certificate, ExternalSecret, SealedSecret).
@@ -220,8 +223,10 @@ fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
 
 impl<'o> Bundle<'o> {
     pub fn new(entries: Vec<Entry<'o>>) -> Self {
+        let (entries, duplicates) = without_duplicates(entries);
         let mut bundle = Bundle {
             entries,
+            duplicates,
             by_name: Index::new(),
             secret_providers: HashMap::new(),
             hpa_by_target: Index::new(),
@@ -526,6 +531,51 @@ impl<'o> Bundle<'o> {
         }
         out
     }
+}
+
+/// Keeps the last of each kind/namespace/name (a later document replaces an earlier one on
+/// apply) and says which were dropped, so no rule counts one object twice.
+fn without_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Finding>) {
+    fn key<'e>(entry: &'e Entry) -> (&'e str, Option<&'e str>, &'e str) {
+        let raw = entry.raw;
+        (&raw.kind, raw.namespace.as_deref(), &raw.name)
+    }
+    let last: HashMap<_, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(position, entry)| (key(entry), position))
+        .collect();
+    if last.len() == entries.len() {
+        return (entries, Vec::new());
+    }
+    let keep: Vec<bool> = entries
+        .iter()
+        .enumerate()
+        .map(|(position, entry)| last[&key(entry)] == position)
+        .collect();
+    let duplicates = entries
+        .iter()
+        .zip(&keep)
+        .filter(|(_, kept)| !**kept)
+        .map(|(entry, _)| {
+            let later = &entries[last[&key(entry)]];
+            let elsewhere = match (&entry.raw.file, &later.raw.file) {
+                (Some(here), Some(there)) if here != there => format!(" (again in {there})"),
+                _ => String::new(),
+            };
+            entry.finding(
+                crate::validate::rules::DUPLICATE,
+                Severity::Error,
+                format!("is defined more than once in the bundle{elsewhere}: the later definition replaces this one on apply and the checks use only the later one; remove one"),
+            )
+        })
+        .collect();
+    let kept = entries
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(entry, keep)| keep.then_some(entry))
+        .collect();
+    (kept, duplicates)
 }
 
 fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {

@@ -5,6 +5,7 @@
 mod affinity_cookie_name;
 mod db_connection_budget;
 mod db_credentials_from_secret;
+mod duplicate;
 mod hpa_replicas_field;
 mod hpa_target;
 mod image_tag;
@@ -38,7 +39,10 @@ impl Rule {
     }
 }
 
-const CATALOG: [Rule; 19] = [
+/// The id of the `duplicate` rule, also used by the bundle that finds them.
+pub const DUPLICATE: &str = "duplicate";
+
+const CATALOG: [Rule; 20] = [
     schema::RULE,
     db_credentials_from_secret::RULE,
     no_h2_with_replicas::RULE,
@@ -58,6 +62,7 @@ const CATALOG: [Rule; 19] = [
     pdb::RULE,
     image_tag::RULE,
     reference::RULE,
+    duplicate::RULE,
 ];
 
 /// Every rule, in the order of the product brief.

@@ -44,6 +44,7 @@ pub enum Typed {
     PodMonitor(crds::PodMonitor),
     Certificate(crds::Certificate),
     Issuer(crds::Issuer),
+    HttpRoute(crds::HttpRoute),
     Other,
 }
 
@@ -143,6 +144,36 @@ fn kinds() -> &'static [Kind] {
             ),
             crd!("cert-manager.io/v1", "Issuer", crds::Issuer, Typed::Issuer),
             crd!(
+                "external-secrets.io/v1",
+                "ExternalSecret",
+                crds::ExternalSecret,
+                other
+            ),
+            crd!(
+                "external-secrets.io/v1beta1",
+                "ExternalSecret",
+                crds::ExternalSecret,
+                other
+            ),
+            crd!(
+                "bitnami.com/v1alpha1",
+                "SealedSecret",
+                crds::SealedSecret,
+                other
+            ),
+            crd!(
+                "gateway.networking.k8s.io/v1",
+                "Gateway",
+                crds::Gateway,
+                other
+            ),
+            crd!(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                crds::HttpRoute,
+                Typed::HttpRoute
+            ),
+            crd!(
                 "cert-manager.io/v1",
                 "ClusterIssuer",
                 crds::Issuer,
@@ -230,6 +261,7 @@ const KNOWN_GROUPS: &[&str] = &[
     "rbac.authorization.k8s.io",
     "monitoring.coreos.com",
     "cert-manager.io",
+    "gateway.networking.k8s.io",
 ];
 
 /// Checks one object; returns its typed value for the rules and its `schema` findings.
@@ -254,7 +286,7 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
             "apiVersion {} of {} was removed in {since}: use {replacement} (and its field layout)",
             raw.api_version, raw.kind
         );
-        return (Typed::Other, vec![finding(message)]);
+        return (as_served(raw), vec![finding(message)]);
     }
     let Some(kind) = kinds()
         .iter()
@@ -262,8 +294,14 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
     else {
         let group = raw.api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if !KNOWN_GROUPS.contains(&group) {
-            // A custom resource we have no schema for: not ours to judge.
-            return (Typed::Other, Vec::new());
+            // A custom resource we have no schema for: not judged, but never passed silently.
+            let message = format!(
+                "no schema known for {} of {}: not checked (check it with --api-server, which installs the CRDs of the stack, or against its operator's CRD)",
+                raw.kind, raw.api_version
+            );
+            let mut warning = finding(message);
+            warning.severity = Severity::Warning;
+            return (Typed::Other, vec![warning]);
         }
         let served = served_versions(&raw.kind);
         let message = if served.is_empty() {
@@ -288,6 +326,18 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
     }
     let findings = problems.0.into_iter().map(finding).collect();
     (typed, findings)
+}
+
+/// An object in a removed apiVersion, typed as the served version of its kind where the fields
+/// allow (unknown ones dropped), so that the rules still see it and report no follow-on
+/// "missing" findings; its problems in that layout are not reported twice.
+fn as_served(raw: &RawObject) -> Typed {
+    kinds()
+        .iter()
+        .filter(|k| k.kind == raw.kind)
+        .map(|k| (k.check)(&raw.value, &mut Problems::default()))
+        .find(|typed| !matches!(typed, Typed::Other))
+        .unwrap_or(Typed::Other)
 }
 
 fn served_versions(kind: &str) -> Vec<&'static str> {
@@ -318,6 +368,7 @@ fn typed<T: DeserializeOwned>(
         }
     }
     let mut patched: Option<Value> = None;
+    let mut removed = false;
     // Each retry fixes one float quantity; a manifest has few of them.
     for _ in 0..64 {
         let current = patched.as_ref().unwrap_or(value);
@@ -328,11 +379,14 @@ fn typed<T: DeserializeOwned>(
         } else {
             serde_path_to_error::deserialize(current)
         };
-        let err = match result {
-            Ok(typed) => {
-                problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
-                return Some(typed);
+        // A retry after a removed field sees the same unknown fields again: each is said once.
+        for message in unknown.iter().map(|p| unknown_field(p)) {
+            if !problems.0.contains(&message) {
+                problems.0.push(message);
             }
+        }
+        let err = match result {
+            Ok(typed) => return Some(typed),
             Err(err) => err,
         };
         let inner = err.inner().to_string();
@@ -344,13 +398,47 @@ fn typed<T: DeserializeOwned>(
                 continue;
             }
         }
-        problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
+        let missing = inner.starts_with("missing field");
+        if missing && removed {
+            // The field removed below was a required one: already reported as mistyped.
+            return None;
+        }
         problems
             .0
             .push(describe_error(&error_path(err.path()), &inner));
-        return None;
+        if missing {
+            return None;
+        }
+        // Keep the object for the other rules without the field at fault (a `replicas: "2"`
+        // is reported once, here, not again as "matches no pod template").
+        let mut copy = current.clone();
+        if !remove_at(&mut copy, &json_pointer(err.path())) {
+            return None;
+        }
+        patched = Some(copy);
+        removed = true;
     }
     None
+}
+
+/// Removes the value at a JSON pointer; false when there is nothing to remove (the root, or a
+/// missing field).
+fn remove_at(value: &mut Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => map.remove(&key).is_some(),
+        Some(Value::Array(items)) => match key.parse::<usize>() {
+            Ok(index) if index < items.len() => {
+                items.remove(index);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// serde's messages quote the offending value; values may be secrets, so only their type is
