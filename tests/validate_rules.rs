@@ -53,6 +53,7 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
     "official-image-commented-filter",
     "ProcessEngineAuthenticationFilter"
 )]
+#[case("rest-auth", "team-image-switched-off", "CAMUNDA_BPM_RUN_AUTH_ENABLED=0")]
 #[case("pdb", "blocks-drains", "maxUnavailable 0")]
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]

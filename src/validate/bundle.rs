@@ -126,18 +126,76 @@ impl<'a> Workload<'a> {
     }
 }
 
-/// How the Camunda image is configured: ours and Spring Boot builds of the starter take the
-/// env contract (auth on unless disabled); the official Tomcat image has no env switch for REST
-/// auth; Camunda Run enables it through `camunda.bpm.run.auth.enabled`.
+/// The Camunda 7 line an official image belongs to: Camunda 7 CE or one of its maintained forks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fork {
+    Camunda,
+    /// `org.operaton.bpm.*`: Run properties under `operaton.bpm.run`, installed in `/operaton`.
+    Operaton,
+    /// `org.cibseven.bpm.*`: Run keeps the `camunda.bpm.run` properties.
+    CibSeven,
+}
+
+impl Fork {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fork::Camunda => "Camunda 7",
+            Fork::Operaton => "Operaton",
+            Fork::CibSeven => "CIB seven",
+        }
+    }
+
+    /// Where the official images install the distribution.
+    pub fn home(self) -> &'static str {
+        match self {
+            Fork::Operaton => "/operaton",
+            Fork::Camunda | Fork::CibSeven => "/camunda",
+        }
+    }
+
+    /// The Spring property that switches basic auth on in Run.
+    pub fn run_auth_property(self) -> &'static str {
+        match self {
+            Fork::Operaton => "operaton.bpm.run.auth.enabled",
+            Fork::Camunda | Fork::CibSeven => "camunda.bpm.run.auth.enabled",
+        }
+    }
+}
+
+/// How the Camunda image switches REST basic auth on: ours (Spring Boot, our env contract: on
+/// unless switched off); an official Tomcat distribution (no env switch: the
+/// `ProcessEngineAuthenticationFilter` in engine-rest's web.xml, commented out as shipped);
+/// an official Run distribution (off unless its `*.bpm.run.auth.enabled` property is true).
+/// `Unknown`: an image under another name (typically a team's own, built `FROM` one of these),
+/// judged from the evidence around it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
     Ours,
-    OfficialTomcat,
-    Run,
+    Tomcat(Fork),
+    Run(Fork),
+    Unknown,
 }
 
+impl Flavour {
+    pub fn is_run(self) -> bool {
+        matches!(self, Flavour::Run(_))
+    }
+}
+
+/// The official images of Camunda 7 and its forks, by repository: (repository, fork, whether
+/// every tag is a Run distribution).
+const OFFICIAL_IMAGES: [(&str, Fork, Option<bool>); 6] = [
+    ("camunda/camunda-bpm-platform", Fork::Camunda, None),
+    ("operaton/operaton", Fork::Operaton, Some(true)),
+    ("operaton/tomcat", Fork::Operaton, Some(false)),
+    ("operaton/wildfly", Fork::Operaton, Some(false)),
+    ("cibseven/cibseven", Fork::CibSeven, None),
+    ("camunda-conformance/camunda", Fork::Camunda, Some(false)),
+];
+
 /// Judged by the image name without its registry/organisation path: `camunda-conformance/redis`
-/// is not Camunda, `registry.example.com/platform/camunda` is.
+/// is not Camunda, `registry.example.com/platform/camunda` is; the forks' official images count
+/// whatever their last segment (`operaton/tomcat`).
 pub fn is_camunda_image(image: &str) -> bool {
     let repository = image_repository(image);
     let name = repository
@@ -145,24 +203,28 @@ pub fn is_camunda_image(image: &str) -> bool {
         .next()
         .unwrap_or(repository)
         .to_ascii_lowercase();
-    ["camunda", "operaton", "cibseven"]
-        .iter()
-        .any(|known| name.contains(known))
+    official(repository).is_some()
+        || ["camunda", "operaton", "cibseven"]
+            .iter()
+            .any(|known| name.contains(known))
 }
 
+fn official(repository: &str) -> Option<&'static (&'static str, Fork, Option<bool>)> {
+    let repository = repository.strip_prefix("docker.io/").unwrap_or(repository);
+    OFFICIAL_IMAGES.iter().find(|(name, ..)| *name == repository)
+}
+
+/// The flavour an image name tells by itself (`Unknown` for any other name).
 pub fn flavour(image: &str) -> Flavour {
     let repository = image_repository(image);
     let tag = image_tag(image).unwrap_or("");
-    if repository.ends_with("camunda/camunda-bpm-platform") {
-        if tag.starts_with("run") {
-            Flavour::Run
-        } else {
-            Flavour::OfficialTomcat
-        }
-    } else if repository.contains("-run") || repository.ends_with("/run") {
-        Flavour::Run
-    } else {
-        Flavour::Ours
+    match official(repository) {
+        Some(("camunda-conformance/camunda", ..)) => Flavour::Ours,
+        Some((_, fork, Some(true))) => Flavour::Run(*fork),
+        Some((_, fork, Some(false))) => Flavour::Tomcat(*fork),
+        Some((_, fork, None)) if tag.starts_with("run") => Flavour::Run(*fork),
+        Some((_, fork, None)) => Flavour::Tomcat(*fork),
+        None => Flavour::Unknown,
     }
 }
 
@@ -720,13 +782,34 @@ mod tests {
         );
         assert_eq!(
             flavour("camunda/camunda-bpm-platform:run-7.24.0"),
-            Flavour::Run
+            Flavour::Run(Fork::Camunda)
         );
         assert_eq!(
             flavour("camunda/camunda-bpm-platform:7.24.0"),
-            Flavour::OfficialTomcat
+            Flavour::Tomcat(Fork::Camunda)
         );
         assert_eq!(flavour("camunda-conformance/camunda:7.24.0"), Flavour::Ours);
+        assert_eq!(
+            flavour("docker.io/operaton/operaton:1.0.0"),
+            Flavour::Run(Fork::Operaton)
+        );
+        assert_eq!(
+            flavour("operaton/tomcat:1.0.0"),
+            Flavour::Tomcat(Fork::Operaton)
+        );
+        assert_eq!(
+            flavour("cibseven/cibseven:run-2.0.0"),
+            Flavour::Run(Fork::CibSeven)
+        );
+        assert_eq!(
+            flavour("cibseven/cibseven:tomcat-2.0.0"),
+            Flavour::Tomcat(Fork::CibSeven)
+        );
+        assert_eq!(
+            flavour("registry.example.com/team/camunda:7.24.0"),
+            Flavour::Unknown
+        );
+        assert!(is_camunda_image("operaton/tomcat:1.0.0"));
         assert!(!is_camunda_image("postgres:17.2"));
         assert!(!is_camunda_image("camunda-conformance/twemproxy:0.5.0"));
         assert!(is_camunda_image(

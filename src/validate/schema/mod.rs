@@ -332,12 +332,50 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
 /// allow (unknown ones dropped), so that the rules still see it and report no follow-on
 /// "missing" findings; its problems in that layout are not reported twice.
 fn as_served(raw: &RawObject) -> Typed {
+    let mut value = raw.value.clone();
+    if raw.kind == "Ingress" {
+        legacy_ingress_backends(&mut value);
+    }
     kinds()
         .iter()
         .filter(|k| k.kind == raw.kind)
-        .map(|k| (k.check)(&raw.value, &mut Problems::default()))
+        .map(|k| (k.check)(&value, &mut Problems::default()))
         .find(|typed| !matches!(typed, Typed::Other))
         .unwrap_or(Typed::Other)
+}
+
+/// `backend: {serviceName, servicePort}` of the beta Ingress APIs in the layout of
+/// networking.k8s.io/v1 (`defaultBackend`, `service: {name, port}`).
+fn legacy_ingress_backends(ingress: &mut Value) {
+    let Some(spec) = ingress.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(mut backend) = spec.remove("backend") {
+        legacy_backend(&mut backend);
+        spec.insert("defaultBackend".to_string(), backend);
+    }
+    let paths = spec
+        .get_mut("rules")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| rule.pointer_mut("/http/paths").and_then(Value::as_array_mut))
+        .flatten();
+    for backend in paths.filter_map(|path| path.get_mut("backend")) {
+        legacy_backend(backend);
+    }
+}
+
+fn legacy_backend(backend: &mut Value) {
+    let Some(name) = backend.get("serviceName").cloned() else {
+        return;
+    };
+    let port = match backend.get("servicePort") {
+        Some(Value::Number(n)) => serde_json::json!({ "number": n }),
+        Some(Value::String(name)) => serde_json::json!({ "name": name }),
+        _ => Value::Null,
+    };
+    *backend = serde_json::json!({ "service": { "name": name, "port": port } });
 }
 
 fn served_versions(kind: &str) -> Vec<&'static str> {
