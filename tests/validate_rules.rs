@@ -25,10 +25,18 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("schema", "typo", "imagePullPolcy")]
 #[case("schema", "removed-api", "extensions/v1beta1")]
 #[case("db-credentials-from-secret", "literal-password", "DB_PASSWORD")]
+#[case(
+    "db-credentials-from-secret",
+    "password-in-java-opts",
+    "-Dspring.datasource.password"
+)]
 #[case("no-h2-with-replicas", "empty-db-url", "H2")]
 #[case("resource-requests", "no-requests", "requests no cpu")]
 #[case("memory-limit", "no-limit", "no memory limit")]
 #[case("memory-limit", "heap-above-limit", "-Xmx")]
+#[case("memory-limit", "max-ram-percentage", "MaxRAMPercentage=100")]
+#[case("memory-limit", "heap-in-args", "(in args)")]
+#[case("hpa-target", "scale-up-disabled", "selectPolicy is Disabled")]
 #[case("probes", "no-startup-probe", "startupProbe")]
 #[case("probes", "protected-path", "401")]
 #[case("metrics-exposed", "agent-off", "JMX_PROMETHEUS=true")]
