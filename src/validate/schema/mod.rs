@@ -45,6 +45,7 @@ pub enum Typed {
     Certificate(crds::Certificate),
     Issuer(crds::Issuer),
     HttpRoute(crds::HttpRoute),
+    NetworkPolicy(networking::NetworkPolicy),
     Other,
 }
 
@@ -113,7 +114,7 @@ fn kinds() -> &'static [Kind] {
             builtin!(core::ResourceQuota, other),
             builtin!(networking::Ingress, Typed::Ingress),
             builtin!(networking::IngressClass, other),
-            builtin!(networking::NetworkPolicy, other),
+            builtin!(networking::NetworkPolicy, Typed::NetworkPolicy),
             builtin!(autoscaling::HorizontalPodAutoscaler, Typed::Hpa),
             builtin!(autoscaling_v1::HorizontalPodAutoscaler, other),
             builtin!(policy::PodDisruptionBudget, Typed::Pdb),
