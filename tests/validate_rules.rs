@@ -66,7 +66,7 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]
 #[case("reference", "ingress-backend", "camunda-web")]
-#[case("reference", "missing-secret-key", "key `passwort` of Secret `camunda-admin`")]
+#[case("reference", "missing-secret-key", "key `passwort` of Secret `camunda-admin-")]
 #[case("reference", "service-selector", "app=postgresql")]
 #[case("duplicate", "twice", "again in")]
 #[case("network-policy", "no-policy", "the database is reachable from every pod")]

@@ -82,7 +82,12 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                     && policy
                         .spec
                         .as_ref()
-                        .is_some_and(|s| selector_matches(&s.pod_selector, labels))
+                        .is_some_and(|s| {
+                            // An empty (or absent) podSelector selects every pod.
+                            s.pod_selector
+                                .as_ref()
+                                .is_none_or(|selector| selector_matches(selector, labels))
+                        })
             })
             .collect();
         if selecting.is_empty() {

@@ -340,7 +340,10 @@ fn as_served(raw: &RawObject) -> Typed {
     kinds()
         .iter()
         .filter(|k| k.kind == raw.kind)
-        .map(|k| (k.check)(&value, &mut Problems::default()))
+        .map(|k| {
+            value["apiVersion"] = Value::String(k.api_version.to_string());
+            (k.check)(&value, &mut Problems::default())
+        })
         .find(|typed| !matches!(typed, Typed::Other))
         .unwrap_or(Typed::Other)
 }
