@@ -263,6 +263,8 @@ pub struct Bundle<'a> {
     workloads_by_label: Index,
     /// First selector pair key → value → Service entries.
     services_by_selector: Index,
+    /// Backend Service name → the Ingresses and HTTPRoutes naming it.
+    routes_by_service: HashMap<String, Vec<usize>>,
 }
 
 type Index = HashMap<String, HashMap<String, Vec<usize>>>;
@@ -294,6 +296,7 @@ impl<'o> Bundle<'o> {
             hpa_by_target: Index::new(),
             workloads_by_label: Index::new(),
             services_by_selector: Index::new(),
+            routes_by_service: HashMap::new(),
         };
         for (position, entry) in bundle.entries.iter().enumerate() {
             insert(
@@ -319,6 +322,14 @@ impl<'o> Bundle<'o> {
                             &target.name,
                             position,
                         );
+                    }
+                }
+                Typed::Ingress(_) | Typed::HttpRoute(_) => {
+                    for service in backend_services(entry) {
+                        let routes = bundle.routes_by_service.entry(service.to_string()).or_default();
+                        if routes.last() != Some(&position) {
+                            routes.push(position);
+                        }
                     }
                 }
                 Typed::Service(service) => {
@@ -551,47 +562,20 @@ impl<'o> Bundle<'o> {
             })
     }
 
-    /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
-    pub fn ingress_backends(&self) -> Vec<IngressBackend<'_>> {
-        let mut out = Vec::new();
-        for (entry, ingress) in self.ingresses() {
-            let Some(spec) = &ingress.spec else { continue };
-            let default = spec
-                .default_backend
-                .iter()
-                .filter_map(|b| b.service.as_ref());
-            let paths = spec
-                .rules
-                .iter()
-                .flatten()
-                .filter_map(|r| r.http.as_ref())
-                .flat_map(|h| h.paths.iter())
-                .filter_map(|p| p.backend.service.as_ref());
-            for backend in default.chain(paths) {
-                out.push(IngressBackend {
-                    entry,
-                    service: &backend.name,
-                    port_name: backend.port.as_ref().and_then(|p| p.name.as_deref()),
-                    port_number: backend.port.as_ref().and_then(|p| p.number),
-                });
-            }
-        }
-        out
+    /// The Ingresses and HTTPRoutes that name Service `name` as a backend.
+    pub fn routes_to(&self, name: &str) -> impl Iterator<Item = &Entry<'o>> {
+        self.routes_by_service
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.entries[*i])
     }
 
-    /// Ingresses routing to any Service that selects the workload's pods.
-    pub fn ingresses_for<'a>(&'a self, workload: &Workload) -> Vec<&'a Entry<'a>> {
-        let services = self.services_for(workload);
-        let mut out: Vec<&Entry> = Vec::new();
-        for backend in self.ingress_backends() {
-            let routes_here = services.iter().any(|(service, _)| {
-                service.name() == backend.service && service.same_namespace(backend.entry)
-            });
-            if routes_here && !out.iter().any(|e| std::ptr::eq(*e, backend.entry)) {
-                out.push(backend.entry);
-            }
-        }
-        out
+    /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
+    pub fn ingress_backends(&self) -> Vec<IngressBackend<'_>> {
+        self.ingresses()
+            .flat_map(|(entry, ingress)| ingress_backends(entry, ingress))
+            .collect()
     }
 }
 
@@ -659,6 +643,53 @@ fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {
         template,
         replicas,
     })
+}
+
+/// The backend Services and ports of one Ingress (default backend and every path).
+fn ingress_backends<'a>(entry: &'a Entry<'a>, ingress: &'a Ingress) -> Vec<IngressBackend<'a>> {
+    let Some(spec) = &ingress.spec else {
+        return Vec::new();
+    };
+    let default = spec
+        .default_backend
+        .iter()
+        .filter_map(|b| b.service.as_ref());
+    let paths = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter())
+        .filter_map(|p| p.backend.service.as_ref());
+    default
+        .chain(paths)
+        .map(|backend| IngressBackend {
+            entry,
+            service: &backend.name,
+            port_name: backend.port.as_ref().and_then(|p| p.name.as_deref()),
+            port_number: backend.port.as_ref().and_then(|p| p.number),
+        })
+        .collect()
+}
+
+/// The Service names an Ingress or HTTPRoute sends traffic to.
+fn backend_services<'a>(entry: &'a Entry<'a>) -> Vec<&'a str> {
+    match &entry.typed {
+        Typed::Ingress(ingress) => ingress_backends(entry, ingress)
+            .into_iter()
+            .map(|b| b.service)
+            .collect(),
+        Typed::HttpRoute(route) => route
+            .spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|r| r.backend_refs.iter().flatten())
+            .filter(|b| b.kind.as_deref().is_none_or(|k| k == "Service"))
+            .map(|b| b.name.as_str())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The Secret an entry creates, if any.

@@ -3,6 +3,7 @@
 //! HTTPRoutes (`sessionPersistence`).
 
 use super::bundle::{Bundle, Entry, Workload};
+use super::schema::crds::HttpRoute;
 use super::schema::Typed;
 
 pub const NGINX_AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
@@ -52,78 +53,70 @@ pub fn controller(ingress: &Entry, class_name: Option<&str>) -> Controller {
 
 /// Every Ingress and HTTPRoute sending traffic to a Service that selects the workload's pods.
 pub fn routes_for<'a>(bundle: &'a Bundle, workload: &Workload) -> Vec<Route<'a>> {
-    let services = bundle.services_for(workload);
     let mut out: Vec<Route> = Vec::new();
-    for backend in bundle.ingress_backends() {
-        let Some((service, _)) = services.iter().find(|(service, _)| {
-            service.name() == backend.service && service.same_namespace(backend.entry)
-        }) else {
-            continue;
-        };
-        if out.iter().any(|r| std::ptr::eq(r.entry, backend.entry)) {
-            continue;
-        }
-        let class = match &backend.entry.typed {
-            Typed::Ingress(i) => i.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()),
-            _ => None,
-        };
-        let controller = controller(backend.entry, class);
-        let affinity = match &controller {
-            Controller::Nginx => match backend.entry.annotation(NGINX_AFFINITY) {
-                Some("cookie") => Affinity::Cookie(
-                    backend.entry.annotation(NGINX_COOKIE_NAME).map(str::to_string),
-                ),
-                _ => Affinity::None,
-            },
-            Controller::Traefik => match service.annotation(TRAEFIK_STICKY) {
-                Some("true") => {
-                    Affinity::Cookie(service.annotation(TRAEFIK_COOKIE_NAME).map(str::to_string))
-                }
-                _ => Affinity::None,
-            },
-            Controller::GatewayApi | Controller::Other(_) => Affinity::Unknown,
-        };
-        out.push(Route {
-            entry: backend.entry,
-            controller,
-            affinity,
-        });
-    }
-    for entry in &bundle.entries {
-        let Typed::HttpRoute(route) = &entry.typed else {
-            continue;
-        };
-        let rules = route.spec.rules.iter().flatten();
-        let mut reaches = false;
-        let mut sticky: Option<Affinity> = None;
-        for rule in rules {
-            let here = rule.backend_refs.iter().flatten().any(|b| {
-                b.kind.as_deref().is_none_or(|k| k == "Service")
-                    && b.namespace.as_deref().is_none_or(|n| Some(n) == entry.raw.namespace.as_deref())
-                    && services.iter().any(|(s, _)| s.name() == b.name && s.same_namespace(entry))
-            });
-            if !here {
+    for (service, _) in bundle.services_for(workload) {
+        for entry in bundle.routes_to(service.name()) {
+            let known = out.iter().any(|r| std::ptr::eq(r.entry, entry));
+            if known || !entry.same_namespace(service) {
                 continue;
             }
-            reaches = true;
-            let rule_affinity = match &rule.session_persistence {
-                Some(p) if p.type_.as_deref().is_none_or(|t| t == "Cookie") => {
-                    Affinity::Cookie(p.session_name.clone())
+            let route = match &entry.typed {
+                Typed::Ingress(ingress) => {
+                    let class = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref());
+                    ingress_route(entry, service, controller(entry, class))
                 }
-                _ => Affinity::None,
+                Typed::HttpRoute(route) => http_route(entry, route, service.name()),
+                _ => continue,
             };
-            // Every rule reaching Camunda must stick; one without decides.
-            if sticky.as_ref().is_none_or(|a| matches!(a, Affinity::Cookie(_))) {
-                sticky = Some(rule_affinity);
-            }
-        }
-        if reaches {
-            out.push(Route {
-                entry,
-                controller: Controller::GatewayApi,
-                affinity: sticky.unwrap_or(Affinity::None),
-            });
+            out.push(route);
         }
     }
     out
+}
+
+fn ingress_route<'a>(entry: &'a Entry<'a>, service: &Entry, controller: Controller) -> Route<'a> {
+    let affinity = match &controller {
+        Controller::Nginx => match entry.annotation(NGINX_AFFINITY) {
+            Some("cookie") => Affinity::Cookie(entry.annotation(NGINX_COOKIE_NAME).map(str::to_string)),
+            _ => Affinity::None,
+        },
+        Controller::Traefik => match service.annotation(TRAEFIK_STICKY) {
+            Some("true") => Affinity::Cookie(service.annotation(TRAEFIK_COOKIE_NAME).map(str::to_string)),
+            _ => Affinity::None,
+        },
+        Controller::GatewayApi | Controller::Other(_) => Affinity::Unknown,
+    };
+    Route {
+        entry,
+        controller,
+        affinity,
+    }
+}
+
+/// An HTTPRoute sticks when every rule reaching the Service has cookie session persistence.
+fn http_route<'a>(entry: &'a Entry<'a>, route: &HttpRoute, service: &str) -> Route<'a> {
+    let mut affinity = None;
+    let reaching = route.spec.rules.iter().flatten().filter(|rule| {
+        rule.backend_refs.iter().flatten().any(|b| {
+            b.name == service
+                && b.kind.as_deref().is_none_or(|k| k == "Service")
+                && b.namespace.as_deref().is_none_or(|n| Some(n) == entry.raw.namespace.as_deref())
+        })
+    });
+    for rule in reaching {
+        let this = match &rule.session_persistence {
+            Some(p) if p.type_.as_deref().is_none_or(|t| t == "Cookie") => {
+                Affinity::Cookie(p.session_name.clone())
+            }
+            _ => Affinity::None,
+        };
+        if affinity.as_ref().is_none_or(|a| matches!(a, Affinity::Cookie(_))) {
+            affinity = Some(this);
+        }
+    }
+    Route {
+        entry,
+        controller: Controller::GatewayApi,
+        affinity: affinity.unwrap_or(Affinity::None),
+    }
 }
