@@ -6,7 +6,7 @@ use crate::validate::bundle::{service_ports, Entry, Workload};
 pub const RULE: Rule = Rule {
     id: "reference",
     severity: Severity::Error,
-    description: "Service selectors match pods, Ingress backends name existing Service ports, and referenced Secrets and ConfigMaps exist",
+    description: "Service selectors match pods, Ingress backends name existing Service ports, and referenced ConfigMaps and Secret keys exist (a Secret from outside the bundle: a warning that it must exist before rollout)",
     check,
 };
 
