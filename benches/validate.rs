@@ -106,7 +106,10 @@ fn write_inputs(dir: &std::path::Path, bundle: &str) -> Result<()> {
             "horizontalpodautoscaler-autoscaling-v2",
             strict_schema::<autoscaling::HorizontalPodAutoscaler>(),
         ),
-        ("ingress-networking-v1", strict_schema::<networking::Ingress>()),
+        (
+            "ingress-networking-v1",
+            strict_schema::<networking::Ingress>(),
+        ),
         (
             "networkpolicy-networking-v1",
             strict_schema::<networking::NetworkPolicy>(),
@@ -118,7 +121,7 @@ fn write_inputs(dir: &std::path::Path, bundle: &str) -> Result<()> {
             serde_json::to_vec(&schema)?,
         )?;
     }
-    println!("wrote {} and its schemas to {}", "bundle.yaml", dir.display());
+    println!("wrote bundle.yaml and its schemas to {}", dir.display());
     Ok(())
 }
 

@@ -41,13 +41,62 @@ fn rest_auth(yaml: &str) -> Vec<Finding> {
 }
 
 #[rstest]
-#[case::team_image_no_evidence("registry.example.com/team/camunda:1", "", "", "", Severity::Warning, "camunda-conformance.io/distribution")]
-#[case::team_image_switched_off_with_0("registry.example.com/team/camunda:1", "", "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: '0'}", "", Severity::Error, "CAMUNDA_BPM_RUN_AUTH_ENABLED=0")]
-#[case::our_image_switched_off_with_no("camunda-conformance/camunda:7.24.0", "", "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: 'no'}", "", Severity::Error, "CAMUNDA_BPM_RUN_AUTH_ENABLED=no")]
-#[case::team_image_declared_tomcat("registry.example.com/team/camunda:1", "camunda-conformance.io/distribution: tomcat", "", "", Severity::Error, "ProcessEngineAuthenticationFilter")]
-#[case::team_image_with_run_configuration("registry.example.com/team/camunda:1", "", "", "default.yml: 'camunda: {bpm: {run: {auth: {enabled: false}}}}'", Severity::Error, "camunda.bpm.run.auth.enabled")]
-#[case::operaton_run_default("operaton/operaton:1.0.0", "", "", "", Severity::Error, "OPERATON_BPM_RUN_AUTH_ENABLED=true")]
-#[case::operaton_tomcat("operaton/tomcat:1.0.0", "", "", "", Severity::Error, "/operaton/webapps/engine-rest/WEB-INF/web.xml")]
+#[case::team_image_no_evidence(
+    "registry.example.com/team/camunda:1",
+    "",
+    "",
+    "",
+    Severity::Warning,
+    "camunda-conformance.io/distribution"
+)]
+#[case::team_image_switched_off_with_0(
+    "registry.example.com/team/camunda:1",
+    "",
+    "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: '0'}",
+    "",
+    Severity::Error,
+    "CAMUNDA_BPM_RUN_AUTH_ENABLED=0"
+)]
+#[case::our_image_switched_off_with_no(
+    "camunda-conformance/camunda:7.24.0",
+    "",
+    "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: 'no'}",
+    "",
+    Severity::Error,
+    "CAMUNDA_BPM_RUN_AUTH_ENABLED=no"
+)]
+#[case::team_image_declared_tomcat(
+    "registry.example.com/team/camunda:1",
+    "camunda-conformance.io/distribution: tomcat",
+    "",
+    "",
+    Severity::Error,
+    "ProcessEngineAuthenticationFilter"
+)]
+#[case::team_image_with_run_configuration(
+    "registry.example.com/team/camunda:1",
+    "",
+    "",
+    "default.yml: 'camunda: {bpm: {run: {auth: {enabled: false}}}}'",
+    Severity::Error,
+    "camunda.bpm.run.auth.enabled"
+)]
+#[case::operaton_run_default(
+    "operaton/operaton:1.0.0",
+    "",
+    "",
+    "",
+    Severity::Error,
+    "OPERATON_BPM_RUN_AUTH_ENABLED=true"
+)]
+#[case::operaton_tomcat(
+    "operaton/tomcat:1.0.0",
+    "",
+    "",
+    "",
+    Severity::Error,
+    "/operaton/webapps/engine-rest/WEB-INF/web.xml"
+)]
 #[case::cibseven_pseudo("cibseven/cibseven:run-2.0.0", "", "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: 'true'}, {name: CAMUNDA_BPM_RUN_AUTH_AUTHENTICATION, value: pseudo}", "", Severity::Error, "pseudo")]
 fn auth_is_never_assumed_on(
     #[case] image: &str,
@@ -64,10 +113,30 @@ fn auth_is_never_assumed_on(
 }
 
 #[rstest]
-#[case::team_image_env_true("registry.example.com/team/camunda:1", "", "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: 'true'}", "")]
-#[case::team_image_declared_in_image("registry.example.com/team/camunda:1", "camunda-conformance.io/distribution: in-image", "", "")]
-#[case::operaton_run_on("operaton/operaton:1.0.0", "", "{name: OPERATON_BPM_RUN_AUTH_ENABLED, value: 'true'}", "")]
-#[case::operaton_run_config_on("operaton/operaton:1.0.0", "", "", "application.yml: 'operaton: {bpm: {run: {auth: {enabled: true}}}}'")]
+#[case::team_image_env_true(
+    "registry.example.com/team/camunda:1",
+    "",
+    "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: 'true'}",
+    ""
+)]
+#[case::team_image_declared_in_image(
+    "registry.example.com/team/camunda:1",
+    "camunda-conformance.io/distribution: in-image",
+    "",
+    ""
+)]
+#[case::operaton_run_on(
+    "operaton/operaton:1.0.0",
+    "",
+    "{name: OPERATON_BPM_RUN_AUTH_ENABLED, value: 'true'}",
+    ""
+)]
+#[case::operaton_run_config_on(
+    "operaton/operaton:1.0.0",
+    "",
+    "",
+    "application.yml: 'operaton: {bpm: {run: {auth: {enabled: true}}}}'"
+)]
 #[case::cibseven_basic("cibseven/cibseven:run-2.0.0", "", "{name: CAMUNDA_BPM_RUN_AUTH_ENABLED, value: 'true'}, {name: CAMUNDA_BPM_RUN_AUTH_AUTHENTICATION, value: basic}", "")]
 #[case::our_image_default("camunda-conformance/camunda:7.24.0", "", "", "")]
 fn auth_on_passes(

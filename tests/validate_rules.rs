@@ -61,18 +61,34 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
     "official-image-commented-filter",
     "ProcessEngineAuthenticationFilter"
 )]
-#[case("rest-auth", "team-image-switched-off", "CAMUNDA_BPM_RUN_AUTH_ENABLED=0")]
+#[case(
+    "rest-auth",
+    "team-image-switched-off",
+    "CAMUNDA_BPM_RUN_AUTH_ENABLED=0"
+)]
 #[case("pdb", "blocks-drains", "maxUnavailable 0")]
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]
 #[case("reference", "ingress-backend", "camunda-web")]
-#[case("reference", "missing-secret-key", "key `passwort` of Secret `camunda-admin-")]
+#[case(
+    "reference",
+    "missing-secret-key",
+    "key `passwort` of Secret `camunda-admin-"
+)]
 #[case("reference", "service-selector", "app=postgresql")]
 #[case("duplicate", "twice", "again in")]
-#[case("network-policy", "no-policy", "the database is reachable from every pod")]
+#[case(
+    "network-policy",
+    "no-policy",
+    "the database is reachable from every pod"
+)]
 #[case("spread", "no-spread", "no topologySpreadConstraints")]
 #[case("statefulset-service", "not-headless", "not headless")]
-#[case("service-account-token", "automounted", "automountServiceAccountToken: false")]
+#[case(
+    "service-account-token",
+    "automounted",
+    "automountServiceAccountToken: false"
+)]
 fn broken_variant_fires_its_rule(#[case] rule: &str, #[case] variant: &str, #[case] says: &str) {
     let findings = findings(rule, variant);
     let severity = catalog()
@@ -167,5 +183,7 @@ fn out_of_band_secret_is_a_warning() {
     assert_eq!(fired.len(), 1, "{findings:#?}");
     assert_eq!(fired[0].severity, Severity::Warning, "{fired:#?}");
     assert!(fired[0].message.contains("camunda-administrator"));
-    assert!(fired[0].message.contains("must exist in the cluster before rollout"));
+    assert!(fired[0]
+        .message
+        .contains("must exist in the cluster before rollout"));
 }

@@ -172,8 +172,10 @@ fn custom_resources(#[case] yaml: &str, #[case] expected: &str) {
 /// was not checked.
 #[test]
 fn unknown_custom_resources_are_reported_not_checked() {
-    let yaml = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {anything: 1}\n";
-    let objects = parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let yaml =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {anything: 1}\n";
+    let objects =
+        parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
     let findings = check(&objects);
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].rule, "schema");
@@ -216,7 +218,8 @@ fn a_schema_failure_does_not_cascade(#[case] from: &str, #[case] to: &str) {
         "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n",
         DEPLOYMENT.replace("spec:\n  selector", "spec:\n  replicas: 2\n  selector").replace(from, to)
     );
-    let objects = parse_documents(&yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let objects =
+        parse_documents(&yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
     let findings = check(&objects);
     let schema: Vec<&Finding> = findings.iter().filter(|f| f.rule == "schema").collect();
     assert_eq!(schema.len(), 1, "{findings:#?}");
@@ -275,14 +278,19 @@ spec:
       http:
         paths: [{path: /, backend: {serviceName: camunda, servicePort: 8080}}]
 ";
-    let objects = parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let objects =
+        parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
     let findings = check(&objects);
     assert!(
-        findings.iter().any(|f| f.rule == "schema" && f.message.contains("extensions/v1beta1")),
+        findings
+            .iter()
+            .any(|f| f.rule == "schema" && f.message.contains("extensions/v1beta1")),
         "{findings:#?}"
     );
     assert!(
-        !findings.iter().any(|f| f.rule == "session-strategy" || f.rule == "reference"),
+        !findings
+            .iter()
+            .any(|f| f.rule == "session-strategy" || f.rule == "reference"),
         "{findings:#?}"
     );
 }

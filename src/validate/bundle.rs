@@ -211,7 +211,9 @@ pub fn is_camunda_image(image: &str) -> bool {
 
 fn official(repository: &str) -> Option<&'static (&'static str, Fork, Option<bool>)> {
     let repository = repository.strip_prefix("docker.io/").unwrap_or(repository);
-    OFFICIAL_IMAGES.iter().find(|(name, ..)| *name == repository)
+    OFFICIAL_IMAGES
+        .iter()
+        .find(|(name, ..)| *name == repository)
 }
 
 /// The flavour an image name tells by itself (`Unknown` for any other name).
@@ -326,7 +328,10 @@ impl<'o> Bundle<'o> {
                 }
                 Typed::Ingress(_) | Typed::HttpRoute(_) => {
                     for service in backend_services(entry) {
-                        let routes = bundle.routes_by_service.entry(service.to_string()).or_default();
+                        let routes = bundle
+                            .routes_by_service
+                            .entry(service.to_string())
+                            .or_default();
                         if routes.last() != Some(&position) {
                             routes.push(position);
                         }

@@ -62,7 +62,10 @@ pub fn routes_for<'a>(bundle: &'a Bundle, workload: &Workload) -> Vec<Route<'a>>
             }
             let route = match &entry.typed {
                 Typed::Ingress(ingress) => {
-                    let class = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref());
+                    let class = ingress
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.ingress_class_name.as_deref());
                     ingress_route(entry, service, controller(entry, class))
                 }
                 Typed::HttpRoute(route) => http_route(entry, route, service.name()),
@@ -77,11 +80,15 @@ pub fn routes_for<'a>(bundle: &'a Bundle, workload: &Workload) -> Vec<Route<'a>>
 fn ingress_route<'a>(entry: &'a Entry<'a>, service: &Entry, controller: Controller) -> Route<'a> {
     let affinity = match &controller {
         Controller::Nginx => match entry.annotation(NGINX_AFFINITY) {
-            Some("cookie") => Affinity::Cookie(entry.annotation(NGINX_COOKIE_NAME).map(str::to_string)),
+            Some("cookie") => {
+                Affinity::Cookie(entry.annotation(NGINX_COOKIE_NAME).map(str::to_string))
+            }
             _ => Affinity::None,
         },
         Controller::Traefik => match service.annotation(TRAEFIK_STICKY) {
-            Some("true") => Affinity::Cookie(service.annotation(TRAEFIK_COOKIE_NAME).map(str::to_string)),
+            Some("true") => {
+                Affinity::Cookie(service.annotation(TRAEFIK_COOKIE_NAME).map(str::to_string))
+            }
             _ => Affinity::None,
         },
         Controller::GatewayApi | Controller::Other(_) => Affinity::Unknown,
@@ -100,7 +107,9 @@ fn http_route<'a>(entry: &'a Entry<'a>, route: &HttpRoute, service: &str) -> Rou
         rule.backend_refs.iter().flatten().any(|b| {
             b.name == service
                 && b.kind.as_deref().is_none_or(|k| k == "Service")
-                && b.namespace.as_deref().is_none_or(|n| Some(n) == entry.raw.namespace.as_deref())
+                && b.namespace
+                    .as_deref()
+                    .is_none_or(|n| Some(n) == entry.raw.namespace.as_deref())
         })
     });
     for rule in reaching {
@@ -110,7 +119,10 @@ fn http_route<'a>(entry: &'a Entry<'a>, route: &HttpRoute, service: &str) -> Rou
             }
             _ => Affinity::None,
         };
-        if affinity.as_ref().is_none_or(|a| matches!(a, Affinity::Cookie(_))) {
+        if affinity
+            .as_ref()
+            .is_none_or(|a| matches!(a, Affinity::Cookie(_)))
+        {
             affinity = Some(this);
         }
     }

@@ -66,8 +66,7 @@ pub fn run() -> Result<()> {
         "--bin",
         "camunda-conformance",
     ]);
-    if !crate::command::status(build, "cargo build --release", Duration::from_secs(3600))?
-        .success()
+    if !crate::command::status(build, "cargo build --release", Duration::from_secs(3600))?.success()
     {
         bail!("building the optimised camunda-conformance failed");
     }
@@ -187,7 +186,11 @@ fn run_once(argv: &[String]) -> Result<Figures> {
     // SAFETY: `pid` is our own child, not yet reaped; both pointers are to live locals.
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if reaped != pid {
-        bail!("waiting for {}: {}", argv[0], std::io::Error::last_os_error());
+        bail!(
+            "waiting for {}: {}",
+            argv[0],
+            std::io::Error::last_os_error()
+        );
     }
     // Reaped by wait4: the Child handle must not wait again.
     drop(child);

@@ -1,6 +1,8 @@
 use super::{Bundle, Finding, Rule, Severity};
 use crate::validate::bundle::Entry;
-use crate::validate::routes::{routes_for, Affinity, Controller, NGINX_COOKIE_NAME, TRAEFIK_COOKIE_NAME};
+use crate::validate::routes::{
+    routes_for, Affinity, Controller, NGINX_COOKIE_NAME, TRAEFIK_COOKIE_NAME,
+};
 
 pub const RULE: Rule = Rule {
     id: "affinity-cookie-name",

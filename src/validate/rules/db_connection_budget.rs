@@ -40,7 +40,7 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             }
             let default_pool = match container.image.as_deref().map(flavour) {
                 Some(Flavour::Run(_)) => 10, // Hikari's default
-                _ => 20,                  // DB_CONN_MAXACTIVE default of the images
+                _ => 20,                     // DB_CONN_MAXACTIVE default of the images
             };
             let pool = [
                 "DB_CONN_MAXACTIVE",

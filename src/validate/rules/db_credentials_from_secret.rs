@@ -29,7 +29,9 @@ fn url_has_password(value: &str) -> bool {
         .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
     lower.contains("password=")
         || lower.contains("passwd=")
-        || authority.split_once('@').is_some_and(|(user, _)| user.contains(':'))
+        || authority
+            .split_once('@')
+            .is_some_and(|(user, _)| user.contains(':'))
 }
 
 /// A `-Dsome.password=value` system property written out in JVM options (a `$(VAR)` reference
@@ -38,7 +40,8 @@ fn jvm_option_password(options: &str) -> Option<&str> {
     options.split_whitespace().find_map(|option| {
         let (property, value) = option.strip_prefix("-D")?.split_once('=')?;
         let lower = property.to_ascii_lowercase();
-        let named = lower.contains("password") || lower.contains("passwd") || lower.ends_with(".pwd");
+        let named =
+            lower.contains("password") || lower.contains("passwd") || lower.ends_with(".pwd");
         let literal = !value.is_empty() && !value.starts_with("$(") && !value.starts_with("${");
         (named && literal).then_some(property)
     })
@@ -83,7 +86,11 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                     ));
                 }
             }
-            let words = container.command.iter().chain(container.args.iter()).flatten();
+            let words = container
+                .command
+                .iter()
+                .chain(container.args.iter())
+                .flatten();
             for word in words {
                 if let Some(property) = jvm_option_password(word) {
                     problems.push(format!(
@@ -126,7 +133,9 @@ mod tests {
 
     #[test]
     fn urls_and_options() {
-        assert!(url_has_password("jdbc:postgresql://db:5432/c?user=c&password=x"));
+        assert!(url_has_password(
+            "jdbc:postgresql://db:5432/c?user=c&password=x"
+        ));
         assert!(url_has_password("jdbc:postgresql://c:secret@db:5432/c"));
         assert!(!url_has_password("jdbc:postgresql://db:5432/c"));
         assert!(!url_has_password("jdbc:postgresql://db:5432/c?user=c@x"));
@@ -134,7 +143,10 @@ mod tests {
             jvm_option_password("-Xmx1g -Dspring.datasource.password=x"),
             Some("spring.datasource.password")
         );
-        assert_eq!(jvm_option_password("-Dspring.datasource.password=$(DB_PASSWORD)"), None);
+        assert_eq!(
+            jvm_option_password("-Dspring.datasource.password=$(DB_PASSWORD)"),
+            None
+        );
         assert_eq!(jvm_option_password("-Dspring.datasource.username=c"), None);
     }
 }

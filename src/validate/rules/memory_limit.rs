@@ -39,11 +39,13 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         let env = Env::of(bundle, &workload, container);
         let sources = JVM_OPTION_VARIABLES
             .iter()
-            .filter_map(|variable| Some((format!("{variable}"), env.value(variable)?.to_string())))
+            .filter_map(|variable| Some((variable.to_string(), env.value(variable)?.to_string())))
             .chain(
                 [("command", &container.command), ("args", &container.args)]
                     .into_iter()
-                    .filter_map(|(field, words)| Some((field.to_string(), words.as_ref()?.join(" ")))),
+                    .filter_map(|(field, words)| {
+                        Some((field.to_string(), words.as_ref()?.join(" ")))
+                    }),
             );
         for (place, options) in sources {
             if let Some(problem) = heap_problem(&options, limit_bytes, &limit.0) {
@@ -143,7 +145,12 @@ mod tests {
         assert!(heap_problem("-Xmx1g", gib, "1Gi").is_some());
         assert!(heap_problem("-Xmx768m", gib, "1Gi").is_none());
         assert!(heap_problem("-XX:MaxRAMPercentage=100.0", gib, "1Gi").is_some());
-        assert!(heap_problem("-XX:MaxRAMPercentage=75.0 -XX:+ExitOnOutOfMemoryError", gib, "1Gi").is_none());
+        assert!(heap_problem(
+            "-XX:MaxRAMPercentage=75.0 -XX:+ExitOnOutOfMemoryError",
+            gib,
+            "1Gi"
+        )
+        .is_none());
         // A later flag wins, as in the JVM.
         assert!(heap_problem("-Xmx2g -Xmx512m", gib, "1Gi").is_none());
     }

@@ -33,7 +33,11 @@ pub fn metrics_port(env: &Env, container: &Container) -> Option<i32> {
             return port.parse().ok();
         }
     }
-    let image_switch = !container.image.as_deref().map(flavour).is_some_and(Flavour::is_run)
+    let image_switch = !container
+        .image
+        .as_deref()
+        .map(flavour)
+        .is_some_and(Flavour::is_run)
         && env
             .value("JMX_PROMETHEUS")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));

@@ -51,11 +51,10 @@ fn limits_ingress(policy: &NetworkPolicy) -> bool {
         Some(types) => types.iter().any(|t| t == "Ingress"),
         None => true,
     };
-    let opens_all = spec
-        .ingress
-        .iter()
-        .flatten()
-        .any(|rule| rule.from.as_ref().is_none_or(Vec::is_empty) && rule.ports.as_ref().is_none_or(Vec::is_empty));
+    let opens_all = spec.ingress.iter().flatten().any(|rule| {
+        rule.from.as_ref().is_none_or(Vec::is_empty)
+            && rule.ports.as_ref().is_none_or(Vec::is_empty)
+    });
     ingress_type && !opens_all
 }
 
@@ -79,15 +78,12 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             .iter()
             .filter(|(entry, policy)| {
                 entry.same_namespace(workload.entry)
-                    && policy
-                        .spec
-                        .as_ref()
-                        .is_some_and(|s| {
-                            // An empty (or absent) podSelector selects every pod.
-                            s.pod_selector
-                                .as_ref()
-                                .is_none_or(|selector| selector_matches(selector, labels))
-                        })
+                    && policy.spec.as_ref().is_some_and(|s| {
+                        // An empty (or absent) podSelector selects every pod.
+                        s.pod_selector
+                            .as_ref()
+                            .is_none_or(|selector| selector_matches(selector, labels))
+                    })
             })
             .collect();
         if selecting.is_empty() {

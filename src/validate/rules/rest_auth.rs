@@ -58,11 +58,13 @@ fn evidence(workload: &Workload, files: &[MountedFile], env: &Env, image: &str) 
         .iter()
         .find(|f| f.path.contains("/configuration/") || run_property(f).is_some());
     if let Some(file) = run_config {
-        return Flavour::Run(if file.path.starts_with("/operaton/") || file.content.contains("operaton:") {
-            Fork::Operaton
-        } else {
-            Fork::Camunda
-        });
+        return Flavour::Run(
+            if file.path.starts_with("/operaton/") || file.content.contains("operaton:") {
+                Fork::Operaton
+            } else {
+                Fork::Camunda
+            },
+        );
     }
     // The property set through the environment (Spring's relaxed binding): the image reads it.
     if env.get(OPERATON_VARIABLE).is_some() {
@@ -236,8 +238,12 @@ mod tests {
             Some("true")
         );
         assert_eq!(
-            run_property_in("/x/application.properties", "camunda.bpm.run.auth.enabled=true\n", property)
-                .as_deref(),
+            run_property_in(
+                "/x/application.properties",
+                "camunda.bpm.run.auth.enabled=true\n",
+                property
+            )
+            .as_deref(),
             Some("true")
         );
         assert_eq!(

@@ -21,7 +21,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             .first()
             .and_then(|e| e.raw.value.get("automountServiceAccountToken"))
             .and_then(Value::as_bool);
-        if set_in_pod.or(set_in_account) == Some(false) || is_bound(bundle, account, workload.entry) {
+        if set_in_pod.or(set_in_account) == Some(false) || is_bound(bundle, account, workload.entry)
+        {
             continue;
         }
         out.push(RULE.finding(

@@ -363,7 +363,10 @@ fn legacy_ingress_backends(ingress: &mut Value) {
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
-        .filter_map(|rule| rule.pointer_mut("/http/paths").and_then(Value::as_array_mut))
+        .filter_map(|rule| {
+            rule.pointer_mut("/http/paths")
+                .and_then(Value::as_array_mut)
+        })
         .flatten();
     for backend in paths.filter_map(|path| path.get_mut("backend")) {
         legacy_backend(backend);
