@@ -22,6 +22,8 @@ fn validate() -> Command {
 #[case::error_finding(&["fixtures/validate/broken/metrics-scraped/seed-mistake"], 1)]
 #[case::warning_only(&["fixtures/validate/broken/pdb/missing"], 0)]
 #[case::warning_strict(&["--strict", "fixtures/validate/broken/pdb/missing"], 1)]
+#[case::out_of_band_secret(&["fixtures/validate/broken/reference/missing-secret"], 0)]
+#[case::out_of_band_secret_strict(&["--strict", "fixtures/validate/broken/reference/missing-secret"], 1)]
 #[case::missing_path(&["fixtures/validate/does-not-exist"], 2)]
 fn exit_codes(#[case] args: &[&str], #[case] code: i32) {
     let args: Vec<String> = args
@@ -89,4 +91,21 @@ fn json_report_has_the_contract_shape() {
     assert_eq!(scraped["severity"], "error");
     assert_eq!(scraped["namespace"], "camunda");
     assert!(report["summary"].is_object());
+}
+
+/// Plain manifests are "read as plain YAML", not "rendered by plain".
+#[test]
+fn plain_input_is_said_to_be_read_as_plain_yaml() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("cm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\ndata: {a: b}\n",
+    )
+    .expect("write");
+    validate()
+        .arg(&file)
+        .assert()
+        .stdout(predicate::str::contains("1 objects, read as plain YAML in"))
+        .stdout(predicate::str::contains("rendered by plain").not());
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use camunda_conformance::validate::rules::catalog;
-use camunda_conformance::validate::{validate_paths, Finding};
+use camunda_conformance::validate::{validate_paths, Finding, Severity};
 use rstest::rstest;
 
 fn corpus(rule: &str, variant: &str) -> PathBuf {
@@ -25,10 +25,18 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("schema", "typo", "imagePullPolcy")]
 #[case("schema", "removed-api", "extensions/v1beta1")]
 #[case("db-credentials-from-secret", "literal-password", "DB_PASSWORD")]
+#[case(
+    "db-credentials-from-secret",
+    "password-in-java-opts",
+    "-Dspring.datasource.password"
+)]
 #[case("no-h2-with-replicas", "empty-db-url", "H2")]
 #[case("resource-requests", "no-requests", "requests no cpu")]
 #[case("memory-limit", "no-limit", "no memory limit")]
 #[case("memory-limit", "heap-above-limit", "-Xmx")]
+#[case("memory-limit", "max-ram-percentage", "MaxRAMPercentage=100")]
+#[case("memory-limit", "heap-in-args", "(in args)")]
+#[case("hpa-target", "scale-up-disabled", "selectPolicy is Disabled")]
 #[case("probes", "no-startup-probe", "startupProbe")]
 #[case("probes", "protected-path", "401")]
 #[case("metrics-exposed", "agent-off", "JMX_PROMETHEUS=true")]
@@ -53,12 +61,34 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
     "official-image-commented-filter",
     "ProcessEngineAuthenticationFilter"
 )]
+#[case(
+    "rest-auth",
+    "team-image-switched-off",
+    "CAMUNDA_BPM_RUN_AUTH_ENABLED=0"
+)]
 #[case("pdb", "blocks-drains", "maxUnavailable 0")]
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]
 #[case("reference", "ingress-backend", "camunda-web")]
-#[case("reference", "missing-secret", "camunda-administrator")]
+#[case(
+    "reference",
+    "missing-secret-key",
+    "key `passwort` of Secret `camunda-admin-"
+)]
 #[case("reference", "service-selector", "app=postgresql")]
+#[case("duplicate", "twice", "again in")]
+#[case(
+    "network-policy",
+    "no-policy",
+    "the database is reachable from every pod"
+)]
+#[case("spread", "no-spread", "no topologySpreadConstraints")]
+#[case("statefulset-service", "not-headless", "not headless")]
+#[case(
+    "service-account-token",
+    "automounted",
+    "automountServiceAccountToken: false"
+)]
 fn broken_variant_fires_its_rule(#[case] rule: &str, #[case] variant: &str, #[case] says: &str) {
     let findings = findings(rule, variant);
     let severity = catalog()
@@ -104,7 +134,12 @@ fn unbroken_twin_passes(
         "rest-auth",
         "pdb",
         "image-tag",
-        "reference"
+        "reference",
+        "duplicate",
+        "network-policy",
+        "spread",
+        "statefulset-service",
+        "service-account-token"
     )]
     rule: &str,
 ) {
@@ -116,7 +151,7 @@ fn unbroken_twin_passes(
 #[test]
 fn every_rule_has_a_broken_variant_and_a_twin() {
     let ids: Vec<&str> = catalog().iter().map(|r| r.id).collect();
-    assert_eq!(ids.len(), 19);
+    assert_eq!(ids.len(), 24);
     for id in ids {
         let dir = corpus(id, "");
         let variants: Vec<String> = std::fs::read_dir(&dir)
@@ -137,4 +172,18 @@ fn findings_never_contain_the_password() {
     let findings = findings("db-credentials-from-secret", "literal-password");
     let text = format!("{findings:?}");
     assert!(!text.contains("not-a-real-password"), "{text}");
+}
+
+/// A Secret the bundle does not create may come from outside (by hand, a vault operator, CI):
+/// a warning that it must exist before rollout, an error only under `--strict`.
+#[test]
+fn out_of_band_secret_is_a_warning() {
+    let findings = findings("reference", "missing-secret");
+    let fired: Vec<&Finding> = findings.iter().filter(|f| f.rule == "reference").collect();
+    assert_eq!(fired.len(), 1, "{findings:#?}");
+    assert_eq!(fired[0].severity, Severity::Warning, "{fired:#?}");
+    assert!(fired[0].message.contains("camunda-administrator"));
+    assert!(fired[0]
+        .message
+        .contains("must exist in the cluster before rollout"));
 }

@@ -3,7 +3,7 @@
 //! never echoed in messages.
 
 use camunda_conformance::validate::input::parse_documents;
-use camunda_conformance::validate::{check, Finding};
+use camunda_conformance::validate::{check, Finding, Severity};
 use rstest::rstest;
 
 fn schema_messages(yaml: &str) -> Vec<String> {
@@ -49,7 +49,7 @@ fn valid_deployment_with_float_quantity_passes() {
     "metadata: {name: web, lables: {a: b}}",
     "unknown field `metadata.lables`"
 )]
-#[case::wrong_type("containerPort: 80", "containerPort: eighty", "wrong type at `spec.template.spec.containers[0].ports[0].containerPort`: found a string, expected i32")]
+#[case::wrong_type("containerPort: 80", "containerPort: eighty", "wrong type at `spec.template.spec.containers[0].ports[0].containerPort`: found a string, expected an integer")]
 #[case::missing_required_nested(
     "ports: [{containerPort: 80}]",
     "ports: [{name: http}]",
@@ -168,10 +168,65 @@ fn custom_resources(#[case] yaml: &str, #[case] expected: &str) {
     );
 }
 
+/// A kind without a schema is not judged, but never passes silently: a `schema` warning says it
+/// was not checked.
 #[test]
-fn unknown_custom_resources_are_not_judged() {
-    let yaml = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: e}\nspec: {anything: 1}\n";
-    assert_eq!(schema_messages(yaml), Vec::<String>::new());
+fn unknown_custom_resources_are_reported_not_checked() {
+    let yaml =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {anything: 1}\n";
+    let objects =
+        parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let findings = check(&objects);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].rule, "schema");
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert!(findings[0].message.contains("not checked"), "{findings:#?}");
+}
+
+#[rstest]
+#[case::external_secret_typo(
+    "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: e}\nspec:\n  secretStoreRef: {name: vault, kind: ClusterSecretStore}\n  data: [{secretKey: password, remoteRef: {key: db, propertty: password}}]\n",
+    "unknown field `spec.data[0].remoteRef.propertty`"
+)]
+#[case::sealed_secret_missing_data(
+    "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: s}\nspec: {template: {}}\n",
+    "missing required field `spec.encryptedData`"
+)]
+#[case::gateway_wrong_port(
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: eg\n  listeners: [{name: https, port: https, protocol: HTTPS}]\n",
+    "wrong type at `spec.listeners[0].port`: found a string, expected an integer"
+)]
+#[case::http_route_typo(
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{name: camunda, prot: 8080}]}]\n",
+    "unknown field `spec.rules[0].backendRefs[0].prot`"
+)]
+fn commonly_carried_custom_resources(#[case] yaml: &str, #[case] expected: &str) {
+    let messages = schema_messages(yaml);
+    assert!(
+        messages.iter().any(|m| m.contains(expected)),
+        "{messages:#?}"
+    );
+}
+
+/// One schema failure does not cascade: the mistyped Deployment stays in the bundle view, so
+/// its Service still finds its pods; a removed-apiVersion Ingress still shows its annotations.
+#[rstest]
+#[case::string_replicas("replicas: 2", "replicas: \"2\"")]
+#[case::string_port("containerPort: 80", "containerPort: eighty")]
+fn a_schema_failure_does_not_cascade(#[case] from: &str, #[case] to: &str) {
+    let yaml = format!(
+        "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n",
+        DEPLOYMENT.replace("spec:\n  selector", "spec:\n  replicas: 2\n  selector").replace(from, to)
+    );
+    let objects =
+        parse_documents(&yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let findings = check(&objects);
+    let schema: Vec<&Finding> = findings.iter().filter(|f| f.rule == "schema").collect();
+    assert_eq!(schema.len(), 1, "{findings:#?}");
+    assert!(
+        !findings.iter().any(|f| f.rule == "reference"),
+        "{findings:#?}"
+    );
 }
 
 /// serde quotes offending values; a mistyped Secret value must not end up in the report.
@@ -186,4 +241,56 @@ fn messages_do_not_echo_values() {
         messages[0]
     );
     assert!(!messages[0].contains("hunter2"), "{}", messages[0]);
+}
+
+/// A beta Ingress (removed API) is reported once and still read for its routes and
+/// annotations: no follow-on "no Ingress with cookie affinity".
+#[test]
+fn a_removed_ingress_api_does_not_cascade() {
+    let yaml = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: camunda, namespace: c}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: camunda}}
+  template:
+    metadata: {labels: {app: camunda}}
+    spec:
+      containers: [{name: camunda, image: camunda/camunda-bpm-platform:7.24.0}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: camunda, namespace: c}
+spec:
+  selector: {app: camunda}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: camunda
+  namespace: c
+  annotations: {nginx.ingress.kubernetes.io/affinity: cookie}
+spec:
+  rules:
+    - host: camunda.test
+      http:
+        paths: [{path: /, backend: {serviceName: camunda, servicePort: 8080}}]
+";
+    let objects =
+        parse_documents(yaml, "test.yaml", Some("test.yaml".to_string())).expect("parses");
+    let findings = check(&objects);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.rule == "schema" && f.message.contains("extensions/v1beta1")),
+        "{findings:#?}"
+    );
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.rule == "session-strategy" || f.rule == "reference"),
+        "{findings:#?}"
+    );
 }

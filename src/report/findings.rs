@@ -48,6 +48,15 @@ impl Sink {
     }
 }
 
+/// "rendered by kubectl kustomize", or "read as plain YAML" for manifests read as they are.
+fn how_read(renderer: &str) -> String {
+    if renderer == crate::validate::input::PLAIN_RENDERER {
+        "read as plain YAML".to_string()
+    } else {
+        format!("rendered by {renderer}")
+    }
+}
+
 fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
     let mut out = String::new();
     for input in &report.inputs {
@@ -55,10 +64,10 @@ fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
             out,
             "{}",
             paint.dim(&format!(
-                "{}: {} objects, rendered by {} in {} ms",
+                "{}: {} objects, {} in {} ms",
                 input.path.display(),
                 input.objects,
-                input.renderer,
+                how_read(&input.renderer),
                 input.render_ms
             ))
         );

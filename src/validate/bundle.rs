@@ -126,18 +126,76 @@ impl<'a> Workload<'a> {
     }
 }
 
-/// How the Camunda image is configured: ours and Spring Boot builds of the starter take the
-/// env contract (auth on unless disabled); the official Tomcat image has no env switch for REST
-/// auth; Camunda Run enables it through `camunda.bpm.run.auth.enabled`.
+/// The Camunda 7 line an official image belongs to: Camunda 7 CE or one of its maintained forks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fork {
+    Camunda,
+    /// `org.operaton.bpm.*`: Run properties under `operaton.bpm.run`, installed in `/operaton`.
+    Operaton,
+    /// `org.cibseven.bpm.*`: Run keeps the `camunda.bpm.run` properties.
+    CibSeven,
+}
+
+impl Fork {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fork::Camunda => "Camunda 7",
+            Fork::Operaton => "Operaton",
+            Fork::CibSeven => "CIB seven",
+        }
+    }
+
+    /// Where the official images install the distribution.
+    pub fn home(self) -> &'static str {
+        match self {
+            Fork::Operaton => "/operaton",
+            Fork::Camunda | Fork::CibSeven => "/camunda",
+        }
+    }
+
+    /// The Spring property that switches basic auth on in Run.
+    pub fn run_auth_property(self) -> &'static str {
+        match self {
+            Fork::Operaton => "operaton.bpm.run.auth.enabled",
+            Fork::Camunda | Fork::CibSeven => "camunda.bpm.run.auth.enabled",
+        }
+    }
+}
+
+/// How the Camunda image switches REST basic auth on: ours (Spring Boot, our env contract: on
+/// unless switched off); an official Tomcat distribution (no env switch: the
+/// `ProcessEngineAuthenticationFilter` in engine-rest's web.xml, commented out as shipped);
+/// an official Run distribution (off unless its `*.bpm.run.auth.enabled` property is true).
+/// `Unknown`: an image under another name (typically a team's own, built `FROM` one of these),
+/// judged from the evidence around it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
     Ours,
-    OfficialTomcat,
-    Run,
+    Tomcat(Fork),
+    Run(Fork),
+    Unknown,
 }
 
+impl Flavour {
+    pub fn is_run(self) -> bool {
+        matches!(self, Flavour::Run(_))
+    }
+}
+
+/// The official images of Camunda 7 and its forks, by repository: (repository, fork, whether
+/// every tag is a Run distribution).
+const OFFICIAL_IMAGES: [(&str, Fork, Option<bool>); 6] = [
+    ("camunda/camunda-bpm-platform", Fork::Camunda, None),
+    ("operaton/operaton", Fork::Operaton, Some(true)),
+    ("operaton/tomcat", Fork::Operaton, Some(false)),
+    ("operaton/wildfly", Fork::Operaton, Some(false)),
+    ("cibseven/cibseven", Fork::CibSeven, None),
+    ("camunda-conformance/camunda", Fork::Camunda, Some(false)),
+];
+
 /// Judged by the image name without its registry/organisation path: `camunda-conformance/redis`
-/// is not Camunda, `registry.example.com/platform/camunda` is.
+/// is not Camunda, `registry.example.com/platform/camunda` is; the forks' official images count
+/// whatever their last segment (`operaton/tomcat`).
 pub fn is_camunda_image(image: &str) -> bool {
     let repository = image_repository(image);
     let name = repository
@@ -145,24 +203,30 @@ pub fn is_camunda_image(image: &str) -> bool {
         .next()
         .unwrap_or(repository)
         .to_ascii_lowercase();
-    ["camunda", "operaton", "cibseven"]
-        .iter()
-        .any(|known| name.contains(known))
+    official(repository).is_some()
+        || ["camunda", "operaton", "cibseven"]
+            .iter()
+            .any(|known| name.contains(known))
 }
 
+fn official(repository: &str) -> Option<&'static (&'static str, Fork, Option<bool>)> {
+    let repository = repository.strip_prefix("docker.io/").unwrap_or(repository);
+    OFFICIAL_IMAGES
+        .iter()
+        .find(|(name, ..)| *name == repository)
+}
+
+/// The flavour an image name tells by itself (`Unknown` for any other name).
 pub fn flavour(image: &str) -> Flavour {
     let repository = image_repository(image);
     let tag = image_tag(image).unwrap_or("");
-    if repository.ends_with("camunda/camunda-bpm-platform") {
-        if tag.starts_with("run") {
-            Flavour::Run
-        } else {
-            Flavour::OfficialTomcat
-        }
-    } else if repository.contains("-run") || repository.ends_with("/run") {
-        Flavour::Run
-    } else {
-        Flavour::Ours
+    match official(repository) {
+        Some(("camunda-conformance/camunda", ..)) => Flavour::Ours,
+        Some((_, fork, Some(true))) => Flavour::Run(*fork),
+        Some((_, fork, Some(false))) => Flavour::Tomcat(*fork),
+        Some((_, fork, None)) if tag.starts_with("run") => Flavour::Run(*fork),
+        Some((_, fork, None)) => Flavour::Tomcat(*fork),
+        None => Flavour::Unknown,
     }
 }
 
@@ -188,6 +252,9 @@ pub fn image_tag(image: &str) -> Option<&str> {
 /// benchmark checks 4,000 objects).
 pub struct Bundle<'a> {
     pub entries: Vec<Entry<'a>>,
+    /// Objects given more than once (same kind, namespace and name): only the last one is kept,
+    /// as `kubectl apply` would leave it; findings of the `duplicate` rule.
+    pub duplicates: Vec<Finding>,
     /// kind → name → entries.
     by_name: Index,
     /// Secret name → entries that provide it (Secret, Certificate, ExternalSecret, SealedSecret).
@@ -198,6 +265,8 @@ pub struct Bundle<'a> {
     workloads_by_label: Index,
     /// First selector pair key → value → Service entries.
     services_by_selector: Index,
+    /// Backend Service name → the Ingresses and HTTPRoutes naming it.
+    routes_by_service: HashMap<String, Vec<usize>>,
 }
 
 type Index = HashMap<String, HashMap<String, Vec<usize>>>;
@@ -220,13 +289,16 @@ fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
 
 impl<'o> Bundle<'o> {
     pub fn new(entries: Vec<Entry<'o>>) -> Self {
+        let (entries, duplicates) = without_duplicates(entries);
         let mut bundle = Bundle {
             entries,
+            duplicates,
             by_name: Index::new(),
             secret_providers: HashMap::new(),
             hpa_by_target: Index::new(),
             workloads_by_label: Index::new(),
             services_by_selector: Index::new(),
+            routes_by_service: HashMap::new(),
         };
         for (position, entry) in bundle.entries.iter().enumerate() {
             insert(
@@ -252,6 +324,17 @@ impl<'o> Bundle<'o> {
                             &target.name,
                             position,
                         );
+                    }
+                }
+                Typed::Ingress(_) | Typed::HttpRoute(_) => {
+                    for service in backend_services(entry) {
+                        let routes = bundle
+                            .routes_by_service
+                            .entry(service.to_string())
+                            .or_default();
+                        if routes.last() != Some(&position) {
+                            routes.push(position);
+                        }
                     }
                 }
                 Typed::Service(service) => {
@@ -484,48 +567,66 @@ impl<'o> Bundle<'o> {
             })
     }
 
-    /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
-    pub fn ingress_backends(&self) -> Vec<IngressBackend<'_>> {
-        let mut out = Vec::new();
-        for (entry, ingress) in self.ingresses() {
-            let Some(spec) = &ingress.spec else { continue };
-            let default = spec
-                .default_backend
-                .iter()
-                .filter_map(|b| b.service.as_ref());
-            let paths = spec
-                .rules
-                .iter()
-                .flatten()
-                .filter_map(|r| r.http.as_ref())
-                .flat_map(|h| h.paths.iter())
-                .filter_map(|p| p.backend.service.as_ref());
-            for backend in default.chain(paths) {
-                out.push(IngressBackend {
-                    entry,
-                    service: &backend.name,
-                    port_name: backend.port.as_ref().and_then(|p| p.name.as_deref()),
-                    port_number: backend.port.as_ref().and_then(|p| p.number),
-                });
-            }
-        }
-        out
+    /// The Ingresses and HTTPRoutes that name Service `name` as a backend.
+    pub fn routes_to(&self, name: &str) -> impl Iterator<Item = &Entry<'o>> {
+        self.routes_by_service
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.entries[*i])
     }
 
-    /// Ingresses routing to any Service that selects the workload's pods.
-    pub fn ingresses_for<'a>(&'a self, workload: &Workload) -> Vec<&'a Entry<'a>> {
-        let services = self.services_for(workload);
-        let mut out: Vec<&Entry> = Vec::new();
-        for backend in self.ingress_backends() {
-            let routes_here = services.iter().any(|(service, _)| {
-                service.name() == backend.service && service.same_namespace(backend.entry)
-            });
-            if routes_here && !out.iter().any(|e| std::ptr::eq(*e, backend.entry)) {
-                out.push(backend.entry);
-            }
-        }
-        out
+    /// Every Ingress path's backend Service and port, with the Ingress it belongs to.
+    pub fn ingress_backends(&self) -> Vec<IngressBackend<'_>> {
+        self.ingresses()
+            .flat_map(|(entry, ingress)| ingress_backends(entry, ingress))
+            .collect()
     }
+}
+
+/// Keeps the last of each kind/namespace/name (a later document replaces an earlier one on
+/// apply) and says which were dropped, so no rule counts one object twice.
+fn without_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Finding>) {
+    fn key<'e>(entry: &'e Entry) -> (&'e str, Option<&'e str>, &'e str) {
+        let raw = entry.raw;
+        (&raw.kind, raw.namespace.as_deref(), &raw.name)
+    }
+    let last: HashMap<_, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(position, entry)| (key(entry), position))
+        .collect();
+    if last.len() == entries.len() {
+        return (entries, Vec::new());
+    }
+    let keep: Vec<bool> = entries
+        .iter()
+        .enumerate()
+        .map(|(position, entry)| last[&key(entry)] == position)
+        .collect();
+    let duplicates = entries
+        .iter()
+        .zip(&keep)
+        .filter(|(_, kept)| !**kept)
+        .map(|(entry, _)| {
+            let later = &entries[last[&key(entry)]];
+            let elsewhere = match (&entry.raw.file, &later.raw.file) {
+                (Some(here), Some(there)) if here != there => format!(" (again in {there})"),
+                _ => String::new(),
+            };
+            entry.finding(
+                crate::validate::rules::DUPLICATE,
+                Severity::Error,
+                format!("is defined more than once in the bundle{elsewhere}: the later definition replaces this one on apply and the checks use only the later one; remove one"),
+            )
+        })
+        .collect();
+    let kept = entries
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(entry, keep)| keep.then_some(entry))
+        .collect();
+    (kept, duplicates)
 }
 
 fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {
@@ -547,6 +648,53 @@ fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {
         template,
         replicas,
     })
+}
+
+/// The backend Services and ports of one Ingress (default backend and every path).
+fn ingress_backends<'a>(entry: &'a Entry<'a>, ingress: &'a Ingress) -> Vec<IngressBackend<'a>> {
+    let Some(spec) = &ingress.spec else {
+        return Vec::new();
+    };
+    let default = spec
+        .default_backend
+        .iter()
+        .filter_map(|b| b.service.as_ref());
+    let paths = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter())
+        .filter_map(|p| p.backend.service.as_ref());
+    default
+        .chain(paths)
+        .map(|backend| IngressBackend {
+            entry,
+            service: &backend.name,
+            port_name: backend.port.as_ref().and_then(|p| p.name.as_deref()),
+            port_number: backend.port.as_ref().and_then(|p| p.number),
+        })
+        .collect()
+}
+
+/// The Service names an Ingress or HTTPRoute sends traffic to.
+fn backend_services<'a>(entry: &'a Entry<'a>) -> Vec<&'a str> {
+    match &entry.typed {
+        Typed::Ingress(ingress) => ingress_backends(entry, ingress)
+            .into_iter()
+            .map(|b| b.service)
+            .collect(),
+        Typed::HttpRoute(route) => route
+            .spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|r| r.backend_refs.iter().flatten())
+            .filter(|b| b.kind.as_deref().is_none_or(|k| k == "Service"))
+            .map(|b| b.name.as_str())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The Secret an entry creates, if any.
@@ -670,13 +818,34 @@ mod tests {
         );
         assert_eq!(
             flavour("camunda/camunda-bpm-platform:run-7.24.0"),
-            Flavour::Run
+            Flavour::Run(Fork::Camunda)
         );
         assert_eq!(
             flavour("camunda/camunda-bpm-platform:7.24.0"),
-            Flavour::OfficialTomcat
+            Flavour::Tomcat(Fork::Camunda)
         );
         assert_eq!(flavour("camunda-conformance/camunda:7.24.0"), Flavour::Ours);
+        assert_eq!(
+            flavour("docker.io/operaton/operaton:1.0.0"),
+            Flavour::Run(Fork::Operaton)
+        );
+        assert_eq!(
+            flavour("operaton/tomcat:1.0.0"),
+            Flavour::Tomcat(Fork::Operaton)
+        );
+        assert_eq!(
+            flavour("cibseven/cibseven:run-2.0.0"),
+            Flavour::Run(Fork::CibSeven)
+        );
+        assert_eq!(
+            flavour("cibseven/cibseven:tomcat-2.0.0"),
+            Flavour::Tomcat(Fork::CibSeven)
+        );
+        assert_eq!(
+            flavour("registry.example.com/team/camunda:7.24.0"),
+            Flavour::Unknown
+        );
+        assert!(is_camunda_image("operaton/tomcat:1.0.0"));
         assert!(!is_camunda_image("postgres:17.2"));
         assert!(!is_camunda_image("camunda-conformance/twemproxy:0.5.0"));
         assert!(is_camunda_image(

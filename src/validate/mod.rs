@@ -8,6 +8,7 @@ pub mod api_server;
 pub mod bundle;
 mod env;
 pub mod input;
+pub mod routes;
 pub mod rules;
 pub mod schema;
 

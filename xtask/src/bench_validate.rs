@@ -1,31 +1,233 @@
-//! `cargo xtask bench validate`: runs the `validate` bench target of the root package, which is
-//! built optimised (the xtask itself runs as a debug build, useless for timing).
+//! `cargo xtask bench validate`: the in-process timings of the `validate` bench target (built
+//! optimised; the xtask itself runs as a debug build, useless for timing), then `validate` side by
+//! side with kubeconform and kube-score on the same generated bundle, as whole processes: CPU time
+//! (user + system) and peak memory of each run from the kernel's accounting (`wait4`), the median
+//! of five runs after a warm-up, and the ratios.
+//!
+//! kubeconform and kube-score are built with `go install` from the Go module proxy into the build
+//! cache (`<cache>/bench-tools/<key>/`, keyed by tool, version and Go version) or taken from there.
+//! kubeconform needs JSON schemas and there is no internet besides package registries: the bench
+//! target generates strict schemas of the bundle's kinds from the `k8s-openapi` types (the ones our
+//! own `schema` rule walks) and kubeconform reads them with `-schema-location`.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use camunda_conformance_controlplane::cache::Cache;
 
 use crate::artifacts::workspace_root;
 
+const KUBECONFORM: (&str, &str, &str) = (
+    "kubeconform",
+    "github.com/yannh/kubeconform/cmd/kubeconform",
+    "v0.8.0",
+);
+const KUBE_SCORE: (&str, &str, &str) = (
+    "kube-score",
+    "github.com/zegl/kube-score/cmd/kube-score",
+    "v1.20.0",
+);
+const RUNS: usize = 5;
+
 pub fn run() -> Result<()> {
+    let root = workspace_root();
+    let dir = root.join("target/bench-validate");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut bench = Command::new(cargo);
-    bench.current_dir(workspace_root()).args([
-        "bench",
-        "--quiet",
-        "--package",
-        "camunda-conformance",
-        "--bench",
-        "validate",
-    ]);
+    let mut bench = Command::new(&cargo);
+    bench
+        .current_dir(&root)
+        .env("CAMUNDA_CONFORMANCE_BENCH_DIR", &dir)
+        .args([
+            "bench",
+            "--quiet",
+            "--package",
+            "camunda-conformance",
+            "--bench",
+            "validate",
+        ]);
     // An optimised build from cold and the runs: well within an hour on two cores.
     let status = crate::command::status(
         bench,
         "cargo bench --bench validate",
-        std::time::Duration::from_secs(3600),
+        Duration::from_secs(3600),
     )?;
     if !status.success() {
         bail!("the validate benchmark failed ({status})");
     }
+    let mut build = Command::new(&cargo);
+    build.current_dir(&root).args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "camunda-conformance",
+        "--bin",
+        "camunda-conformance",
+    ]);
+    if !crate::command::status(build, "cargo build --release", Duration::from_secs(3600))?.success()
+    {
+        bail!("building the optimised camunda-conformance failed");
+    }
+    let kubeconform = go_tool(KUBECONFORM)?;
+    let kube_score = go_tool(KUBE_SCORE)?;
+
+    let bundle = dir.join("bundle.yaml");
+    let bytes = std::fs::metadata(&bundle)
+        .with_context(|| format!("the bench target left no {}", bundle.display()))?
+        .len();
+    let ours = root.join("target/release/camunda-conformance");
+    let schema_location = format!(
+        "{}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+        dir.join("schemas").display()
+    );
+    let commands: [(&str, Vec<String>); 3] = [
+        (
+            "camunda-conformance validate",
+            vec![
+                ours.display().to_string(),
+                "validate".into(),
+                bundle.display().to_string(),
+            ],
+        ),
+        (
+            "kubeconform -strict",
+            vec![
+                kubeconform.display().to_string(),
+                "-strict".into(),
+                "-summary".into(),
+                "-schema-location".into(),
+                schema_location,
+                bundle.display().to_string(),
+            ],
+        ),
+        (
+            "kube-score score",
+            vec![
+                kube_score.display().to_string(),
+                "score".into(),
+                bundle.display().to_string(),
+            ],
+        ),
+    ];
+    println!(
+        "\nside by side on {} ({:.1} MB), median of {RUNS} runs after a warm-up, whole processes:",
+        bundle.display(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "{:<30} {:>10} {:>12} {:>14} {:>14}",
+        "command", "CPU s", "peak MB", "CPU vs ours", "memory vs ours"
+    );
+    let mut ours_figures = None;
+    for (name, argv) in &commands {
+        let figures = measure(argv).with_context(|| format!("running {name}"))?;
+        let (cpu_ratio, rss_ratio) = match ours_figures {
+            None => {
+                ours_figures = Some(figures);
+                ("1.0×".to_string(), "1.0×".to_string())
+            }
+            Some(Figures { cpu, peak_kb }) => (
+                format!("{:.1}×", figures.cpu / cpu),
+                format!("{:.2}×", figures.peak_kb as f64 / peak_kb as f64),
+            ),
+        };
+        println!(
+            "{name:<30} {:>10.3} {:>12.1} {cpu_ratio:>14} {rss_ratio:>14}",
+            figures.cpu,
+            figures.peak_kb as f64 / 1024.0
+        );
+    }
+    println!(
+        "(goal: kubeconform's CPU at least 10× ours, our peak memory at most kubeconform's; kubeconform runs 4 workers, its CPU sums them)"
+    );
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Figures {
+    /// User + system seconds.
+    cpu: f64,
+    /// Peak resident set of the process, in KiB.
+    peak_kb: i64,
+}
+
+/// Median CPU and peak memory of `RUNS` runs after one warm-up; the exit status is not judged
+/// (kube-score exits 1 on its findings), only that the command ran.
+fn measure(argv: &[String]) -> Result<Figures> {
+    let mut runs = Vec::new();
+    for _ in 0..=RUNS {
+        runs.push(run_once(argv)?);
+    }
+    runs.remove(0);
+    let mut cpu: Vec<f64> = runs.iter().map(|f| f.cpu).collect();
+    let mut peak: Vec<i64> = runs.iter().map(|f| f.peak_kb).collect();
+    cpu.sort_by(f64::total_cmp);
+    peak.sort_unstable();
+    Ok(Figures {
+        cpu: cpu[cpu.len() / 2],
+        peak_kb: peak[peak.len() / 2],
+    })
+}
+
+fn run_once(argv: &[String]) -> Result<Figures> {
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", argv[0]))?;
+    let pid = i32::try_from(child.id()).context("a process id fits an i32")?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped; both pointers are to live locals.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if reaped != pid {
+        bail!(
+            "waiting for {}: {}",
+            argv[0],
+            std::io::Error::last_os_error()
+        );
+    }
+    // Reaped by wait4: the Child handle must not wait again.
+    drop(child);
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Figures {
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak_kb: usage.ru_maxrss,
+    })
+}
+
+/// The tool's binary from the build cache, `go install`ed into it first when missing.
+fn go_tool((name, package, version): (&str, &str, &str)) -> Result<PathBuf> {
+    let go = Command::new("go")
+        .arg("version")
+        .output()
+        .context("`go` is needed to build kubeconform and kube-score (go install)")?;
+    let go_version = String::from_utf8_lossy(&go.stdout).trim().to_string();
+    let cache = Cache {
+        name: "bench-tools",
+        key_text: format!("{package}@{version}\n{go_version}\n"),
+        files: &[name],
+    };
+    let dir = cache.ensure(|into: &Path| {
+        eprintln!("  {name}: go install {package}@{version}");
+        let mut install = Command::new("go");
+        install
+            .env("GOBIN", into)
+            .args(["install", &format!("{package}@{version}")]);
+        let status = crate::command::status(
+            install,
+            &format!("go install {name}"),
+            Duration::from_secs(1800),
+        )?;
+        if !status.success() {
+            bail!("go install {package}@{version} failed ({status})");
+        }
+        Ok(())
+    })?;
+    Ok(dir.join(name))
 }

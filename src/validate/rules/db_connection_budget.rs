@@ -39,8 +39,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 continue;
             }
             let default_pool = match container.image.as_deref().map(flavour) {
-                Some(Flavour::Run) => 10, // Hikari's default
-                _ => 20,                  // DB_CONN_MAXACTIVE default of the images
+                Some(Flavour::Run(_)) => 10, // Hikari's default
+                _ => 20,                     // DB_CONN_MAXACTIVE default of the images
             };
             let pool = [
                 "DB_CONN_MAXACTIVE",

@@ -3,7 +3,7 @@ use super::{container_label, Bundle, Finding, Rule, Severity};
 pub const RULE: Rule = Rule {
     id: "hpa-target",
     severity: Severity::Error,
-    description: "the HPA scales a workload of the bundle (apps/v1), min ≤ max, and every utilization target has the matching resource requests",
+    description: "the HPA scales a workload of the bundle (apps/v1), min ≤ max, scale-out is not disabled, and every utilization target has the matching resource requests",
     check,
 };
 
@@ -18,6 +18,13 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                     "minReplicas {min} is above maxReplicas {}: raise maxReplicas",
                     spec.max_replicas
                 ),
+            ));
+        }
+        let scale_up = spec.behavior.as_ref().and_then(|b| b.scale_up.as_ref());
+        if scale_up.is_some_and(|r| r.select_policy.as_deref() == Some("Disabled")) {
+            out.push(RULE.finding(
+                entry,
+                "behavior.scaleUp.selectPolicy is Disabled: the HPA never scales out; remove it or pick Max/Min".to_string(),
             ));
         }
         let Some(workload) = bundle.workload(&target.kind, &target.name, entry) else {

@@ -1,4 +1,6 @@
 use super::{Bundle, Finding, Rule, Severity};
+use crate::validate::bundle::Entry;
+use crate::validate::routes::{controller, Controller};
 use crate::validate::schema::Typed;
 
 pub const RULE: Rule = Rule {
@@ -68,13 +70,43 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 ));
             }
         }
-        const REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
-        if entry.annotation(REDIRECT) == Some("false") {
-            out.push(RULE.finding(
-                entry,
-                format!("{REDIRECT}: \"false\" serves the application over plain HTTP: remove the annotation so HTTP redirects to HTTPS"),
-            ));
+        let class = spec.ingress_class_name.as_deref();
+        if let Some(problem) = redirect_problem(entry, controller(entry, class)) {
+            out.push(problem);
         }
+    }
+}
+
+const NGINX_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
+const TRAEFIK_ENTRYPOINTS: &str = "traefik.ingress.kubernetes.io/router.entrypoints";
+const TRAEFIK_MIDDLEWARES: &str = "traefik.ingress.kubernetes.io/router.middlewares";
+
+/// Whether plain HTTP redirects to HTTPS, in the terms of the Ingress's controller.
+fn redirect_problem(entry: &Entry, controller: Controller) -> Option<Finding> {
+    match controller {
+        Controller::Nginx => (entry.annotation(NGINX_REDIRECT) == Some("false")).then(|| {
+            RULE.finding(
+                entry,
+                format!("{NGINX_REDIRECT}: \"false\" serves the application over plain HTTP: remove the annotation so HTTP redirects to HTTPS"),
+            )
+        }),
+        Controller::Traefik => {
+            let plain = entry
+                .annotation(TRAEFIK_ENTRYPOINTS)
+                .is_some_and(|e| e.split(',').any(|p| p.trim() == "web"));
+            (plain && entry.annotation(TRAEFIK_MIDDLEWARES).is_none()).then(|| {
+                RULE.finding(
+                    entry,
+                    format!("{TRAEFIK_ENTRYPOINTS} includes `web` (plain HTTP) with no {TRAEFIK_MIDDLEWARES}: add a redirectScheme middleware or serve on `websecure` only"),
+                )
+            })
+        }
+        Controller::GatewayApi => None,
+        Controller::Other(class) => Some(entry.finding(
+            RULE.id,
+            Severity::Warning,
+            format!("ingress class `{class}` is not understood by validate: whether HTTP redirects to HTTPS is not checked; make sure it does"),
+        )),
     }
 }
 

@@ -5,7 +5,7 @@ pub const RULE: Rule = Rule {
     id: "memory-limit",
     severity: Severity::Warning,
     description:
-        "the Camunda container has a memory limit, and a fixed JVM heap (-Xmx) stays below it",
+        "the Camunda container has a memory limit, and the JVM heap (-Xmx or -XX:MaxRAMPercentage, in JAVA_OPTS and friends, command or args) leaves room below it",
     check,
 };
 
@@ -37,27 +37,55 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             continue;
         };
         let env = Env::of(bundle, &workload, container);
-        for variable in JVM_OPTION_VARIABLES {
-            let heap = env.value(variable).and_then(|opts| {
-                opts.split_whitespace()
-                    .filter_map(|o| o.strip_prefix("-Xmx"))
-                    .filter_map(jvm_size_bytes)
-                    .next_back()
-            });
-            if let Some(heap) = heap.filter(|h| *h >= limit_bytes) {
+        let sources = JVM_OPTION_VARIABLES
+            .iter()
+            .filter_map(|variable| Some((variable.to_string(), env.value(variable)?.to_string())))
+            .chain(
+                [("command", &container.command), ("args", &container.args)]
+                    .into_iter()
+                    .filter_map(|(field, words)| {
+                        Some((field.to_string(), words.as_ref()?.join(" ")))
+                    }),
+            );
+        for (place, options) in sources {
+            if let Some(problem) = heap_problem(&options, limit_bytes, &limit.0) {
                 out.push(RULE.finding(
                     workload.entry,
-                    format!(
-                        "{}: -Xmx in {variable} ({} MiB) is not below the memory limit {}: the kernel kills the JVM before it collects; lower -Xmx or raise the limit",
-                        container_label(container),
-                        heap / (1024.0 * 1024.0),
-                        limit.0
-                    ),
+                    format!("{}: {problem} (in {place})", container_label(container)),
                 ));
             }
         }
     }
 }
+
+/// What is wrong with the heap the JVM options size against the memory limit, if anything: a
+/// fixed -Xmx at or above the limit, or a MaxRAMPercentage leaving under a tenth of it for
+/// everything but the heap (metaspace, thread stacks, direct buffers, the agent).
+fn heap_problem(options: &str, limit_bytes: f64, limit: &str) -> Option<String> {
+    let last = |prefix: &str| {
+        options
+            .split_whitespace()
+            .filter_map(|o| o.strip_prefix(prefix))
+            .next_back()
+    };
+    if let Some(heap) = last("-Xmx").and_then(jvm_size_bytes) {
+        return (heap >= limit_bytes).then(|| {
+            format!(
+                "-Xmx ({} MiB) is not below the memory limit {limit}: the kernel kills the JVM before it collects; lower -Xmx or raise the limit",
+                heap / (1024.0 * 1024.0)
+            )
+        });
+    }
+    let percentage = last("-XX:MaxRAMPercentage=").and_then(|p| p.parse::<f64>().ok())?;
+    (percentage > MAX_RAM_PERCENTAGE).then(|| {
+        format!(
+            "-XX:MaxRAMPercentage={percentage} gives the heap more than {MAX_RAM_PERCENTAGE}% of the memory limit {limit}, leaving too little for metaspace, threads and buffers: the kernel kills the JVM; use 75 or less"
+        )
+    })
+}
+
+/// Above this share of the limit for the heap, the rest of the JVM no longer fits.
+const MAX_RAM_PERCENTAGE: f64 = 90.0;
 
 /// A Kubernetes memory quantity in bytes (`512Mi`, `1G`, `1e9`, `1073741824`).
 fn quantity_bytes(text: &str) -> Option<f64> {
@@ -109,5 +137,21 @@ mod tests {
         assert_eq!(quantity_bytes("1500M"), Some(1.5e9));
         assert_eq!(jvm_size_bytes("1g"), Some(1073741824.0));
         assert_eq!(jvm_size_bytes("768m"), Some(768.0 * 1048576.0));
+    }
+
+    #[test]
+    fn heap_against_the_limit() {
+        let gib = 1073741824.0;
+        assert!(heap_problem("-Xmx1g", gib, "1Gi").is_some());
+        assert!(heap_problem("-Xmx768m", gib, "1Gi").is_none());
+        assert!(heap_problem("-XX:MaxRAMPercentage=100.0", gib, "1Gi").is_some());
+        assert!(heap_problem(
+            "-XX:MaxRAMPercentage=75.0 -XX:+ExitOnOutOfMemoryError",
+            gib,
+            "1Gi"
+        )
+        .is_none());
+        // A later flag wins, as in the JVM.
+        assert!(heap_problem("-Xmx2g -Xmx512m", gib, "1Gi").is_none());
     }
 }

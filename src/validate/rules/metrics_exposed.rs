@@ -33,7 +33,11 @@ pub fn metrics_port(env: &Env, container: &Container) -> Option<i32> {
             return port.parse().ok();
         }
     }
-    let image_switch = container.image.as_deref().map(flavour) != Some(Flavour::Run)
+    let image_switch = !container
+        .image
+        .as_deref()
+        .map(flavour)
+        .is_some_and(Flavour::is_run)
         && env
             .value("JMX_PROMETHEUS")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -48,7 +52,7 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for (workload, container) in bundle.camunda_workloads() {
         let env = Env::of(bundle, &workload, container);
         let message = match metrics_port(&env, container) {
-            None if container.image.as_deref().map(flavour) == Some(Flavour::Run) => format!(
+            None if container.image.as_deref().map(flavour).is_some_and(Flavour::is_run) => format!(
                 "{} exports no metrics: Camunda Run has no JMX_PROMETHEUS switch; add -javaagent:<jmx_prometheus_javaagent.jar>={DEFAULT_PORT}:<config> to JAVA_OPTS",
                 container_label(container)
             ),

@@ -5,6 +5,7 @@
 mod affinity_cookie_name;
 mod db_connection_budget;
 mod db_credentials_from_secret;
+mod duplicate;
 mod hpa_replicas_field;
 mod hpa_target;
 mod image_tag;
@@ -13,6 +14,7 @@ mod memory_limit;
 mod metrics_exposed;
 mod metrics_not_public;
 mod metrics_scraped;
+mod network_policy;
 mod no_h2_with_replicas;
 mod pdb;
 mod probes;
@@ -20,7 +22,10 @@ mod reference;
 mod resource_requests;
 mod rest_auth;
 mod schema;
+mod service_account_token;
 mod session_strategy;
+mod spread;
+mod statefulset_service;
 
 use super::bundle::{Bundle, Entry};
 use super::{Finding, Severity};
@@ -38,7 +43,10 @@ impl Rule {
     }
 }
 
-const CATALOG: [Rule; 19] = [
+/// The id of the `duplicate` rule, also used by the bundle that finds them.
+pub const DUPLICATE: &str = "duplicate";
+
+const CATALOG: [Rule; 24] = [
     schema::RULE,
     db_credentials_from_secret::RULE,
     no_h2_with_replicas::RULE,
@@ -58,6 +66,11 @@ const CATALOG: [Rule; 19] = [
     pdb::RULE,
     image_tag::RULE,
     reference::RULE,
+    duplicate::RULE,
+    network_policy::RULE,
+    spread::RULE,
+    statefulset_service::RULE,
+    service_account_token::RULE,
 ];
 
 /// Every rule, in the order of the product brief.

@@ -1,12 +1,12 @@
 use k8s_openapi::api::core::v1::Container;
 
 use super::{container_label, Bundle, Finding, Rule, Severity};
-use crate::validate::bundle::{service_ports, Workload};
+use crate::validate::bundle::{service_ports, Entry, Workload};
 
 pub const RULE: Rule = Rule {
     id: "reference",
     severity: Severity::Error,
-    description: "Service selectors match pods, Ingress backends name existing Service ports, and referenced Secrets and ConfigMaps exist",
+    description: "Service selectors match pods, Ingress backends name existing Service ports, and referenced ConfigMaps and Secret keys exist (a Secret from outside the bundle: a warning that it must exist before rollout)",
     check,
 };
 
@@ -69,6 +69,7 @@ fn container_references(
     out: &mut Vec<Finding>,
 ) {
     let mut missing = Vec::new();
+    let mut out_of_band = Vec::new();
     for var in container.env.iter().flatten() {
         let Some(from) = &var.value_from else {
             continue;
@@ -79,7 +80,7 @@ fn container_references(
             .filter(|r| r.optional != Some(true))
         {
             if !bundle.provides_secret(workload.entry, &key_ref.name) {
-                missing.push(format!("Secret `{}` (env {})", key_ref.name, var.name));
+                out_of_band.push(format!("Secret `{}` (env {})", key_ref.name, var.name));
             } else if let Some(keys) = bundle.secret_keys(workload.entry, &key_ref.name) {
                 if !keys.contains(&key_ref.key.as_str()) {
                     missing.push(format!(
@@ -118,7 +119,7 @@ fn container_references(
             .filter(|r| r.optional != Some(true))
         {
             if !bundle.provides_secret(workload.entry, &r.name) {
-                missing.push(format!("Secret `{}` (envFrom)", r.name));
+                out_of_band.push(format!("Secret `{}` (envFrom)", r.name));
             }
         }
         if let Some(r) = from
@@ -140,6 +141,23 @@ fn container_references(
             ),
         ));
     }
+    for what in out_of_band {
+        out.push(out_of_band_secret(
+            workload.entry,
+            format!("{} references {what}", container_label(container)),
+        ));
+    }
+}
+
+/// A Secret the bundle does not create is fine when it is created out of band (by hand, a vault
+/// operator, CI) — committing Secrets to git is the worse practice — but it must exist before
+/// rollout: a warning, which fails only under `--strict`.
+fn out_of_band_secret(entry: &Entry, what: String) -> Finding {
+    entry.finding(
+        RULE.id,
+        Severity::Warning,
+        format!("{what}, which the bundle does not create: it must exist in the cluster before rollout (or fix the name)"),
+    )
 }
 
 fn volume_references(bundle: &Bundle, workload: &Workload, out: &mut Vec<Finding>) {
@@ -181,9 +199,9 @@ fn volume_references(bundle: &Bundle, workload: &Workload, out: &mut Vec<Finding
             .into_iter()
             .filter(|n| !bundle.provides_secret(workload.entry, n))
         {
-            out.push(RULE.finding(
+            out.push(out_of_band_secret(
                 workload.entry,
-                format!("volume `{}` references Secret `{name}`, which the bundle does not provide: add it or fix the name", volume.name),
+                format!("volume `{}` references Secret `{name}`", volume.name),
             ));
         }
         for name in config_maps

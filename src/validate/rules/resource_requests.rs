@@ -11,13 +11,16 @@ pub const RULE: Rule = Rule {
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
     for workload in bundle.workloads() {
         for container in workload.main_containers() {
-            let requests = container
-                .resources
-                .as_ref()
-                .and_then(|r| r.requests.as_ref());
+            let resources = container.resources.as_ref();
+            let requests = resources.and_then(|r| r.requests.as_ref());
+            let limits = resources.and_then(|r| r.limits.as_ref());
+            // The API server defaults a missing request to the limit.
             let missing: Vec<&str> = ["cpu", "memory"]
                 .into_iter()
-                .filter(|r| !requests.is_some_and(|q| q.contains_key(*r)))
+                .filter(|r| {
+                    !requests.is_some_and(|q| q.contains_key(*r))
+                        && !limits.is_some_and(|q| q.contains_key(*r))
+                })
                 .collect();
             if !missing.is_empty() {
                 out.push(RULE.finding(

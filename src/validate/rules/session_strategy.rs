@@ -1,23 +1,19 @@
 use k8s_openapi::api::core::v1::Container;
 
 use super::{Bundle, Finding, Rule, Severity};
-use crate::validate::bundle::{Entry, Workload};
+use crate::validate::bundle::Workload;
 use crate::validate::env::{mounted_files, Env};
+use crate::validate::routes::{
+    routes_for, Affinity, Controller, NGINX_AFFINITY as AFFINITY,
+    NGINX_AFFINITY_MODE as AFFINITY_MODE,
+};
 
 pub const RULE: Rule = Rule {
     id: "session-strategy",
     severity: Severity::Error,
-    description: "Camunda with more than one replica (or an HPA above one) has cookie affinity on its Ingress or a shared session manager",
+    description: "Camunda with more than one replica (or an HPA above one) has cookie affinity on every route to it (ingress-nginx, Traefik, Gateway API sessionPersistence) or a shared session manager",
     check,
 };
-
-pub const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
-pub const AFFINITY_MODE: &str = "nginx.ingress.kubernetes.io/affinity-mode";
-pub const COOKIE_NAME: &str = "nginx.ingress.kubernetes.io/session-cookie-name";
-
-pub fn has_cookie_affinity(ingress: &Entry) -> bool {
-    ingress.annotation(AFFINITY) == Some("cookie")
-}
 
 /// Markers of session managers that share Tomcat sessions between replicas, in mounted
 /// configuration files (context.xml, redisson.yaml, application.yaml).
@@ -56,31 +52,42 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         if pods <= 1 || shared_sessions(bundle, &workload, container).is_some() {
             continue;
         }
-        let ingresses = bundle.ingresses_for(&workload);
-        let without: Vec<&str> = ingresses
+        let routes = routes_for(bundle, &workload);
+        let without: Vec<&str> = routes
             .iter()
-            .filter(|i| !has_cookie_affinity(i))
-            .map(|i| i.name())
+            .filter(|r| r.affinity == Affinity::None)
+            .map(|r| r.entry.name())
             .collect();
-        if ingresses.is_empty() || !without.is_empty() {
-            let place = if ingresses.is_empty() {
-                "no Ingress with cookie affinity routes to it".to_string()
+        if routes.is_empty() || !without.is_empty() {
+            let place = if routes.is_empty() {
+                "no Ingress or HTTPRoute with cookie affinity routes to it".to_string()
             } else {
-                format!("Ingress {} has no cookie affinity", without.join(", "))
+                format!("{} has no cookie affinity", without.join(", "))
             };
             out.push(RULE.finding(
                 workload.entry,
                 format!(
-                    "runs up to {pods} replicas with in-memory sessions and {place}: add `{AFFINITY}: cookie` (component sessions-sticky) or share sessions (SESSION_STORE=redis, component sessions-shared-redis)"
+                    "runs up to {pods} replicas with in-memory sessions and {place}: add `{AFFINITY}: cookie` (component sessions-sticky), Traefik's sticky cookie on the Service, or an HTTPRoute sessionPersistence; or share sessions (SESSION_STORE=redis, component sessions-shared-redis)"
                 ),
             ));
             continue;
         }
+        for route in &routes {
+            if let Controller::Other(class) = &route.controller {
+                out.push(route.entry.finding(
+                    RULE.id,
+                    Severity::Warning,
+                    format!(
+                        "ingress class `{class}` is not understood by validate: whether it pins sessions to a replica is not checked; make sure it has cookie affinity, or share sessions"
+                    ),
+                ));
+            }
+        }
         if bundle.hpa_for(&workload).is_some() {
-            for ingress in ingresses {
-                if ingress.annotation(AFFINITY_MODE) != Some("persistent") {
+            for route in routes.iter().filter(|r| r.controller == Controller::Nginx) {
+                if route.entry.annotation(AFFINITY_MODE) != Some("persistent") {
                     out.push(RULE.finding(
-                        ingress,
+                        route.entry,
                         format!(
                             "sticky sessions with an HPA need `{AFFINITY_MODE}: persistent`: the default `balanced` moves sessions to new replicas when the HPA scales out, logging users out"
                         ),

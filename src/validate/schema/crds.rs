@@ -1,6 +1,8 @@
 //! Typed schemas of the custom resources the stack uses, written from the projects' API
 //! references: prometheus-operator `monitoring.coreos.com/v1` ServiceMonitor and PodMonitor,
-//! cert-manager `cert-manager.io/v1` Certificate, Issuer and ClusterIssuer.
+//! cert-manager `cert-manager.io/v1` Certificate, Issuer and ClusterIssuer, External Secrets
+//! Operator `external-secrets.io/v1` ExternalSecret, Bitnami `bitnami.com/v1alpha1` SealedSecret,
+//! and Gateway API `gateway.networking.k8s.io/v1` Gateway and HTTPRoute.
 //!
 //! Required fields are plain (non-`Option`) fields so serde reports them missing. Sub-trees the
 //! rules never read and that vary between operator releases (TLS/auth settings, ACME solvers,
@@ -29,6 +31,10 @@ pub type PodMonitor = Resource<PodMonitorSpec>;
 pub type Certificate = Resource<CertificateSpec>;
 /// Issuer and ClusterIssuer share their spec.
 pub type Issuer = Resource<IssuerSpec>;
+pub type ExternalSecret = Resource<ExternalSecretSpec>;
+pub type SealedSecret = Resource<SealedSecretSpec>;
+pub type Gateway = Resource<GatewaySpec>;
+pub type HttpRoute = Resource<HttpRouteSpec>;
 
 /// Fields shared by ServiceMonitor and PodMonitor specs (kept in one macro so both stay alike).
 macro_rules! monitor_spec {
@@ -216,4 +222,137 @@ pub struct CaIssuer {
     pub ocsp_servers: Option<Vec<String>>,
     #[serde(rename = "issuingCertificateURLs")]
     pub issuing_certificate_urls: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretSpec {
+    pub secret_store_ref: Option<SecretStoreRef>,
+    pub target: Option<ExternalSecretTarget>,
+    pub refresh_interval: Option<String>,
+    pub refresh_policy: Option<String>,
+    pub data: Option<Vec<ExternalSecretData>>,
+    pub data_from: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStoreRef {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretTarget {
+    pub name: Option<String>,
+    pub creation_policy: Option<String>,
+    pub deletion_policy: Option<String>,
+    pub template: Option<Value>,
+    pub immutable: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretData {
+    pub secret_key: String,
+    pub remote_ref: RemoteRef,
+    pub source_ref: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteRef {
+    pub key: String,
+    pub property: Option<String>,
+    pub version: Option<String>,
+    pub metadata_policy: Option<String>,
+    pub conversion_strategy: Option<String>,
+    pub decoding_strategy: Option<String>,
+    pub null_bytes_policy: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecretSpec {
+    pub encrypted_data: BTreeMap<String, String>,
+    pub template: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    pub gateway_class_name: String,
+    pub listeners: Vec<Listener>,
+    pub addresses: Option<Vec<Value>>,
+    pub infrastructure: Option<Value>,
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<Value>,
+    pub allowed_listeners: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    pub name: String,
+    pub hostname: Option<String>,
+    pub port: i32,
+    pub protocol: String,
+    pub tls: Option<Value>,
+    pub allowed_routes: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteSpec {
+    pub parent_refs: Option<Vec<ParentRef>>,
+    pub hostnames: Option<Vec<String>>,
+    pub rules: Option<Vec<HttpRouteRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRule {
+    pub name: Option<String>,
+    pub matches: Option<Vec<Value>>,
+    pub filters: Option<Vec<Value>>,
+    pub backend_refs: Option<Vec<BackendRef>>,
+    pub timeouts: Option<Value>,
+    pub retry: Option<Value>,
+    pub session_persistence: Option<SessionPersistence>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRef {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub port: Option<i32>,
+    pub weight: Option<i32>,
+    pub filters: Option<Vec<Value>>,
+}
+
+/// Gateway API session persistence (`type: Cookie` is the sticky cookie).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionPersistence {
+    pub session_name: Option<String>,
+    pub absolute_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub cookie_config: Option<Value>,
 }

@@ -44,6 +44,8 @@ pub enum Typed {
     PodMonitor(crds::PodMonitor),
     Certificate(crds::Certificate),
     Issuer(crds::Issuer),
+    HttpRoute(crds::HttpRoute),
+    NetworkPolicy(networking::NetworkPolicy),
     Other,
 }
 
@@ -112,7 +114,7 @@ fn kinds() -> &'static [Kind] {
             builtin!(core::ResourceQuota, other),
             builtin!(networking::Ingress, Typed::Ingress),
             builtin!(networking::IngressClass, other),
-            builtin!(networking::NetworkPolicy, other),
+            builtin!(networking::NetworkPolicy, Typed::NetworkPolicy),
             builtin!(autoscaling::HorizontalPodAutoscaler, Typed::Hpa),
             builtin!(autoscaling_v1::HorizontalPodAutoscaler, other),
             builtin!(policy::PodDisruptionBudget, Typed::Pdb),
@@ -142,6 +144,36 @@ fn kinds() -> &'static [Kind] {
                 Typed::Certificate
             ),
             crd!("cert-manager.io/v1", "Issuer", crds::Issuer, Typed::Issuer),
+            crd!(
+                "external-secrets.io/v1",
+                "ExternalSecret",
+                crds::ExternalSecret,
+                other
+            ),
+            crd!(
+                "external-secrets.io/v1beta1",
+                "ExternalSecret",
+                crds::ExternalSecret,
+                other
+            ),
+            crd!(
+                "bitnami.com/v1alpha1",
+                "SealedSecret",
+                crds::SealedSecret,
+                other
+            ),
+            crd!(
+                "gateway.networking.k8s.io/v1",
+                "Gateway",
+                crds::Gateway,
+                other
+            ),
+            crd!(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                crds::HttpRoute,
+                Typed::HttpRoute
+            ),
             crd!(
                 "cert-manager.io/v1",
                 "ClusterIssuer",
@@ -230,6 +262,7 @@ const KNOWN_GROUPS: &[&str] = &[
     "rbac.authorization.k8s.io",
     "monitoring.coreos.com",
     "cert-manager.io",
+    "gateway.networking.k8s.io",
 ];
 
 /// Checks one object; returns its typed value for the rules and its `schema` findings.
@@ -254,7 +287,7 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
             "apiVersion {} of {} was removed in {since}: use {replacement} (and its field layout)",
             raw.api_version, raw.kind
         );
-        return (Typed::Other, vec![finding(message)]);
+        return (as_served(raw), vec![finding(message)]);
     }
     let Some(kind) = kinds()
         .iter()
@@ -262,8 +295,14 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
     else {
         let group = raw.api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if !KNOWN_GROUPS.contains(&group) {
-            // A custom resource we have no schema for: not ours to judge.
-            return (Typed::Other, Vec::new());
+            // A custom resource we have no schema for: not judged, but never passed silently.
+            let message = format!(
+                "no schema known for {} of {}: not checked (check it with --api-server, which installs the CRDs of the stack, or against its operator's CRD)",
+                raw.kind, raw.api_version
+            );
+            let mut warning = finding(message);
+            warning.severity = Severity::Warning;
+            return (Typed::Other, vec![warning]);
         }
         let served = served_versions(&raw.kind);
         let message = if served.is_empty() {
@@ -288,6 +327,62 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
     }
     let findings = problems.0.into_iter().map(finding).collect();
     (typed, findings)
+}
+
+/// An object in a removed apiVersion, typed as the served version of its kind where the fields
+/// allow (unknown ones dropped), so that the rules still see it and report no follow-on
+/// "missing" findings; its problems in that layout are not reported twice.
+fn as_served(raw: &RawObject) -> Typed {
+    let mut value = raw.value.clone();
+    if raw.kind == "Ingress" {
+        legacy_ingress_backends(&mut value);
+    }
+    kinds()
+        .iter()
+        .filter(|k| k.kind == raw.kind)
+        .map(|k| {
+            value["apiVersion"] = Value::String(k.api_version.to_string());
+            (k.check)(&value, &mut Problems::default())
+        })
+        .find(|typed| !matches!(typed, Typed::Other))
+        .unwrap_or(Typed::Other)
+}
+
+/// `backend: {serviceName, servicePort}` of the beta Ingress APIs in the layout of
+/// networking.k8s.io/v1 (`defaultBackend`, `service: {name, port}`).
+fn legacy_ingress_backends(ingress: &mut Value) {
+    let Some(spec) = ingress.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(mut backend) = spec.remove("backend") {
+        legacy_backend(&mut backend);
+        spec.insert("defaultBackend".to_string(), backend);
+    }
+    let paths = spec
+        .get_mut("rules")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| {
+            rule.pointer_mut("/http/paths")
+                .and_then(Value::as_array_mut)
+        })
+        .flatten();
+    for backend in paths.filter_map(|path| path.get_mut("backend")) {
+        legacy_backend(backend);
+    }
+}
+
+fn legacy_backend(backend: &mut Value) {
+    let Some(name) = backend.get("serviceName").cloned() else {
+        return;
+    };
+    let port = match backend.get("servicePort") {
+        Some(Value::Number(n)) => serde_json::json!({ "number": n }),
+        Some(Value::String(name)) => serde_json::json!({ "name": name }),
+        _ => Value::Null,
+    };
+    *backend = serde_json::json!({ "service": { "name": name, "port": port } });
 }
 
 fn served_versions(kind: &str) -> Vec<&'static str> {
@@ -318,6 +413,7 @@ fn typed<T: DeserializeOwned>(
         }
     }
     let mut patched: Option<Value> = None;
+    let mut removed = false;
     // Each retry fixes one float quantity; a manifest has few of them.
     for _ in 0..64 {
         let current = patched.as_ref().unwrap_or(value);
@@ -328,11 +424,14 @@ fn typed<T: DeserializeOwned>(
         } else {
             serde_path_to_error::deserialize(current)
         };
-        let err = match result {
-            Ok(typed) => {
-                problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
-                return Some(typed);
+        // A retry after a removed field sees the same unknown fields again: each is said once.
+        for message in unknown.iter().map(|p| unknown_field(p)) {
+            if !problems.0.contains(&message) {
+                problems.0.push(message);
             }
+        }
+        let err = match result {
+            Ok(typed) => return Some(typed),
             Err(err) => err,
         };
         let inner = err.inner().to_string();
@@ -344,13 +443,47 @@ fn typed<T: DeserializeOwned>(
                 continue;
             }
         }
-        problems.0.extend(unknown.iter().map(|p| unknown_field(p)));
+        let missing = inner.starts_with("missing field");
+        if missing && removed {
+            // The field removed below was a required one: already reported as mistyped.
+            return None;
+        }
         problems
             .0
             .push(describe_error(&error_path(err.path()), &inner));
-        return None;
+        if missing {
+            return None;
+        }
+        // Keep the object for the other rules without the field at fault (a `replicas: "2"`
+        // is reported once, here, not again as "matches no pod template").
+        let mut copy = current.clone();
+        if !remove_at(&mut copy, &json_pointer(err.path())) {
+            return None;
+        }
+        patched = Some(copy);
+        removed = true;
     }
     None
+}
+
+/// Removes the value at a JSON pointer; false when there is nothing to remove (the root, or a
+/// missing field).
+fn remove_at(value: &mut Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => map.remove(&key).is_some(),
+        Some(Value::Array(items)) => match key.parse::<usize>() {
+            Ok(index) if index < items.len() => {
+                items.remove(index);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// serde's messages quote the offending value; values may be secrets, so only their type is
@@ -375,13 +508,31 @@ fn describe_error(path: &str, inner: &str) -> String {
             "map" => "mapping",
             other => other,
         };
-        return format!("wrong type at `{path}`: found a {found}, expected {expected}");
+        return format!(
+            "wrong type at `{path}`: found a {found}, expected {}",
+            plain_type(expected)
+        );
     }
     if inner.starts_with("unknown variant") {
         let expected = inner.split_once("expected ").map_or("", |(_, e)| e);
         return format!("invalid value at `{path}`: expected {expected}");
     }
     format!("invalid value at `{path}`: {inner}")
+}
+
+/// What serde calls the expected type, in the words of a manifest's author ("an integer", not
+/// `i32`).
+fn plain_type(expected: &str) -> &str {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" => "an integer",
+        "f32" | "f64" => "a number",
+        "a boolean" => "true or false",
+        "a borrowed string" => "a string",
+        "a sequence" => "a list",
+        "a map" => "a mapping",
+        other if other.starts_with("struct ") => "a mapping",
+        other => other,
+    }
 }
 
 fn join(parent: &str, field: &str) -> String {
