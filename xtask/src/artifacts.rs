@@ -7,6 +7,28 @@ use anyhow::{Context, Result};
 
 use crate::E2eArgs;
 
+/// Every file below `dir` (symlinks not followed), sorted: a listing that does not depend on
+/// directory order.
+pub fn files_below(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+        {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// One folder per run that keeps everything a person needs to debug it.
 pub struct Artifacts {
     pub dir: PathBuf,

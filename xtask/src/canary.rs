@@ -1,7 +1,7 @@
 //! The secrets canary: a run's own passwords and private key, in every form a request or a file
 //! carries them, must appear in none of its output lines and none of its artifacts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use camunda_conformance_suites::scrub::secret_forms;
@@ -49,7 +49,7 @@ pub fn leaks(secrets: &[Secret], output: &[String], artifacts: &Path) -> Result<
             ));
         }
     }
-    for file in files(artifacts)? {
+    for file in crate::artifacts::files_below(artifacts)? {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let text = String::from_utf8_lossy(&bytes);
         for secret in secrets {
@@ -59,25 +59,6 @@ pub fn leaks(secrets: &[Secret], output: &[String], artifacts: &Path) -> Result<
         }
     }
     Ok(found)
-}
-
-fn files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                out.push(entry.path());
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

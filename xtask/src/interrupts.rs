@@ -312,7 +312,7 @@ impl Bench {
         if !stray.is_empty() {
             bail!("temp dirs left behind: {}", stray.join(", "));
         }
-        if let Some(unfinished) = find_prefixed(&self.cache, ".build-")? {
+        if let Some(unfinished) = unfinished_build(&self.cache)? {
             bail!(
                 "an unfinished build is left in the cache: {}",
                 unfinished.display()
@@ -396,30 +396,31 @@ fn remove_entries(cache: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The first file named `name` below `dir`.
 fn find_file(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
-    find(dir, &|p: &Path| p.file_name().is_some_and(|n| n == name))
-}
-
-fn find_prefixed(dir: &Path, prefix: &str) -> Result<Option<PathBuf>> {
-    find(dir, &|p: &Path| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-    })
-}
-
-fn find(dir: &Path, wanted: &dyn Fn(&Path) -> bool) -> Result<Option<PathBuf>> {
     if !dir.exists() {
         return Ok(None);
     }
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+    Ok(crate::artifacts::files_below(dir)?
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name)))
+}
+
+/// An unfinished build folder (`.build-*`) beside the app's cache entries.
+fn unfinished_build(cache: &Path) -> Result<Option<PathBuf>> {
+    let entries = cache.join("camunda-conformance/camunda-app");
+    if !entries.exists() {
+        return Ok(None);
+    }
+    for entry in
+        std::fs::read_dir(&entries).with_context(|| format!("listing {}", entries.display()))?
+    {
         let path = entry?.path();
-        if wanted(&path) {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".build-"))
+        {
             return Ok(Some(path));
-        }
-        if path.is_dir() {
-            if let Some(found) = find(&path, wanted)? {
-                return Ok(Some(found));
-            }
         }
     }
     Ok(None)

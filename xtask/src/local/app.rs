@@ -196,7 +196,7 @@ fn key_from(tools: &str, flavour: Flavour, sources: &str) -> String {
 fn sources_text(project: &Path) -> Result<String> {
     let mut text = String::new();
     let mut files = vec![project.join("pom.xml")];
-    files.extend(source_files(&project.join("src"))?);
+    files.extend(crate::artifacts::files_below(&project.join("src"))?);
     for file in files {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let relative = file.strip_prefix(project).unwrap_or(&file);
@@ -207,28 +207,6 @@ fn sources_text(project: &Path) -> Result<String> {
         ));
     }
     Ok(text)
-}
-
-/// Every file below `dir`, sorted (the key must not depend on directory order).
-fn source_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let path = entry
-                .with_context(|| format!("listing {}", dir.display()))?
-                .path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// Whether a jar (zip) ends with its end-of-central-directory record: a jar cut short by an
