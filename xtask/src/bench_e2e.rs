@@ -43,10 +43,8 @@ const RUN_BOUND: Duration = Duration::from_secs(600);
 const REPORT_MARKER: &str = " skipped against ";
 
 pub fn run(args: &BenchE2eArgs) -> Result<bool> {
+    crate::local::refuse_if_kept("the bench")?;
     let root = workspace_root();
-    if root.join("target/e2e/local-kept.json").exists() {
-        bail!("a kept local stack exists: stop it with `cargo xtask e2e --backend local --down` before the bench");
-    }
     let logs = root.join("target/e2e/bench");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let mut figures = Vec::new();

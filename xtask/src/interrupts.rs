@@ -75,13 +75,8 @@ struct Bench {
 }
 
 pub fn run() -> Result<bool> {
+    crate::local::refuse_if_kept("the interrupt test")?;
     let repo = workspace_root();
-    if repo.join("target/e2e/local-kept.json").exists() {
-        bail!(
-            "a kept local stack exists ({}): stop it with `cargo xtask e2e --backend local --down` first",
-            repo.join("target/e2e/local-kept.json").display()
-        );
-    }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -318,7 +313,7 @@ impl Bench {
                 unfinished.display()
             );
         }
-        let kept = self.repo.join("target/e2e/local-kept.json");
+        let kept = crate::local::kept_state_file(&self.repo);
         if kept.exists() {
             bail!("the run left a kept stack ({})", kept.display());
         }

@@ -194,6 +194,19 @@ fn keep_whole(mut stack: Stack, kept_file: &Path) -> Result<StackState> {
     Ok(state)
 }
 
+/// For the drivers that start stacks of their own (the bench, the interrupt test): a kept
+/// stack must be stopped first.
+pub fn refuse_if_kept(what: &str) -> Result<()> {
+    let kept_file = kept_state_file(&workspace_root());
+    if kept_file.exists() {
+        bail!(
+            "a kept local stack exists ({}): stop it with `cargo xtask e2e --backend local --down` before {what}",
+            kept_file.display()
+        );
+    }
+    Ok(())
+}
+
 /// The secrets of the kept stack (for the canary): passwords and the ingress's TLS key.
 pub fn kept_secrets() -> Result<Vec<crate::canary::Secret>> {
     use crate::canary::Secret;
@@ -247,7 +260,7 @@ fn down(kept_file: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn kept_state_file(root: &Path) -> PathBuf {
+pub(crate) fn kept_state_file(root: &Path) -> PathBuf {
     root.join("target/e2e/local-kept.json")
 }
 
