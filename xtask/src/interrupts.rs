@@ -167,10 +167,13 @@ impl Bench {
         // Proof that the signal lands while the run's processes (Maven, the stack) are up.
         let running = processes_mentioning(&self.needles(&dir)).len();
         if running == 0 {
+            // The run has ended (or is ending): what it printed says why.
+            let exit = run.wait_exit(STOP)?;
             bail!(
-                "no process of the run was running {} s after `{}`",
+                "no process of the run was running {} s after `{}` (it exited: {exit}); it printed last: {}",
                 phase.delay.as_secs(),
-                phase.marker
+                phase.marker,
+                run.last_lines(5)
             );
         }
         // Ctrl-C reaches the terminal's whole foreground group; `kill PID` only the process.
@@ -280,23 +283,27 @@ impl Bench {
     /// answers, the temp folder is empty, no unfinished build and no kept stack remain.
     fn nothing_left(&self, dir: &Path, output: &[String]) -> Result<()> {
         let needles = self.needles(dir);
-        // Processes may take a moment to be reaped by init after the group is killed.
+        let ports = announced_ports(output);
+        let open_ports = || -> Vec<String> {
+            ports
+                .iter()
+                .filter(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(300)).is_ok())
+                .map(|addr| addr.to_string())
+                .collect()
+        };
+        // A killed process takes a moment to be reaped, and an exiting one has already lost its
+        // command line while it still holds its listening sockets.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut left = processes_mentioning(&needles);
-        while !left.is_empty() && Instant::now() < deadline {
+        let (mut left, mut open) = (processes_mentioning(&needles), open_ports());
+        while !(left.is_empty() && open.is_empty()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
-            left = processes_mentioning(&needles);
+            (left, open) = (processes_mentioning(&needles), open_ports());
         }
         if !left.is_empty() {
             bail!("processes left behind: {}", left.join("; "));
         }
-        let open: Vec<String> = announced_ports(output)
-            .into_iter()
-            .filter(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(300)).is_ok())
-            .map(|addr| addr.to_string())
-            .collect();
         if !open.is_empty() {
-            bail!("ports still answering: {}", open.join(", "));
+            bail!("ports still answering 5 s after the exit: {}", open.join(", "));
         }
         let tmp = dir.join("tmp");
         let stray: Vec<String> = std::fs::read_dir(&tmp)

@@ -143,12 +143,24 @@ impl SelfRun {
     }
 
     pub fn last_line(&self) -> String {
-        self.seen
+        self.last_lines(1)
+    }
+
+    /// The last `count` non-empty lines it printed, oldest first, joined by ` | `.
+    pub fn last_lines(&self, count: usize) -> String {
+        let mut lines: Vec<&str> = self
+            .seen
             .iter()
             .rev()
-            .find(|l| !l.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| "nothing".into())
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .take(count)
+            .collect();
+        if lines.is_empty() {
+            return "nothing".into();
+        }
+        lines.reverse();
+        lines.join(" | ")
     }
 }
 

@@ -476,8 +476,9 @@ impl Stack {
             .arg(&data)
             .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
             .args(["-c", &format!("max_connections={max_connections}")])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", pg_dir.display()))
+            // No Unix socket: everything connects over TCP, and a socket path under a long
+            // TMPDIR exceeds the 107 bytes a socket address holds (postgres then refuses to start).
+            .args(["-c", "unix_socket_directories="])
             // A throw-away database: durability buys nothing here and costs start-up time.
             .args([
                 "-c",
