@@ -2,6 +2,7 @@
 //! suites against a running deployment (`run`).
 
 pub mod cli;
+pub mod cluster;
 pub mod report;
 pub mod run;
 pub mod validate;

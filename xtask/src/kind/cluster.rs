@@ -7,10 +7,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::config::KubeConfigOptions;
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, Scope};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,17 +20,6 @@ const DISCOVERY_GRACE: Duration = Duration::from_secs(15);
 
 /// The field manager of every object the harness applies.
 pub const FIELD_MANAGER: &str = "camunda-conformance";
-
-pub async fn connect(context: &str) -> Result<Client> {
-    let options = KubeConfigOptions {
-        context: Some(context.to_string()),
-        ..Default::default()
-    };
-    let config = Config::from_kubeconfig(&options)
-        .await
-        .with_context(|| format!("loading kubeconfig context {context}"))?;
-    Client::try_from(config).with_context(|| format!("building a client for context {context}"))
-}
 
 /// Every document of a multi-document YAML stream, `List`s flattened, empty documents dropped.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>> {

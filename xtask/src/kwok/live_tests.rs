@@ -58,7 +58,7 @@ pub fn run() -> Result<bool> {
 
 /// Runs every test in order; returns how many failed.
 async fn tests(work: &Path, plane: &ControlPlane) -> Result<usize> {
-    let client = cluster::connect(CONTEXT).await?;
+    let client = camunda_conformance::cluster::connect(Some(CONTEXT)).await?;
     let mut applier = Applier::new(client.clone());
     let mut failed = 0;
     let mut report = |name: &str, started: Instant, result: Result<String>| match result {

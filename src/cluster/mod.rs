@@ -1,0 +1,18 @@
+//! A live cluster through kube-rs: what `run --kube-context` and `deploy` share.
+
+use anyhow::{Context, Result};
+use kube::config::KubeConfigOptions;
+use kube::{Client, Config};
+
+/// A client for a kubeconfig context (`None`: the kubeconfig's current context).
+pub async fn connect(context: Option<&str>) -> Result<Client> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let named = context.unwrap_or("the current context");
+    let config = Config::from_kubeconfig(&options)
+        .await
+        .with_context(|| format!("loading kubeconfig context {named}"))?;
+    Client::try_from(config).with_context(|| format!("building a client for context {named}"))
+}
