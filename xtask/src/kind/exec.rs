@@ -125,7 +125,8 @@ fn truncate(text: &str, max: usize) -> String {
 impl Runner<'_> {
     async fn applier(&mut self) -> Result<&mut Applier> {
         if self.applier.is_none() {
-            let client = camunda_conformance::cluster::connect(Some(&self.settings.context())).await?;
+            let client =
+                camunda_conformance::cluster::connect(Some(&self.settings.context())).await?;
             self.applier = Some(Applier::new(client));
         }
         self.applier
