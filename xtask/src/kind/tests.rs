@@ -7,6 +7,7 @@ use clap::Parser;
 
 use super::plan::{self, Step, Workload};
 use super::*;
+use camunda_conformance::cluster::deploy::Rollout;
 
 fn args(line: &str) -> E2eArgs {
     let argv = std::iter::once("xtask").chain(line.split_whitespace());
@@ -22,7 +23,7 @@ fn args(line: &str) -> E2eArgs {
 fn rendered() -> Vec<Value> {
     let text =
         std::fs::read_to_string(workspace_root().join("fixtures/kube/e2e-rendered.yaml")).unwrap();
-    cluster::parse_documents(&text).unwrap()
+    parse_documents(&text).unwrap()
 }
 
 /// Settings with an explicit overlay, so that these tests do not depend on manifests/.
@@ -53,19 +54,17 @@ fn names_come_from_the_rendered_overlay() {
         ["camunda-conformance/camunda:e2e /images/Dockerfile"]
     );
     assert_eq!(names.host.as_deref(), Some("camunda.test"));
+    let rollout = |workload, name: &str, min_replicas| Rollout {
+        workload,
+        namespace: "camunda".into(),
+        name: name.into(),
+        min_replicas,
+    };
     assert_eq!(
-        names.workloads,
-        vec![
-            (
-                Workload::Deployment,
-                "camunda".to_string(),
-                "camunda".to_string()
-            ),
-            (
-                Workload::StatefulSet,
-                "camunda".to_string(),
-                "postgres".to_string()
-            ),
+        names.rollouts,
+        [
+            rollout(Workload::Deployment, "camunda", Some(2)),
+            rollout(Workload::StatefulSet, "postgres", None),
         ]
     );
     // ingress-shim's Certificate is named after the TLS secret.

@@ -23,8 +23,9 @@ use super::control_plane::{self, ControlPlane, CONTEXT};
 use super::pins;
 use crate::artifacts::workspace_root;
 use crate::kind::cli::Cmd;
-use crate::kind::cluster::{self, Applier, FIELD_MANAGER};
-use crate::kind::{diag, render, wait};
+use crate::kind::{diag, render};
+use camunda_conformance::cluster::apply::{self as cluster, Applier, Conflicts, FIELD_MANAGER};
+use camunda_conformance::cluster::wait;
 
 const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
 
@@ -59,7 +60,7 @@ pub fn run() -> Result<bool> {
 /// Runs every test in order; returns how many failed.
 async fn tests(work: &Path, plane: &ControlPlane) -> Result<usize> {
     let client = camunda_conformance::cluster::connect(Some(CONTEXT)).await?;
-    let mut applier = Applier::new(client.clone());
+    let mut applier = Applier::new(client.clone(), Conflicts::Force);
     let mut failed = 0;
     let mut report = |name: &str, started: Instant, result: Result<String>| match result {
         Ok(seen) => println!(
@@ -253,7 +254,7 @@ async fn a_watch_error_is_retried_until_the_deadline(client: &kube::Client) -> R
                 files: &["external-secrets.io_secretstores.yaml"],
                 ..*source
             })?;
-            let mut applier = Applier::new(client);
+            let mut applier = Applier::new(client, Conflicts::Force);
             applier.apply(&crds).await?;
             applier.apply(&[store]).await
         }
