@@ -302,9 +302,24 @@ fn prerequisite_steps() -> Vec<Step> {
 }
 
 fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
-    let mut steps = vec![Step::EnsureSecrets {
+    let mut steps = Vec::new();
+    let namespaces: Vec<Value> = names
+        .docs
+        .iter()
+        .filter(|d| d["kind"] == "Namespace")
+        .cloned()
+        .collect();
+    // The generated Secrets go into the stack's namespaces, which must exist first.
+    if !names.secrets.is_empty() && !namespaces.is_empty() {
+        steps.push(Step::Apply {
+            what: "the stack's namespaces (for its generated Secrets)".into(),
+            docs: namespaces,
+            retry_for: None,
+        });
+    }
+    steps.push(Step::EnsureSecrets {
         secrets: names.secrets.clone(),
-    }];
+    });
     steps.push(Step::Apply {
         what: format!("the stack from {}", settings.overlay.display()),
         docs: names.docs.clone(),

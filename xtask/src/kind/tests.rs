@@ -233,8 +233,12 @@ fn kind_steps_come_in_dependency_order() {
         &|s| matches!(s, Step::InstallAddon { addon, .. } if addon.name == "cert-manager"),
     );
     let ca = position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("test CA")));
+    let namespaces = position(
+        &|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack's namespaces")),
+    );
+    let secrets = position(&|s| matches!(s, Step::EnsureSecrets { .. }));
     let stack =
-        position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack")));
+        position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack from")));
     let connect = position(&|s| matches!(s, Step::Connect));
     let suites = position(&|s| matches!(s, Step::RunSuites { .. }));
     assert!(
@@ -242,6 +246,10 @@ fn kind_steps_come_in_dependency_order() {
         "validate, cluster, image, addons"
     );
     assert!(cert_manager < ca && ca < stack && stack < connect && connect < suites);
+    assert!(
+        namespaces < secrets && secrets < stack,
+        "the generated Secrets need their namespace and come before the workloads"
+    );
     assert!(matches!(plan.steps[0], Step::Preflight(ref tools) if tools.len() == 3));
 }
 
