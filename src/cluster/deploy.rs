@@ -386,7 +386,11 @@ pub async fn deploy(
         .apply(&plan.docs)
         .await?;
     let deadline = Instant::now() + timeout;
-    let left = || deadline.saturating_duration_since(Instant::now());
+    // Whole seconds, rounded up: a wait reports its bound in seconds.
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+    };
     for need in plan
         .secrets
         .iter()

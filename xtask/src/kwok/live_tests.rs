@@ -721,8 +721,14 @@ async fn deploy_cli_rolls_out_the_e2e_overlay_and_leaves_nothing_on_disk(
         .flat_map(|d| crate::artifacts::files_below(d).unwrap_or_default())
         .collect();
     ensure!(left.is_empty(), "deploy left files behind: {left:?}");
+    let waits: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(": done in"))
+        .map(str::trim)
+        .collect();
     Ok(format!(
-        "exit 0, {} lines of output, nothing left in its working directory or TMPDIR",
-        out.stdout.lines().count()
+        "exit 0, nothing left in its working directory or TMPDIR; {}",
+        waits.join("; ")
     ))
 }
