@@ -217,7 +217,7 @@ impl Plan {
 
 /// Every Secret the bundle's workloads reference (optional references left out), with what in
 /// the bundle provides it.
-pub fn secret_uses(docs: &[Value]) -> Result<Vec<SecretUse>> {
+fn secret_uses(docs: &[Value]) -> Result<Vec<SecretUse>> {
     let mut providers: BTreeMap<(String, String), String> = BTreeMap::new();
     for doc in docs {
         let kind = doc["kind"].as_str().unwrap_or_default();
