@@ -148,6 +148,7 @@ pub struct Rollout {
 }
 
 /// The rendered objects and what deploying them means.
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub docs: Vec<Value>,
     pub secrets: Vec<SecretUse>,

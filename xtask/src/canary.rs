@@ -193,7 +193,7 @@ fn kept_kwok_secrets() -> Result<Vec<Secret>> {
         };
         let mut tls = names.certificates.clone();
         tls.retain(|(ns, _)| *ns == names.namespace);
-        for need in &names.secrets {
+        for need in &names.unprovided_secrets() {
             let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
                 kube::Api::namespaced(client.clone(), &need.namespace);
             let secret = api

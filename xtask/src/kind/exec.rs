@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use camunda_conformance::cluster::apply::{self as cluster, Applier, FIELD_MANAGER};
-use camunda_conformance::cluster::wait;
+use camunda_conformance::cluster::{deploy, wait};
 use camunda_conformance_suites::Backend as TargetBackend;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -247,6 +247,10 @@ impl Runner<'_> {
                 }
             },
             Step::Wait(w) => self.wait(w).await?,
+            Step::Deploy { plan, timeout } => {
+                let client = self.client().await?;
+                deploy::deploy(&client, plan, self.settings.conflicts(), *timeout).await?;
+            }
             Step::EnsureSecrets { secrets } => {
                 let client = self.client().await?;
                 for need in secrets {

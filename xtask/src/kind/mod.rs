@@ -185,8 +185,29 @@ pub struct Names {
     /// Certificates to await: explicit ones and those cert-manager's ingress-shim creates
     /// (named after the Ingress's TLS secret).
     pub certificates: Vec<(String, String)>,
-    /// Referenced Secrets nothing in the overlay provides: the harness generates them per run.
+    /// Every Secret the workloads reference, with what in the overlay provides it.
     pub secrets: Vec<SecretUse>,
+}
+
+impl Names {
+    /// Referenced Secrets nothing in the overlay provides: on the harness's own clusters it
+    /// generates them per run.
+    pub fn unprovided_secrets(&self) -> Vec<SecretUse> {
+        self.secrets
+            .iter()
+            .filter(|s| s.provider.is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// What `camunda-conformance deploy` does with this overlay.
+    pub fn deploy_plan(&self) -> deploy::Plan {
+        deploy::Plan {
+            docs: self.docs.clone(),
+            secrets: self.secrets.clone(),
+            rollouts: self.rollouts.clone(),
+        }
+    }
 }
 
 /// Images the project builds itself (from `fixtures/image/`), by repository, with their
@@ -322,13 +343,11 @@ impl Names {
             .map(str::to_string);
         let (hpa, ingress, service_monitor) =
             (name_of(hpa), name_of(ingress), name_of(service_monitor));
-        let plan = deploy::Plan::new(docs)?;
-        let secrets = plan
-            .secrets
-            .into_iter()
-            .filter(|s| s.provider.is_none())
-            .collect();
-        let docs = plan.docs;
+        let deploy::Plan {
+            docs,
+            secrets,
+            rollouts,
+        } = deploy::Plan::new(docs)?;
         Ok(Self {
             namespace,
             deployment: deployment_name,
@@ -336,7 +355,7 @@ impl Names {
             host,
             ingress,
             service_monitor,
-            rollouts: plan.rollouts,
+            rollouts,
             certificates,
             secrets,
             docs,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use camunda_conformance::cluster::apply::{Conflicts, FIELD_MANAGER};
+use camunda_conformance::cluster::deploy;
 pub use camunda_conformance::cluster::deploy::SecretUse;
 pub use camunda_conformance::cluster::wait::Workload;
 use serde_json::Value;
@@ -115,6 +116,12 @@ pub enum Step {
         retry_for: Option<Duration>,
     },
     Wait(Wait),
+    /// `existing`: what `camunda-conformance deploy` does (no Secret created, conflicts
+    /// refused), the waits bounded by `timeout` together.
+    Deploy {
+        plan: deploy::Plan,
+        timeout: Duration,
+    },
     /// Secrets the workloads reference and the overlay does not provide: created once with
     /// generated values (kept on reuse), never printed.
     EnsureSecrets {
@@ -301,8 +308,11 @@ fn prerequisite_steps() -> Vec<Step> {
     ]
 }
 
-fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
+/// kind and kwok: the harness's throw-away cluster, where it generates the Secrets the overlay
+/// does not provide and takes fields over.
+fn own_cluster_deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
     let mut steps = Vec::new();
+    let generated = names.unprovided_secrets();
     let namespaces: Vec<Value> = names
         .docs
         .iter()
@@ -310,16 +320,14 @@ fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         .cloned()
         .collect();
     // The generated Secrets go into the stack's namespaces, which must exist first.
-    if !names.secrets.is_empty() && !namespaces.is_empty() {
+    if !generated.is_empty() && !namespaces.is_empty() {
         steps.push(Step::Apply {
             what: "the stack's namespaces (for its generated Secrets)".into(),
             docs: namespaces,
             retry_for: None,
         });
     }
-    steps.push(Step::EnsureSecrets {
-        secrets: names.secrets.clone(),
-    });
+    steps.push(Step::EnsureSecrets { secrets: generated });
     steps.push(Step::Apply {
         what: format!("the stack from {}", settings.overlay.display()),
         docs: names.docs.clone(),
@@ -333,6 +341,20 @@ fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
             min_replicas: rollout.min_replicas,
             timeout: STACK_ROLLOUT,
         }));
+    }
+    steps
+}
+
+fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if settings.backend == Backend::Existing {
+        // Somebody's cluster: exactly what `camunda-conformance deploy` does there.
+        steps.push(Step::Deploy {
+            plan: names.deploy_plan(),
+            timeout: STACK_ROLLOUT,
+        });
+    } else {
+        steps.extend(own_cluster_deploy_steps(settings, names));
     }
     if settings.backend == Backend::Kwok {
         steps.push(Step::StandInForCertManager {
@@ -580,6 +602,47 @@ impl Step {
             }
             Step::Wait(wait) => {
                 let _ = writeln!(out, "wait: {}", wait.describe());
+            }
+            Step::Deploy { plan, timeout } => {
+                let _ = writeln!(
+                    out,
+                    "deploy {} as `camunda-conformance deploy --kube-context {} {}` does ({apply_note}; creates no Secret)",
+                    settings.overlay.display(),
+                    settings.context(),
+                    settings.overlay.display()
+                );
+                for secret in plan.secrets.iter().filter(|s| !s.shipped()) {
+                    let keys: Vec<&str> = secret.keys.iter().map(String::as_str).collect();
+                    let _ = match &secret.provider {
+                        None => writeln!(
+                            out,
+                            "    {}: must exist already with keys [{}], else stop before applying",
+                            secret.describe(),
+                            keys.join(", ")
+                        ),
+                        Some(by) => writeln!(
+                            out,
+                            "    {}: awaited from {by} (its operator creates it)",
+                            secret.describe()
+                        ),
+                    };
+                }
+                let _ = writeln!(out, "    apply {} objects:", plan.docs.len());
+                out.push_str(&indent(&yaml(&plan.docs), "    | "));
+                for rollout in &plan.rollouts {
+                    let _ = writeln!(
+                        out,
+                        "    wait: {:?} {}/{} rolled out{}",
+                        rollout.workload,
+                        rollout.namespace,
+                        rollout.name,
+                        rollout
+                            .min_replicas
+                            .map(|m| format!(" at the HPA's minReplicas {m} or more"))
+                            .unwrap_or_default()
+                    );
+                }
+                let _ = writeln!(out, "    the waits together at most {}s", timeout.as_secs());
             }
             Step::EnsureSecrets { secrets } => {
                 if secrets.is_empty() {

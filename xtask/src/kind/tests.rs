@@ -73,7 +73,7 @@ fn names_come_from_the_rendered_overlay() {
         vec![("camunda".to_string(), "camunda-tls".to_string())]
     );
     let needs: Vec<(String, Vec<String>)> = names
-        .secrets
+        .unprovided_secrets()
         .iter()
         .map(|s| (s.name.clone(), s.keys.iter().cloned().collect()))
         .collect();
@@ -283,7 +283,21 @@ fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
         "{text}"
     );
     assert!(text.contains("camunda-conformance validate"), "{text}");
-    assert!(text.contains("apply the stack from"), "{text}");
+    assert!(
+        text.contains("camunda-conformance deploy --kube-context staging /tmp/overlay` does (server-side apply, field manager camunda-conformance, conflicts refused; creates no Secret)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Secret camunda/camunda-db: must exist already with keys [password, username], else stop before applying"),
+        "{text}"
+    );
+    assert!(!text.contains("generated values"), "{text}");
+    assert!(
+        text.contains(
+            "wait: Deployment camunda/camunda rolled out at the HPA's minReplicas 2 or more"
+        ),
+        "{text}"
+    );
     assert!(text.contains("--context staging"), "{text}");
 
     let only_test = settings(
@@ -293,7 +307,10 @@ fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
     let plan = plan::build(&only_test, &names).unwrap();
     assert!(plan.steps.iter().all(|s| !matches!(
         s,
-        Step::Apply { .. } | Step::Validate { .. } | Step::EnsureSecrets { .. }
+        Step::Apply { .. }
+            | Step::Validate { .. }
+            | Step::EnsureSecrets { .. }
+            | Step::Deploy { .. }
     )));
     assert!(plan
         .steps
