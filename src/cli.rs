@@ -26,6 +26,10 @@ enum Command {
     Validate(ValidateArgs),
     /// Run the live suites against a deployment described by a target file.
     Run(RunArgs),
+    /// Validate an overlay and server-side apply it to a kubeconfig context, then await its
+    /// rollout. Takes over no other manager's fields unless told, creates no Secret, writes
+    /// nothing to disk.
+    Deploy(crate::cluster::deploy::DeployArgs),
     /// List the rules of `validate` with their ids and severities.
     Rules,
     /// List the checks of `run` with their ids and suites.
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
             args.strict,
             Sink::new(args.output.format, args.output.output),
         ),
+        Command::Deploy(args) => crate::cluster::deploy::command(&args),
         Command::Rules => listing(&report::rules_text()),
         Command::Checks => listing(&report::checks_text()),
     };

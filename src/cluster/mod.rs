@@ -1,5 +1,9 @@
 //! A live cluster through kube-rs: what `run --kube-context` and `deploy` share.
 
+pub mod apply;
+pub mod deploy;
+pub mod wait;
+
 use anyhow::{Context, Result};
 use kube::config::KubeConfigOptions;
 use kube::{Client, Config};

@@ -12,6 +12,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use serde_json::Value;
+
 use super::input::RawObject;
 use super::schema::{crds, Typed};
 use super::{Finding, Severity};
@@ -699,21 +701,23 @@ fn backend_services<'a>(entry: &'a Entry<'a>) -> Vec<&'a str> {
 
 /// The Secret an entry creates, if any.
 fn provided_secret<'a>(entry: &'a Entry<'a>) -> Option<&'a str> {
-    match &entry.typed {
-        Typed::Secret(_) => Some(entry.name()),
-        Typed::Certificate(c) => Some(&c.spec.secret_name),
-        _ => match entry.raw.kind.as_str() {
-            "ExternalSecret" => Some(
-                entry
-                    .raw
-                    .value
-                    .pointer("/spec/target/name")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or(entry.name()),
-            ),
-            "SealedSecret" => Some(entry.name()),
-            _ => None,
-        },
+    provided_secret_of(&entry.raw.kind, &entry.raw.name, &entry.raw.value)
+}
+
+/// The Secret an object creates, when it is one: itself, or what its operator creates — a
+/// cert-manager Certificate (`spec.secretName`), an ExternalSecret (`spec.target.name`, else its
+/// own name), a SealedSecret (its own name).
+pub fn provided_secret_of<'a>(kind: &str, name: &'a str, value: &'a Value) -> Option<&'a str> {
+    match kind {
+        "Secret" | "SealedSecret" => Some(name),
+        "Certificate" => value.pointer("/spec/secretName").and_then(Value::as_str),
+        "ExternalSecret" => Some(
+            value
+                .pointer("/spec/target/name")
+                .and_then(Value::as_str)
+                .unwrap_or(name),
+        ),
+        _ => None,
     }
 }
 

@@ -42,6 +42,10 @@ enum Command {
     PinAddons,
     /// Test the kind/existing code paths against the kwok backend's real control plane.
     TestControlPlane,
+    /// The secrets canary on the Kubernetes path: the kind plan, then `e2e --backend kwok --keep`;
+    /// no secret of the run in their output or artifacts (stop the control plane with
+    /// `cargo xtask e2e --backend kwok --down`).
+    TestSecretsCanary,
     /// Interrupt the local end-to-end with SIGINT and SIGTERM in each phase; prove nothing is
     /// left and the next run is green.
     TestInterrupts,
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         Command::PinAddons => kind::pin_addons(),
         Command::TestControlPlane => kwok::live_tests::run(),
         Command::TestInterrupts => interrupts::run(),
+        Command::TestSecretsCanary => canary::kubernetes(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
             BenchWhat::E2e(args) => bench_e2e::run(&args),

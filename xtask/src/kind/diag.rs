@@ -230,7 +230,10 @@ mod tests {
         // Files read back as the same documents, strings YAML 1.1 takes for booleans included.
         let args = vec![json!({"kind": "Deployment", "args": ["--appendonly", "no", "on"]})];
         let text = to_documents(&args).unwrap();
-        assert_eq!(super::super::cluster::parse_documents(&text).unwrap(), args);
+        assert_eq!(
+            camunda_conformance::cluster::apply::parse_documents(&text).unwrap(),
+            args
+        );
         assert!(text.contains("\"no\""), "{text}");
     }
 

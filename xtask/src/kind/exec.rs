@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use camunda_conformance::cluster::apply::{self as cluster, Applier, FIELD_MANAGER};
+use camunda_conformance::cluster::{deploy, wait};
 use camunda_conformance_suites::Backend as TargetBackend;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -19,12 +21,10 @@ use serde_json::{json, Value};
 
 use super::addons;
 use super::cli::{kind, kubectl};
-use super::cluster::{self, Applier, FIELD_MANAGER};
 use super::diag;
-use super::plan::{Plan, SecretNeed, Step, Wait, Workload};
+use super::plan::{Plan, SecretUse, Step, Wait};
 use super::portforward::PortForward;
 use super::target::{self, Forwarded, Inputs};
-use super::wait;
 use super::{Backend, Names, Settings};
 use crate::artifacts::Timings;
 use crate::conformance;
@@ -127,7 +127,7 @@ impl Runner<'_> {
         if self.applier.is_none() {
             let client =
                 camunda_conformance::cluster::connect(Some(&self.settings.context())).await?;
-            self.applier = Some(Applier::new(client));
+            self.applier = Some(Applier::new(client, self.settings.conflicts()));
         }
         self.applier
             .as_mut()
@@ -247,10 +247,14 @@ impl Runner<'_> {
                 }
             },
             Step::Wait(w) => self.wait(w).await?,
-            Step::EnsureSecrets { namespace, secrets } => {
+            Step::Deploy { plan, timeout } => {
+                let client = self.client().await?;
+                deploy::deploy(&client, plan, self.settings.conflicts(), *timeout).await?;
+            }
+            Step::EnsureSecrets { secrets } => {
                 let client = self.client().await?;
                 for need in secrets {
-                    ensure_secret(&client, namespace, need).await?;
+                    ensure_secret(&client, need).await?;
                 }
             }
             Step::Connect => self.connect().await?,
@@ -395,35 +399,22 @@ impl Runner<'_> {
         let what = w.describe();
         match w {
             Wait::Rollout {
-                workload: Workload::Deployment,
-                namespace,
-                name,
-                timeout,
-            } => {
-                let api: Api<Deployment> = Api::namespaced(client, namespace);
-                wait::watch_until(api, name, &what, *timeout, wait::deployment_rolled_out).await
-            }
-            Wait::ScaledRollout {
+                workload,
                 namespace,
                 name,
                 min_replicas,
                 timeout,
             } => {
-                let api: Api<Deployment> = Api::namespaced(client, namespace);
-                let min = *min_replicas;
-                wait::watch_until(api, name, &what, *timeout, move |d: &Deployment| {
-                    wait::deployment_scaled_and_rolled_out(d, min)
-                })
+                wait::rollout(
+                    &client,
+                    *workload,
+                    namespace,
+                    name,
+                    *min_replicas,
+                    &what,
+                    *timeout,
+                )
                 .await
-            }
-            Wait::Rollout {
-                workload: Workload::StatefulSet,
-                namespace,
-                name,
-                timeout,
-            } => {
-                let api: Api<StatefulSet> = Api::namespaced(client, namespace);
-                wait::watch_until(api, name, &what, *timeout, wait::statefulset_ready).await
             }
             Wait::Ready {
                 api_version,
@@ -712,7 +703,8 @@ async fn credentials(
 
 /// Creates a Secret the workloads need when it is not there; an existing one is kept (a reused
 /// cluster keeps its passwords).
-async fn ensure_secret(client: &kube::Client, namespace: &str, need: &SecretNeed) -> Result<()> {
+async fn ensure_secret(client: &kube::Client, need: &SecretUse) -> Result<()> {
+    let namespace = need.namespace.as_str();
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     if let Some(existing) = api
         .get_opt(&need.name)

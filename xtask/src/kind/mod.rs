@@ -6,7 +6,6 @@
 
 pub mod addons;
 pub(crate) mod cli;
-pub(crate) mod cluster;
 mod config;
 pub(crate) mod diag;
 pub(crate) mod exec;
@@ -15,20 +14,18 @@ mod plan;
 mod portforward;
 mod redact;
 mod target;
-pub(crate) mod wait;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::PodSpec;
+use camunda_conformance::cluster::apply::{parse_documents, Conflicts};
+use camunda_conformance::cluster::deploy::{self, Rollout, SecretUse};
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
 use crate::artifacts::{workspace_root, Artifacts, Timings};
 use crate::flavour::Flavour;
 use crate::{BackendChoice, E2eArgs, SessionMode};
-use plan::{SecretNeed, Workload};
 
 pub use addons::pin_addons;
 
@@ -118,6 +115,15 @@ impl Settings {
         })
     }
 
+    /// The harness's own clusters converge by taking fields over; somebody's existing cluster
+    /// gets `deploy`'s default: a conflict is an error.
+    pub fn conflicts(&self) -> Conflicts {
+        match self.backend {
+            Backend::Kind | Backend::Kwok => Conflicts::Force,
+            Backend::Existing => Conflicts::Refuse,
+        }
+    }
+
     pub fn context(&self) -> String {
         self.context_override
             .clone()
@@ -171,16 +177,37 @@ pub struct Names {
     pub namespace: String,
     pub deployment: String,
     pub hpa: String,
-    /// The HPA's `minReplicas` (the API's default 1 when unset).
-    pub hpa_min_replicas: Option<i32>,
     pub host: Option<String>,
     pub ingress: String,
     pub service_monitor: String,
-    pub workloads: Vec<(Workload, String, String)>,
+    /// Every Deployment and StatefulSet; the HPA's target counts at its `minReplicas`.
+    pub rollouts: Vec<Rollout>,
     /// Certificates to await: explicit ones and those cert-manager's ingress-shim creates
     /// (named after the Ingress's TLS secret).
     pub certificates: Vec<(String, String)>,
-    pub secrets: Vec<SecretNeed>,
+    /// Every Secret the workloads reference, with what in the overlay provides it.
+    pub secrets: Vec<SecretUse>,
+}
+
+impl Names {
+    /// Referenced Secrets nothing in the overlay provides: on the harness's own clusters it
+    /// generates them per run.
+    pub fn unprovided_secrets(&self) -> Vec<SecretUse> {
+        self.secrets
+            .iter()
+            .filter(|s| s.provider.is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// What `camunda-conformance deploy` does with this overlay.
+    pub fn deploy_plan(&self) -> deploy::Plan {
+        deploy::Plan {
+            docs: self.docs.clone(),
+            secrets: self.secrets.clone(),
+            rollouts: self.rollouts.clone(),
+        }
+    }
 }
 
 /// Images the project builds itself (from `fixtures/image/`), by repository, with their
@@ -293,26 +320,6 @@ impl Names {
         let ingress = single(&docs, "Ingress", &namespace)?;
         let service_monitor = single(&docs, "ServiceMonitor", &namespace)?;
 
-        let mut workloads = Vec::new();
-        let mut pod_specs: Vec<PodSpec> = Vec::new();
-        for doc in &docs {
-            let (workload, spec) = match doc["kind"].as_str() {
-                Some("Deployment") => {
-                    let d: Deployment = serde_json::from_value(doc.clone())
-                        .with_context(|| format!("reading Deployment {}", name_of(doc)))?;
-                    (Workload::Deployment, d.spec.and_then(|s| s.template.spec))
-                }
-                Some("StatefulSet") => {
-                    let s: StatefulSet = serde_json::from_value(doc.clone())
-                        .with_context(|| format!("reading StatefulSet {}", name_of(doc)))?;
-                    (Workload::StatefulSet, s.spec.and_then(|s| s.template.spec))
-                }
-                _ => continue,
-            };
-            workloads.push((workload, namespace_of(doc), name_of(doc)));
-            pod_specs.extend(spec);
-        }
-
         let mut certificates: Vec<(String, String)> = of_kind(&docs, "Certificate")
             .map(|c| (namespace_of(c), name_of(c)))
             .collect();
@@ -331,71 +338,29 @@ impl Names {
         certificates.sort();
         certificates.dedup();
 
-        let shipped: BTreeSet<String> = of_kind(&docs, "Secret").map(name_of).collect();
-        let secrets = secret_needs(&pod_specs, &shipped);
         let host = ingress["spec"]["tls"][0]["hosts"][0]
             .as_str()
             .map(str::to_string);
-        let hpa_min_replicas = Some(
-            hpa["spec"]["minReplicas"]
-                .as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .unwrap_or(1),
-        );
+        let (hpa, ingress, service_monitor) =
+            (name_of(hpa), name_of(ingress), name_of(service_monitor));
+        let deploy::Plan {
+            docs,
+            secrets,
+            rollouts,
+        } = deploy::Plan::new(docs)?;
         Ok(Self {
             namespace,
             deployment: deployment_name,
-            hpa: name_of(hpa),
-            hpa_min_replicas,
+            hpa,
             host,
-            ingress: name_of(ingress),
-            service_monitor: name_of(service_monitor),
-            workloads,
+            ingress,
+            service_monitor,
+            rollouts,
             certificates,
             secrets,
             docs,
         })
     }
-}
-
-/// Secrets referenced by key (env `secretKeyRef`, volume `items`) that the overlay does not ship.
-fn secret_needs(pods: &[PodSpec], shipped: &BTreeSet<String>) -> Vec<SecretNeed> {
-    let mut needs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for pod in pods {
-        let containers = pod
-            .containers
-            .iter()
-            .chain(pod.init_containers.iter().flatten());
-        for env in containers.flat_map(|c| c.env.iter().flatten()) {
-            if let Some(r) = env
-                .value_from
-                .as_ref()
-                .and_then(|v| v.secret_key_ref.as_ref())
-            {
-                if r.optional != Some(true) {
-                    needs
-                        .entry(r.name.clone())
-                        .or_default()
-                        .insert(r.key.clone());
-                }
-            }
-        }
-        for volume in pod.volumes.iter().flatten() {
-            if let Some(secret) = &volume.secret {
-                if let (Some(name), Some(items)) = (&secret.secret_name, &secret.items) {
-                    needs
-                        .entry(name.clone())
-                        .or_default()
-                        .extend(items.iter().map(|i| i.key.clone()));
-                }
-            }
-        }
-    }
-    needs
-        .into_iter()
-        .filter(|(name, _)| !shipped.contains(name))
-        .map(|(name, keys)| SecretNeed { name, keys })
-        .collect()
 }
 
 /// `kubectl kustomize DIR` → documents (local and read-only: the plan needs them too).
@@ -409,8 +374,7 @@ pub(crate) fn render(dir: &Path) -> Result<Vec<Value>> {
     let text = cli::kubectl::kustomize(dir)
         .output()
         .with_context(|| format!("rendering {}", dir.display()))?;
-    cluster::parse_documents(&text)
-        .with_context(|| format!("reading what {} renders to", dir.display()))
+    parse_documents(&text).with_context(|| format!("reading what {} renders to", dir.display()))
 }
 
 pub fn e2e(

@@ -1,17 +1,19 @@
 //! The run as data: every command, fetched manifest (with its pin), applied object and wait, in
 //! order. `--plan` prints it; the executor runs the very same list, so the two cannot drift.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use camunda_conformance::cluster::apply::{Conflicts, FIELD_MANAGER};
+use camunda_conformance::cluster::deploy;
+pub use camunda_conformance::cluster::deploy::SecretUse;
+pub use camunda_conformance::cluster::wait::Workload;
 use serde_json::Value;
 
 use super::addons::{self, Addon, ADDONS};
 use super::cli::{docker, kind, kubectl, Cmd};
-use super::cluster::FIELD_MANAGER;
 use super::config::Cluster;
 use super::diag;
 use super::{Backend, Names, Settings};
@@ -49,27 +51,16 @@ impl Tool {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    Deployment,
-    StatefulSet,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub enum Wait {
+    /// `min_replicas`: the HPA's Deployment has no `replicas` (the HPA owns the count), so the
+    /// API server creates it at 1 and it "rolls out" at 1/1 before the HPA raises it to
+    /// minReplicas. Rolled out counts only at `min_replicas` or more.
     Rollout {
         workload: Workload,
         namespace: String,
         name: String,
-        timeout: Duration,
-    },
-    /// The HPA's Deployment: it has no `replicas` (the HPA owns the count), so the API server
-    /// creates it at 1 and it "rolls out" at 1/1 before the HPA raises it to minReplicas.
-    /// Rolled out counts only at `min_replicas` or more.
-    ScaledRollout {
-        namespace: String,
-        name: String,
-        min_replicas: i32,
+        min_replicas: Option<i32>,
         timeout: Duration,
     },
     /// `status.conditions[type=Ready]` True (cert-manager Certificate, ClusterIssuer).
@@ -88,14 +79,6 @@ pub enum Wait {
         name: &'static str,
         timeout: Duration,
     },
-}
-
-/// A Secret the workloads reference and the overlay does not ship: created once with generated
-/// values (kept on reuse), never printed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretNeed {
-    pub name: String,
-    pub keys: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -133,9 +116,16 @@ pub enum Step {
         retry_for: Option<Duration>,
     },
     Wait(Wait),
+    /// `existing`: what `camunda-conformance deploy` does (no Secret created, conflicts
+    /// refused), the waits bounded by `timeout` together.
+    Deploy {
+        plan: deploy::Plan,
+        timeout: Duration,
+    },
+    /// Secrets the workloads reference and the overlay does not provide: created once with
+    /// generated values (kept on reuse), never printed.
     EnsureSecrets {
-        namespace: String,
-        secrets: Vec<SecretNeed>,
+        secrets: Vec<SecretUse>,
     },
     Connect,
     PrometheusTargetsUp {
@@ -177,6 +167,7 @@ fn rollout(workload: Workload, namespace: &str, name: &str, timeout: Duration) -
         workload,
         namespace: namespace.into(),
         name: name.into(),
+        min_replicas: None,
         timeout,
     })
 }
@@ -317,29 +308,53 @@ fn prerequisite_steps() -> Vec<Step> {
     ]
 }
 
-fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
-    let mut steps = vec![Step::EnsureSecrets {
-        namespace: names.namespace.clone(),
-        secrets: names.secrets.clone(),
-    }];
+/// kind and kwok: the harness's throw-away cluster, where it generates the Secrets the overlay
+/// does not provide and takes fields over.
+fn own_cluster_deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let generated = names.unprovided_secrets();
+    let namespaces: Vec<Value> = names
+        .docs
+        .iter()
+        .filter(|d| d["kind"] == "Namespace")
+        .cloned()
+        .collect();
+    // The generated Secrets go into the stack's namespaces, which must exist first.
+    if !generated.is_empty() && !namespaces.is_empty() {
+        steps.push(Step::Apply {
+            what: "the stack's namespaces (for its generated Secrets)".into(),
+            docs: namespaces,
+            retry_for: None,
+        });
+    }
+    steps.push(Step::EnsureSecrets { secrets: generated });
     steps.push(Step::Apply {
         what: format!("the stack from {}", settings.overlay.display()),
         docs: names.docs.clone(),
         retry_for: None,
     });
-    for (workload, namespace, name) in &names.workloads {
-        let hpa_target = *workload == Workload::Deployment
-            && *namespace == names.namespace
-            && *name == names.deployment;
-        match names.hpa_min_replicas {
-            Some(min_replicas) if hpa_target => steps.push(Step::Wait(Wait::ScaledRollout {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                min_replicas,
-                timeout: STACK_ROLLOUT,
-            })),
-            _ => steps.push(rollout(*workload, namespace, name, STACK_ROLLOUT)),
-        }
+    for rollout in &names.rollouts {
+        steps.push(Step::Wait(Wait::Rollout {
+            workload: rollout.workload,
+            namespace: rollout.namespace.clone(),
+            name: rollout.name.clone(),
+            min_replicas: rollout.min_replicas,
+            timeout: STACK_ROLLOUT,
+        }));
+    }
+    steps
+}
+
+fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if settings.backend == Backend::Existing {
+        // Somebody's cluster: exactly what `camunda-conformance deploy` does there.
+        steps.push(Step::Deploy {
+            plan: names.deploy_plan(),
+            timeout: STACK_ROLLOUT,
+        });
+    } else {
+        steps.extend(own_cluster_deploy_steps(settings, names));
     }
     if settings.backend == Backend::Kwok {
         steps.push(Step::StandInForCertManager {
@@ -466,16 +481,16 @@ fn yaml(docs: &[Value]) -> String {
 impl Wait {
     pub fn describe(&self) -> String {
         match self {
-            Wait::Rollout { workload, namespace, name, timeout } => format!(
+            Wait::Rollout { namespace, name, min_replicas: Some(min_replicas), timeout, .. } => format!(
+                "Deployment {namespace}/{name} scaled to at least the HPA's minReplicas {min_replicas} and rolled out (every replica updated, ready and available), at most {}s",
+                timeout.as_secs()
+            ),
+            Wait::Rollout { workload, namespace, name, timeout, .. } => format!(
                 "{workload:?} {namespace}/{name} rolled out ({}), at most {}s",
                 match workload {
                     Workload::Deployment => "observedGeneration current; every replica updated, ready and available; no old one left",
                     Workload::StatefulSet => "observedGeneration current; every replica ready on the update revision",
                 },
-                timeout.as_secs()
-            ),
-            Wait::ScaledRollout { namespace, name, min_replicas, timeout } => format!(
-                "Deployment {namespace}/{name} scaled to at least the HPA's minReplicas {min_replicas} and rolled out (every replica updated, ready and available), at most {}s",
                 timeout.as_secs()
             ),
             Wait::Ready { kind, namespace, name, timeout, .. } => format!(
@@ -497,7 +512,13 @@ impl Step {
     /// The step as `--plan` shows it: a title, then the commands (`$ `) and manifests it uses.
     pub fn describe(&self, settings: &Settings, names: &Names) -> String {
         let mut out = String::new();
-        let apply_note = format!("server-side apply, field manager {FIELD_MANAGER}, forced");
+        let apply_note = format!(
+            "server-side apply, field manager {FIELD_MANAGER}, {}",
+            match settings.conflicts() {
+                Conflicts::Force => "conflicts forced",
+                Conflicts::Refuse => "conflicts refused",
+            }
+        );
         match self {
             Step::Preflight(tools) => {
                 out.push_str("preflight: the tools answer (versions printed)\n");
@@ -582,18 +603,59 @@ impl Step {
             Step::Wait(wait) => {
                 let _ = writeln!(out, "wait: {}", wait.describe());
             }
-            Step::EnsureSecrets { namespace, secrets } => {
+            Step::Deploy { plan, timeout } => {
+                let _ = writeln!(
+                    out,
+                    "deploy {} as `camunda-conformance deploy --kube-context {} {}` does ({apply_note}; creates no Secret)",
+                    settings.overlay.display(),
+                    settings.context(),
+                    settings.overlay.display()
+                );
+                for secret in plan.secrets.iter().filter(|s| !s.shipped()) {
+                    let keys: Vec<&str> = secret.keys.iter().map(String::as_str).collect();
+                    let _ = match &secret.provider {
+                        None => writeln!(
+                            out,
+                            "    {}: must exist already with keys [{}], else stop before applying",
+                            secret.describe(),
+                            keys.join(", ")
+                        ),
+                        Some(by) => writeln!(
+                            out,
+                            "    {}: awaited from {by} (its operator creates it)",
+                            secret.describe()
+                        ),
+                    };
+                }
+                let _ = writeln!(out, "    apply {} objects:", plan.docs.len());
+                out.push_str(&indent(&yaml(&plan.docs), "    | "));
+                for rollout in &plan.rollouts {
+                    let _ = writeln!(
+                        out,
+                        "    wait: {:?} {}/{} rolled out{}",
+                        rollout.workload,
+                        rollout.namespace,
+                        rollout.name,
+                        rollout
+                            .min_replicas
+                            .map(|m| format!(" at the HPA's minReplicas {m} or more"))
+                            .unwrap_or_default()
+                    );
+                }
+                let _ = writeln!(out, "    the waits together at most {}s", timeout.as_secs());
+            }
+            Step::EnsureSecrets { secrets } => {
                 if secrets.is_empty() {
                     out.push_str(
-                        "secrets: the overlay ships every Secret its workloads reference\n",
+                        "secrets: the overlay provides every Secret its workloads reference\n",
                     );
                 }
                 for secret in secrets {
                     let keys: Vec<&str> = secret.keys.iter().map(String::as_str).collect();
                     let _ = writeln!(
                         out,
-                        "Secret {namespace}/{}: kept if present, else created with generated values for [{}] (values never printed)",
-                        secret.name,
+                        "{}: kept if present, else created with generated values for [{}] (values never printed)",
+                        secret.describe(),
                         keys.join(", ")
                     );
                 }

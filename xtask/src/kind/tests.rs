@@ -7,6 +7,7 @@ use clap::Parser;
 
 use super::plan::{self, Step, Workload};
 use super::*;
+use camunda_conformance::cluster::deploy::Rollout;
 
 fn args(line: &str) -> E2eArgs {
     let argv = std::iter::once("xtask").chain(line.split_whitespace());
@@ -22,7 +23,7 @@ fn args(line: &str) -> E2eArgs {
 fn rendered() -> Vec<Value> {
     let text =
         std::fs::read_to_string(workspace_root().join("fixtures/kube/e2e-rendered.yaml")).unwrap();
-    cluster::parse_documents(&text).unwrap()
+    parse_documents(&text).unwrap()
 }
 
 /// Settings with an explicit overlay, so that these tests do not depend on manifests/.
@@ -53,19 +54,17 @@ fn names_come_from_the_rendered_overlay() {
         ["camunda-conformance/camunda:e2e /images/Dockerfile"]
     );
     assert_eq!(names.host.as_deref(), Some("camunda.test"));
+    let rollout = |workload, name: &str, min_replicas| Rollout {
+        workload,
+        namespace: "camunda".into(),
+        name: name.into(),
+        min_replicas,
+    };
     assert_eq!(
-        names.workloads,
-        vec![
-            (
-                Workload::Deployment,
-                "camunda".to_string(),
-                "camunda".to_string()
-            ),
-            (
-                Workload::StatefulSet,
-                "camunda".to_string(),
-                "postgres".to_string()
-            ),
+        names.rollouts,
+        [
+            rollout(Workload::Deployment, "camunda", Some(2)),
+            rollout(Workload::StatefulSet, "postgres", None),
         ]
     );
     // ingress-shim's Certificate is named after the TLS secret.
@@ -74,7 +73,7 @@ fn names_come_from_the_rendered_overlay() {
         vec![("camunda".to_string(), "camunda-tls".to_string())]
     );
     let needs: Vec<(String, Vec<String>)> = names
-        .secrets
+        .unprovided_secrets()
         .iter()
         .map(|s| (s.name.clone(), s.keys.iter().cloned().collect()))
         .collect();
@@ -234,8 +233,12 @@ fn kind_steps_come_in_dependency_order() {
         &|s| matches!(s, Step::InstallAddon { addon, .. } if addon.name == "cert-manager"),
     );
     let ca = position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("test CA")));
+    let namespaces = position(
+        &|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack's namespaces")),
+    );
+    let secrets = position(&|s| matches!(s, Step::EnsureSecrets { .. }));
     let stack =
-        position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack")));
+        position(&|s| matches!(s, Step::Apply { what, .. } if what.starts_with("the stack from")));
     let connect = position(&|s| matches!(s, Step::Connect));
     let suites = position(&|s| matches!(s, Step::RunSuites { .. }));
     assert!(
@@ -243,6 +246,10 @@ fn kind_steps_come_in_dependency_order() {
         "validate, cluster, image, addons"
     );
     assert!(cert_manager < ca && ca < stack && stack < connect && connect < suites);
+    assert!(
+        namespaces < secrets && secrets < stack,
+        "the generated Secrets need their namespace and come before the workloads"
+    );
     assert!(matches!(plan.steps[0], Step::Preflight(ref tools) if tools.len() == 3));
 }
 
@@ -276,7 +283,21 @@ fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
         "{text}"
     );
     assert!(text.contains("camunda-conformance validate"), "{text}");
-    assert!(text.contains("apply the stack from"), "{text}");
+    assert!(
+        text.contains("camunda-conformance deploy --kube-context staging /tmp/overlay` does (server-side apply, field manager camunda-conformance, conflicts refused; creates no Secret)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Secret camunda/camunda-db: must exist already with keys [password, username], else stop before applying"),
+        "{text}"
+    );
+    assert!(!text.contains("generated values"), "{text}");
+    assert!(
+        text.contains(
+            "wait: Deployment camunda/camunda rolled out at the HPA's minReplicas 2 or more"
+        ),
+        "{text}"
+    );
     assert!(text.contains("--context staging"), "{text}");
 
     let only_test = settings(
@@ -286,7 +307,10 @@ fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
     let plan = plan::build(&only_test, &names).unwrap();
     assert!(plan.steps.iter().all(|s| !matches!(
         s,
-        Step::Apply { .. } | Step::Validate { .. } | Step::EnsureSecrets { .. }
+        Step::Apply { .. }
+            | Step::Validate { .. }
+            | Step::EnsureSecrets { .. }
+            | Step::Deploy { .. }
     )));
     assert!(plan
         .steps

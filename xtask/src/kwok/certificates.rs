@@ -13,8 +13,8 @@ use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
 
-use crate::kind::cluster::{Applier, FIELD_MANAGER};
 use crate::local::tls::Pki;
+use camunda_conformance::cluster::apply::{Applier, FIELD_MANAGER};
 
 /// The reason on the Ready condition the stand-in sets.
 pub const REASON: &str = "IssuedByHarness";

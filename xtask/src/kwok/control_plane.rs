@@ -15,10 +15,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kind::cluster::parse_documents;
 use crate::local::ports::Ports;
 use crate::local::supervisor::{self, Supervisor};
 use crate::local::wait::{self, Probe};
+use camunda_conformance::cluster::apply::parse_documents;
 use camunda_conformance_controlplane::apiserver::{self, arg, kubeconfig_yaml};
 use camunda_conformance_controlplane::build::{module_dir, Binaries};
 use camunda_conformance_controlplane::pins;

@@ -12,9 +12,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use camunda_conformance::cluster::deploy;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::Api;
 use serde_json::{json, Value};
 
@@ -23,8 +25,9 @@ use super::control_plane::{self, ControlPlane, CONTEXT};
 use super::pins;
 use crate::artifacts::workspace_root;
 use crate::kind::cli::Cmd;
-use crate::kind::cluster::{self, Applier, FIELD_MANAGER};
-use crate::kind::{diag, render, wait};
+use crate::kind::{diag, render};
+use camunda_conformance::cluster::apply::{self as cluster, Applier, Conflicts, FIELD_MANAGER};
+use camunda_conformance::cluster::wait;
 
 const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
 
@@ -59,7 +62,7 @@ pub fn run() -> Result<bool> {
 /// Runs every test in order; returns how many failed.
 async fn tests(work: &Path, plane: &ControlPlane) -> Result<usize> {
     let client = camunda_conformance::cluster::connect(Some(CONTEXT)).await?;
-    let mut applier = Applier::new(client.clone());
+    let mut applier = Applier::new(client.clone(), Conflicts::Force);
     let mut failed = 0;
     let mut report = |name: &str, started: Instant, result: Result<String>| match result {
         Ok(seen) => println!(
@@ -121,6 +124,34 @@ async fn tests(work: &Path, plane: &ControlPlane) -> Result<usize> {
     let started = Instant::now();
     let result = the_hpa_target_is_awaited_at_min_replicas(&mut applier, &client).await;
     report("the_hpa_target_is_awaited_at_min_replicas", started, result);
+
+    let started = Instant::now();
+    let result = deploy_refuses_a_conflict_unless_forced(&client).await;
+    report("deploy_refuses_a_conflict_unless_forced", started, result);
+
+    let started = Instant::now();
+    let result = deploy_names_a_missing_out_of_band_secret_and_applies_nothing(&client).await;
+    report(
+        "deploy_names_a_missing_out_of_band_secret_and_applies_nothing",
+        started,
+        result,
+    );
+
+    let started = Instant::now();
+    let result = deploy_awaits_an_external_secret_and_never_creates_it(&client).await;
+    report(
+        "deploy_awaits_an_external_secret_and_never_creates_it",
+        started,
+        result,
+    );
+
+    let started = Instant::now();
+    let result = deploy_cli_rolls_out_the_e2e_overlay_and_leaves_nothing_on_disk(&client).await;
+    report(
+        "deploy_cli_rolls_out_the_e2e_overlay_and_leaves_nothing_on_disk",
+        started,
+        result,
+    );
 
     let started = Instant::now();
     let result =
@@ -253,7 +284,7 @@ async fn a_watch_error_is_retried_until_the_deadline(client: &kube::Client) -> R
                 files: &["external-secrets.io_secretstores.yaml"],
                 ..*source
             })?;
-            let mut applier = Applier::new(client);
+            let mut applier = Applier::new(client, Conflicts::Force);
             applier.apply(&crds).await?;
             applier.apply(&[store]).await
         }
@@ -469,5 +500,235 @@ async fn the_hpa_target_is_awaited_at_min_replicas(
     ensure!(replicas >= 2, "the wait ended at {replicas} replicas");
     Ok(format!(
         "rolled out at {replicas} replicas, not at the API server's 1"
+    ))
+}
+
+/// The namespace of the deploy tests (apart from the stack's own `camunda`).
+const DEPLOY_NS: &str = "deploy-tests";
+
+fn namespace(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+/// A Deployment of one replica whose env takes `PASSWORD` from Secret `secret`.
+fn app_with_secret(name: &str, secret: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": DEPLOY_NS},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "registry.example/app:1",
+                    "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}]
+                }]}
+            }
+        }
+    })
+}
+
+fn config_map(value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": DEPLOY_NS},
+        "data": {"level": value}})
+}
+
+fn deploy_plan(docs: Vec<Value>) -> Result<deploy::Plan> {
+    deploy::Plan::new(docs)
+}
+
+/// Another field manager owns `data.level`: deploy refuses, naming the object, the manager and
+/// `--force-conflicts`, and changes nothing; with force it takes the field over.
+async fn deploy_refuses_a_conflict_unless_forced(client: &kube::Client) -> Result<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), DEPLOY_NS);
+    Applier::new(client.clone(), Conflicts::Force)
+        .apply(&[namespace(DEPLOY_NS)])
+        .await?;
+    api.patch(
+        "settings",
+        &PatchParams::apply("platform-team"),
+        &Patch::Apply(&config_map("info")),
+    )
+    .await
+    .context("applying the ConfigMap as platform-team")?;
+    let timeout = Duration::from_secs(30);
+    let plan = deploy_plan(vec![config_map("debug")])?;
+    let err = match deploy::deploy(client, &plan, Conflicts::Refuse, timeout).await {
+        Ok(()) => bail!("deploy took over platform-team's field without --force-conflicts"),
+        Err(err) => format!("{err:#}"),
+    };
+    for expected in [
+        "ConfigMap deploy-tests/settings",
+        "platform-team",
+        "--force-conflicts",
+        ".data.level",
+    ] {
+        ensure!(
+            err.contains(expected),
+            "the refusal does not name {expected:?}: {err}"
+        );
+    }
+    let level = |cm: ConfigMap| cm.data.unwrap_or_default().get("level").cloned();
+    ensure!(
+        level(api.get("settings").await?).as_deref() == Some("info"),
+        "the refused deploy changed the field"
+    );
+    deploy::deploy(client, &plan, Conflicts::Force, timeout).await?;
+    ensure!(
+        level(api.get("settings").await?).as_deref() == Some("debug"),
+        "--force-conflicts did not take the field over"
+    );
+    Ok(format!("refused: {err}; forced: taken over"))
+}
+
+/// A Secret nothing in the bundle provides and the cluster lacks: named with its user, before
+/// anything is applied.
+async fn deploy_names_a_missing_out_of_band_secret_and_applies_nothing(
+    client: &kube::Client,
+) -> Result<String> {
+    let plan = deploy_plan(vec![app_with_secret("needs-secret", "from-the-vault")])?;
+    let err = match deploy::deploy(client, &plan, Conflicts::Refuse, Duration::from_secs(30)).await
+    {
+        Ok(()) => bail!("deploy went ahead without Secret from-the-vault"),
+        Err(err) => format!("{err:#}"),
+    };
+    ensure!(
+        err.contains("Secret deploy-tests/from-the-vault does not exist (referenced by Deployment deploy-tests/needs-secret env PASSWORD)"),
+        "{err}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), DEPLOY_NS);
+    ensure!(
+        deployments.get_opt("needs-secret").await?.is_none(),
+        "the Deployment was applied although its Secret is missing"
+    );
+    Ok(err)
+}
+
+/// An ExternalSecret provides the Secret: deploy waits for its operator (none runs here), times
+/// out saying what it waited for, and never creates the Secret; once the test creates it (as the
+/// operator would), the same deploy rolls out.
+async fn deploy_awaits_an_external_secret_and_never_creates_it(
+    client: &kube::Client,
+) -> Result<String> {
+    let external = json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "db", "namespace": DEPLOY_NS},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "platform-vault"},
+            "target": {"name": "db-from-operator"},
+            "data": [{"secretKey": "password", "remoteRef": {"key": "camunda/database", "property": "password"}}]
+        }
+    });
+    let plan = deploy_plan(vec![
+        external,
+        app_with_secret("external", "db-from-operator"),
+    ])?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), DEPLOY_NS);
+    let err = match deploy::deploy(client, &plan, Conflicts::Refuse, Duration::from_secs(6)).await {
+        Ok(()) => bail!("deploy succeeded although no operator created the Secret"),
+        Err(err) => format!("{err:#}"),
+    };
+    ensure!(
+        err.contains(
+            "waiting for Secret deploy-tests/db-from-operator from ExternalSecret deploy-tests/db"
+        ) && err.contains("timed out")
+            && err.contains("the object does not exist yet"),
+        "{err}"
+    );
+    ensure!(
+        secrets.get_opt("db-from-operator").await?.is_none(),
+        "deploy created the Secret the ExternalSecret provides"
+    );
+    let operator = {
+        let secrets = secrets.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "db-from-operator", "namespace": DEPLOY_NS},
+                "stringData": {"password": "created-by-the-test"}});
+            secrets
+                .patch(
+                    "db-from-operator",
+                    &PatchParams::apply("external-secrets"),
+                    &Patch::Apply(&secret),
+                )
+                .await
+                .context("creating the Secret as the operator would")
+        }
+    };
+    let (deployed, created) = tokio::join!(
+        deploy::deploy(client, &plan, Conflicts::Refuse, Duration::from_secs(120)),
+        operator
+    );
+    created?;
+    deployed.context("deploy once the operator's Secret exists")?;
+    Ok(format!("without the operator: {err}; with it: rolled out"))
+}
+
+/// `camunda-conformance deploy` as a platform team runs it, on the shipped e2e overlay (its
+/// Secrets created out of band first): exit 0, and nothing in its working directory or TMPDIR.
+async fn deploy_cli_rolls_out_the_e2e_overlay_and_leaves_nothing_on_disk(
+    client: &kube::Client,
+) -> Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "camunda");
+    for name in ["camunda-db", "camunda-admin"] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "camunda"},
+            "stringData": {"username": "conformance", "password": "out-of-band-test"}});
+        secrets
+            .patch(
+                name,
+                &PatchParams::apply("platform-team"),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .with_context(|| format!("creating Secret camunda/{name} out of band"))?;
+    }
+    let cli = tokio::task::block_in_place(crate::conformance::build_cli)?;
+    let cwd = tempfile::tempdir().context("creating a working directory")?;
+    let tmp = tempfile::tempdir().context("creating a TMPDIR")?;
+    let overlay = overlay("e2e").display().to_string();
+    let cmd = Cmd::new(
+        cli.display().to_string(),
+        [
+            "deploy",
+            "--kube-context",
+            CONTEXT,
+            "--timeout",
+            "3m",
+            &overlay,
+        ],
+    )
+    .env("TMPDIR", tmp.path().display().to_string())
+    .dir(cwd.path())
+    .timeout(Duration::from_secs(240));
+    let out = tokio::task::block_in_place(|| cmd.capture())?;
+    ensure!(
+        out.success,
+        "deploy failed: {}\n{}",
+        out.stderr.trim(),
+        out.stdout.trim()
+    );
+    ensure!(
+        out.stdout.contains("rolled out") && out.stdout.contains("deployed "),
+        "{}",
+        out.stdout
+    );
+    let left: Vec<_> = [cwd.path(), tmp.path()]
+        .iter()
+        .flat_map(|d| crate::artifacts::files_below(d).unwrap_or_default())
+        .collect();
+    ensure!(left.is_empty(), "deploy left files behind: {left:?}");
+    let waits: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(": done in"))
+        .map(str::trim)
+        .collect();
+    Ok(format!(
+        "exit 0, nothing left in its working directory or TMPDIR; {}",
+        waits.join("; ")
     ))
 }

@@ -1,5 +1,5 @@
-//! The cluster through kube-rs: connecting to a kubeconfig context and server-side applying
-//! manifests (idempotent: applying the same objects again changes nothing).
+//! Server-side apply through kube-rs (idempotent: applying the same objects again changes
+//! nothing), shared by `deploy` and the harness's kind/kwok/existing backends.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -70,16 +70,29 @@ fn gvk_of(doc: &Value) -> Result<GroupVersionKind> {
     Ok(GroupVersionKind::gvk(group, version, kind))
 }
 
+/// What server-side apply does with a field another field manager owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conflicts {
+    /// Stop with an error naming the object, the owning manager and the field: a cluster
+    /// somebody else also manages (`deploy` without `--force-conflicts`).
+    Refuse,
+    /// Take the fields over: the harness's own clusters, where an earlier run or kubectl left
+    /// them, so that re-applying converges (`deploy --force-conflicts`).
+    Force,
+}
+
 /// Applies documents with server-side apply, resolving each kind through discovery once.
 pub struct Applier {
     client: Client,
+    conflicts: Conflicts,
     resolved: HashMap<(String, String, String), (ApiResource, ApiCapabilities)>,
 }
 
 impl Applier {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, conflicts: Conflicts) -> Self {
         Self {
             client,
+            conflicts,
             resolved: HashMap::new(),
         }
     }
@@ -182,12 +195,17 @@ impl Applier {
             .as_str()
             .ok_or_else(|| anyhow!("{what} has no name"))?;
         let api = self.api_for(doc).await?;
-        // force: take over fields an earlier run or kubectl left, so re-applying converges.
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &params, &Patch::Apply(doc))
-            .await
-            .with_context(|| format!("applying {what}"))?;
-        Ok(())
+        let params = match self.conflicts {
+            Conflicts::Force => PatchParams::apply(FIELD_MANAGER).force(),
+            Conflicts::Refuse => PatchParams::apply(FIELD_MANAGER),
+        };
+        match api.patch(name, &params, &Patch::Apply(doc)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(response)) if response.code == 409 => {
+                Err(anyhow!(conflict_message(&what, &response.message)))
+            }
+            Err(err) => Err(err).with_context(|| format!("applying {what}")),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -195,9 +213,46 @@ impl Applier {
     }
 }
 
+/// The API server's conflict text names the managers and fields (`conflict with "kubectl-edit"
+/// using apps/v1: .spec.replicas`); the error says which object and what to do about it.
+fn conflict_message(what: &str, server: &str) -> String {
+    let managers: Vec<&str> = server
+        .split("conflict with \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let owners = if managers.is_empty() {
+        "another field manager".to_string()
+    } else {
+        format!("field manager {}", managers.join(", "))
+    };
+    format!(
+        "applying {what}: {owners} owns fields this apply sets ({server}); not taking them over: \
+         pass --force-conflicts to make {FIELD_MANAGER} their owner"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conflict_names_the_object_the_owner_and_the_way_out() {
+        let text = conflict_message(
+            "Deployment camunda/camunda",
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.template.spec.containers[name=\"camunda\"].image",
+        );
+        assert!(
+            text.starts_with(
+                "applying Deployment camunda/camunda: field manager kubectl-edit owns fields"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(".image") && text.contains("--force-conflicts"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn documents_are_split_lists_flattened_and_blanks_dropped() {

@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::runtime::wait::await_condition;
-use kube::{Api, Resource};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -28,14 +28,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn pending(seen: impl Into<String>) -> Self {
+    pub fn pending(seen: impl Into<String>) -> Self {
         Self {
             done: false,
             failed: None,
             seen: seen.into(),
         }
     }
-    pub(crate) fn done(seen: impl Into<String>) -> Self {
+    pub fn done(seen: impl Into<String>) -> Self {
         Self {
             done: true,
             failed: None,
@@ -223,6 +223,53 @@ pub fn prometheus_targets_up(targets: &Value, job: &str, expected: usize) -> Pro
     }
 }
 
+/// The workloads whose rollout is awaited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Deployment,
+    StatefulSet,
+}
+
+impl Workload {
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "Deployment" => Some(Self::Deployment),
+            "StatefulSet" => Some(Self::StatefulSet),
+            _ => None,
+        }
+    }
+}
+
+/// Waits for a workload's rollout: a Deployment with `min_replicas` (an HPA's target, whose
+/// count the HPA owns) counts only once scaled to at least that.
+pub async fn rollout(
+    client: &Client,
+    workload: Workload,
+    namespace: &str,
+    name: &str,
+    min_replicas: Option<i32>,
+    what: &str,
+    timeout: Duration,
+) -> Result<()> {
+    match (workload, min_replicas) {
+        (Workload::Deployment, Some(min)) => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            watch_until(api, name, what, timeout, move |d: &Deployment| {
+                deployment_scaled_and_rolled_out(d, min)
+            })
+            .await
+        }
+        (Workload::Deployment, None) => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            watch_until(api, name, what, timeout, deployment_rolled_out).await
+        }
+        (Workload::StatefulSet, _) => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            watch_until(api, name, what, timeout, statefulset_ready).await
+        }
+    }
+}
+
 /// How often a wait without news says it is still waiting.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Pause before a failed watch is started again.
@@ -397,7 +444,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kind::fixtures;
+
+    mod fixtures {
+        /// A recorded API object from `fixtures/kube/`.
+        pub fn load<T: serde::de::DeserializeOwned>(name: &str) -> T {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/kube")
+                .join(name);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }
+    }
 
     #[test]
     fn the_hpa_target_is_rolled_out_only_at_min_replicas() {
