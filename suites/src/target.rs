@@ -9,7 +9,8 @@
 //! base_url = "https://camunda.test:18443"  # https; its port must equal connect_to's
 //! connect_to = "127.0.0.1:18443"           # optional: the host resolves here, no DNS
 //! http_url = "http://camunda.test:18080"   # optional: must redirect to https
-//! ca_file = "ca.pem"                       # the only CA trusted for the ingress
+//! ca_file = "ca.pem"                       # optional: the only CA trusted for the ingress;
+//!                                          # absent: the system's roots (public certificates)
 //! webapp_path = "/camunda"                 # default; forks use /operaton, /webapp
 //! rest_path = "/engine-rest"               # default
 //! [sessions]
@@ -130,8 +131,9 @@ pub struct Ingress {
     /// The plain HTTP entry that must redirect to HTTPS. Absent: the redirect check is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_url: Option<String>,
-    /// The only CA the suites trust for the ingress (PEM).
-    pub ca_file: PathBuf,
+    /// The only CA the suites trust for the ingress (PEM). Absent: the platform's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "default_webapp_path")]
     pub webapp_path: String,
     #[serde(default = "default_rest_path")]
@@ -179,6 +181,10 @@ pub struct Credentials {
     /// Only so that an inline password gets a precise error instead of "unknown field".
     #[serde(default, skip_serializing)]
     password: Option<toml::Value>,
+    /// Read by `run --kube-context` from the cluster's Secret: held in memory only, never
+    /// serialised (a written description names `password_env` or `password_file` instead).
+    #[serde(skip)]
+    in_memory: Option<Secret>,
 }
 
 impl Credentials {
@@ -188,6 +194,18 @@ impl Credentials {
             password_file: Some(password_file.into()),
             password_env: None,
             password: None,
+            in_memory: None,
+        }
+    }
+
+    /// A password that exists only in this process.
+    pub fn in_memory(username: impl Into<String>, password: String) -> Self {
+        Self {
+            username: username.into(),
+            password_file: None,
+            password_env: None,
+            password: None,
+            in_memory: Some(Secret(password)),
         }
     }
 
@@ -197,11 +215,15 @@ impl Credentials {
             password_file: None,
             password_env: Some(variable.into()),
             password: None,
+            in_memory: None,
         }
     }
 
     /// Reads the password (a file's trailing newline is not part of it).
     pub(crate) fn password(&self) -> Result<Secret> {
+        if let Some(secret) = &self.in_memory {
+            return Ok(secret.clone());
+        }
         let value = match (&self.password_file, &self.password_env) {
             (Some(file), None) => std::fs::read_to_string(file)
                 .with_context(|| format!("reading credentials.password_file {}", file.display()))?
@@ -362,7 +384,9 @@ impl Target {
                 *p = base.join(&*p);
             }
         };
-        absolute(&mut self.ingress.ca_file);
+        if let Some(file) = &mut self.ingress.ca_file {
+            absolute(file);
+        }
         if let Some(file) = &mut self.credentials.password_file {
             absolute(file);
         }
@@ -378,6 +402,7 @@ impl Target {
             bail!("credentials.password: an inline password is not allowed; use password_file or password_env");
         }
         match (&creds.password_file, &creds.password_env) {
+            (None, None) if creds.in_memory.is_some() => {}
             (None, None) => bail!("credentials: one of password_file and password_env is required"),
             (Some(_), Some(_)) => {
                 bail!("credentials: password_file and password_env are exclusive; give one")
@@ -571,7 +596,7 @@ allowed = true
         assert_eq!(target.ingress.webapp_path, "/camunda");
         assert_eq!(target.ingress.rest_path, "/engine-rest");
         assert_eq!(target.sessions.affinity_cookie, "INGRESSCOOKIE");
-        assert_eq!(target.ingress.ca_file, dir.path().join("ca.pem"));
+        assert_eq!(target.ingress.ca_file, Some(dir.path().join("ca.pem")));
         assert_eq!(
             target.replicas[0].stop,
             Some(StopHandle::Signal { pid: 1234 })

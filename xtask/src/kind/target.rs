@@ -266,7 +266,7 @@ pub fn build(inputs: Inputs<'_>) -> Result<Target> {
             http_url: inputs
                 .http
                 .map(|addr| format!("http://{host}{}", port_suffix(addr, 80))),
-            ca_file: inputs.ca_file,
+            ca_file: Some(inputs.ca_file),
             webapp_path: inputs.ingress.webapp_path.clone(),
             rest_path: inputs.ingress.rest_path.clone(),
         },

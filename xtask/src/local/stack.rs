@@ -178,7 +178,7 @@ impl StackState {
                     https,
                 )),
                 http_url: Some(format!("http://{HOST}:{}", self.nginx.http_port)),
-                ca_file: self.ca_file(),
+                ca_file: Some(self.ca_file()),
                 webapp_path: self.flavour.webapp_path().into(),
                 rest_path: self.flavour.rest_path().into(),
             },
