@@ -1,5 +1,8 @@
 //! A live cluster through kube-rs: what `run --kube-context` and `deploy` share.
 
+pub mod discover;
+pub mod portforward;
+
 use anyhow::{Context, Result};
 use kube::config::KubeConfigOptions;
 use kube::{Client, Config};
