@@ -1009,7 +1009,7 @@ mod tests {
         // the container port named `metrics`.
         let scrape = scrape_facts(
             "camunda",
-            &[monitor.clone()],
+            std::slice::from_ref(&monitor),
             &[],
             &services.items,
             &deployment,
@@ -1090,6 +1090,25 @@ mod tests {
             Some("camunda-hpa")
         );
         assert_eq!(hpa_of(&[hpa], "other"), None);
+    }
+
+    #[test]
+    fn simulated_pods_allow_exactly_the_skips_they_cause() {
+        let skips = simulated_skips();
+        let checks: Vec<&str> = skips.iter().map(|s| s.check.as_str()).collect();
+        assert_eq!(
+            checks,
+            [
+                "metrics.*",
+                "auth.*",
+                "tls.*",
+                "cluster.*",
+                "sessions.*",
+                "scaling.new-pods-ready",
+                "scaling.sessions-during-scale-out"
+            ]
+        );
+        assert!(skips.iter().all(|s| !s.reason.is_empty()));
     }
 
     #[test]

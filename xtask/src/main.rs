@@ -118,6 +118,10 @@ pub struct E2eArgs {
     /// existing: the kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
+    /// existing: the CA (PEM) the ingress certificate must verify against; default: the
+    /// system's roots (never the Ingress's own TLS Secret).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// existing: only test what is deployed.
     #[arg(long)]
     pub no_deploy: bool,

@@ -409,7 +409,12 @@ password_env = "UNSET"
         target.validate().unwrap();
         assert!(target.ingress.ca_file.is_none());
         if let Ok(http) = crate::http::Http::new(&target) {
-            let err = http.ingress.get(target.rest_url("/engine")).send().await.unwrap_err();
+            let err = http
+                .ingress
+                .get(target.rest_url("/engine"))
+                .send()
+                .await
+                .unwrap_err();
             let chain = format!("{:?}", anyhow::Error::from(err));
             assert!(chain.to_lowercase().contains("certificate"), "{chain}");
         }

@@ -12,9 +12,7 @@ pub(crate) mod diag;
 pub(crate) mod exec;
 mod interrupt;
 mod plan;
-mod portforward;
 mod redact;
-mod target;
 pub(crate) mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +44,9 @@ pub struct Settings {
     pub cluster: String,
     /// `--context` (existing); kind uses its own context name.
     pub context_override: Option<String>,
+    /// `--ca` (existing): the CA the ingress certificate must verify against; default: the
+    /// system's roots.
+    pub ca: Option<PathBuf>,
     pub overlay: PathBuf,
     pub http_port: u16,
     pub https_port: u16,
@@ -83,6 +84,9 @@ impl Settings {
                 (backend == Backend::Kwok).then_some(own)
             }
         };
+        if backend != Backend::Existing && args.ca.is_some() {
+            bail!("--ca is for --backend existing (this backend trusts the test CA it made)");
+        }
         if backend != Backend::Existing && args.no_deploy {
             bail!("--no-deploy is for --backend existing (this backend's cluster starts empty)");
         }
@@ -103,6 +107,7 @@ impl Settings {
             backend,
             cluster: config::CLUSTER_NAME.to_string(),
             context_override,
+            ca: args.ca.clone(),
             overlay,
             http_port: args.http_port,
             https_port: args.https_port,
@@ -175,7 +180,6 @@ pub struct Names {
     pub hpa_min_replicas: Option<i32>,
     pub host: Option<String>,
     pub ingress: String,
-    pub service_monitor: String,
     pub workloads: Vec<(Workload, String, String)>,
     /// Certificates to await: explicit ones and those cert-manager's ingress-shim creates
     /// (named after the Ingress's TLS secret).
@@ -291,7 +295,8 @@ impl Names {
         serde_json::from_value::<Deployment>(deployment_doc.clone())
             .with_context(|| format!("reading Deployment {namespace}/{deployment_name}"))?;
         let ingress = single(&docs, "Ingress", &namespace)?;
-        let service_monitor = single(&docs, "ServiceMonitor", &namespace)?;
+        // Discovery finds it in the cluster; the plan refuses an overlay without exactly one.
+        single(&docs, "ServiceMonitor", &namespace)?;
 
         let mut workloads = Vec::new();
         let mut pod_specs: Vec<PodSpec> = Vec::new();
@@ -349,7 +354,6 @@ impl Names {
             hpa_min_replicas,
             host,
             ingress: name_of(ingress),
-            service_monitor: name_of(service_monitor),
             workloads,
             certificates,
             secrets,
