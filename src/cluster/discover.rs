@@ -522,16 +522,37 @@ async fn list_custom(
         plural: plural.into(),
     };
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    match api.list(&ListParams::default()).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .map(|o| serde_json::to_value(o).context("serialising a listed object"))
-            .collect(),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-        Err(err) => Err(err).with_context(|| format!("listing {kind}s of namespace {ns}")),
+    let started = std::time::Instant::now();
+    loop {
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                return list
+                    .items
+                    .iter()
+                    .map(|o| serde_json::to_value(o).context("serialising a listed object"))
+                    .collect()
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+            // A CRD installed a moment ago answers 429 "storage is (re)initializing" at first.
+            Err(kube::Error::Api(status))
+                if status.code == 429 && started.elapsed() < STORAGE_READY_WITHIN =>
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "listing {kind}s of namespace {ns} (after {}s)",
+                        started.elapsed().as_secs()
+                    )
+                })
+            }
+        }
     }
 }
+
+/// How long a freshly installed CRD's storage may answer 429 before that is an error.
+const STORAGE_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn list<K>(client: &Client, ns: &str, what: &str) -> Result<Vec<K>>
 where
