@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use camunda_conformance_suites::{
-    AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus,
-    Replica, SessionMode, Sessions, StopHandle, Suite, Target,
+    AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Metrics,
+    Prometheus, Replica, SessionMode, Sessions, StopHandle, Suite, Target,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -385,6 +385,18 @@ pub fn scrape_facts(
         "namespace {ns}: no ServiceMonitor (spec.selector.matchLabels of a Service selecting the pods) or PodMonitor (spec.selector.matchLabels {pod_labels:?}) scrapes Deployment {}",
         deployment.metadata.name.as_deref().unwrap_or("?")
     )
+}
+
+/// The series names the monitor's path implies: Spring Boot's Micrometer page, else this
+/// project's jmx_exporter names at that path.
+pub fn metrics_names(path: &str) -> Metrics {
+    if path == "/actuator/prometheus" {
+        return Metrics::micrometer();
+    }
+    Metrics {
+        path: (path != Metrics::default().path()).then(|| path.to_string()),
+        ..Metrics::default()
+    }
 }
 
 /// The number of a named container port of the Deployment's pods.
@@ -905,6 +917,7 @@ pub async fn discover(client: &Client, request: &Request) -> Result<Discovered> 
         credentials: Credentials::in_memory(username, password.expose().to_string()),
         prometheus,
         replicas,
+        metrics: metrics_names(&scrape.path),
         kubernetes: Some(Kubernetes {
             context: request.context.clone(),
             kubeconfig,
@@ -945,6 +958,7 @@ pub async fn discover(client: &Client, request: &Request) -> Result<Discovered> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use camunda_conformance_suites::MetricsPreset;
     use k8s_openapi::List;
     use serde::de::DeserializeOwned;
 
@@ -1061,6 +1075,13 @@ mod tests {
             ),
             ("camunda/camunda-pods", 9404, "/actuator/prometheus")
         );
+        // A monitor scraping Spring Boot's actuator page picks the micrometer names.
+        assert_eq!(
+            metrics_names(&scrape.path).preset,
+            MetricsPreset::Micrometer
+        );
+        let jmx = metrics_names("/metrics");
+        assert_eq!((jmx.preset, jmx.path), (MetricsPreset::Jmx, None));
 
         let mut elsewhere = monitor;
         elsewhere["spec"]["selector"]["matchLabels"] = serde_json::json!({"app": "camunda-bpm"});

@@ -29,6 +29,12 @@
 //! prometheus_instance = "10.244.0.7:9404"  # optional: when Prometheus scrapes another address
 //! stop = { signal = { pid = 1234 } }       # or { signal_all = { pids = [1234, 1250] } }, or
 //!                                          # { delete_pod = { namespace = "camunda", name = "camunda-0" } }
+//! [metrics]                                # optional: the series the metrics suite requires
+//! preset = "jmx"                           # jmx (default: this project's jmx_exporter rules) |
+//!                                          # micrometer (Spring Boot, /actuator/prometheus)
+//! request_counter = "tomcat_requestcount_total"  # optional overrides of the preset's names:
+//!                                          # jvm_series, request_counter, engine_prefix,
+//!                                          # engine_label ("name=value"), path
 //! [kubernetes]                             # kind/existing: scaling suite and delete_pod
 //! context = "kind-camunda-conformance"     # optional, as is kubeconfig
 //! namespace = "camunda"
@@ -68,6 +74,9 @@ pub struct Target {
     pub prometheus: Option<Prometheus>,
     #[serde(default)]
     pub replicas: Vec<Replica>,
+    /// The series names of the metrics suite.
+    #[serde(default)]
+    pub metrics: Metrics,
     /// Needed by the scaling suite (kind/existing backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<Kubernetes>,
@@ -257,6 +266,92 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What the metrics suite requires of every replica's page: a preset names it all, an explicit
+/// name overrides the preset's (so nobody fails for naming alone).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    #[serde(default)]
+    pub preset: MetricsPreset,
+    /// A JVM series (also the per-replica PromQL query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jvm_series: Option<String>,
+    /// The HTTP request counter, summed over its series (the traffic checks watch it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_counter: Option<String>,
+    /// A process-engine series: a name starting with this...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_prefix: Option<String>,
+    /// ...carrying this label (`name=value`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_label: Option<String>,
+    /// The path of the metrics page on each replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsPreset {
+    /// This project's jmx_exporter rules (`manifests/base/camunda/prometheus-jmx.yml`).
+    #[default]
+    Jmx,
+    /// Spring Boot Actuator with Micrometer's Prometheus registry. Camunda 7's starter has no
+    /// engine meter binder; its job executor is the `camundaTaskExecutor` ThreadPoolTaskExecutor
+    /// bean, which Actuator exposes as `executor_*{name="camundaTaskExecutor"}`.
+    Micrometer,
+}
+
+impl Metrics {
+    pub fn micrometer() -> Self {
+        Self {
+            preset: MetricsPreset::Micrometer,
+            ..Self::default()
+        }
+    }
+
+    fn pick<'a>(&'a self, given: &'a Option<String>, jmx: &'a str, micrometer: &'a str) -> &'a str {
+        given.as_deref().unwrap_or(match self.preset {
+            MetricsPreset::Jmx => jmx,
+            MetricsPreset::Micrometer => micrometer,
+        })
+    }
+
+    pub fn jvm_series(&self) -> &str {
+        self.pick(
+            &self.jvm_series,
+            "jvm_memory_used_bytes",
+            "jvm_memory_used_bytes",
+        )
+    }
+
+    pub fn request_counter(&self) -> &str {
+        self.pick(
+            &self.request_counter,
+            "tomcat_requestcount_total",
+            "http_server_requests_seconds_count",
+        )
+    }
+
+    pub fn engine_prefix(&self) -> &str {
+        self.pick(&self.engine_prefix, "camunda_", "executor_")
+    }
+
+    /// `(name, value)` the engine series must carry, if any.
+    pub fn engine_label(&self) -> Option<(&str, &str)> {
+        let label = match (&self.engine_label, self.preset) {
+            (Some(label), _) => label.as_str(),
+            (None, MetricsPreset::Jmx) => return None,
+            (None, MetricsPreset::Micrometer) => "name=camundaTaskExecutor",
+        };
+        label.split_once('=')
+    }
+
+    pub fn path(&self) -> &str {
+        self.pick(&self.path, "/metrics", "/actuator/prometheus")
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prometheus {
@@ -397,6 +492,14 @@ impl Target {
 
     /// Checks what serde cannot; every error names the field.
     pub fn validate(&self) -> Result<()> {
+        if let Some(label) = &self.metrics.engine_label {
+            if label
+                .split_once('=')
+                .is_none_or(|(name, _)| name.is_empty())
+            {
+                bail!("metrics.engine_label: expected `name=value`, got `{label}`");
+            }
+        }
         let creds = &self.credentials;
         if creds.password.is_some() {
             bail!("credentials.password: an inline password is not allowed; use password_file or password_env");
@@ -670,6 +773,13 @@ allowed = true
 
         let err = error_of(&GOOD.replace("backend = \"local\"", "backend = \"docker\""));
         assert!(err.contains("backend"), "{err}");
+
+        let err = error_of(&format!(
+            "{GOOD}\n[metrics]\nengine_label = \"camundaTaskExecutor\"\n"
+        ));
+        assert!(err.contains("metrics.engine_label"), "{err}");
+        let err = error_of(&format!("{GOOD}\n[metrics]\npreset = \"dropwizard\"\n"));
+        assert!(err.contains("preset"), "{err}");
 
         let err = error_of(&GOOD.replace(
             "password_file = \"password\"",

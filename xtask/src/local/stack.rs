@@ -194,6 +194,8 @@ impl StackState {
                 &self.admin_user,
                 self.admin_password_file(),
             ),
+            // This stack's jmx_exporter rules: the default series names.
+            metrics: suites::Metrics::default(),
             prometheus: Some(suites::Prometheus {
                 url: format!("http://127.0.0.1:{}", self.prometheus.port),
                 job: PROMETHEUS_JOB.into(),
