@@ -11,6 +11,7 @@ mod canary;
 mod command;
 mod conformance;
 mod flavour;
+mod installed;
 mod interrupts;
 mod kind;
 mod kwok;
@@ -42,6 +43,9 @@ enum Command {
     PinAddons,
     /// Test the kind/existing code paths against the kwok backend's real control plane.
     TestControlPlane,
+    /// `cargo install` the CLI, then run it from a folder outside the repository against the
+    /// control plane `e2e --backend kwok --keep` left: validate, discovery, the scaling suite.
+    TestInstalled,
     /// Interrupt the local end-to-end with SIGINT and SIGTERM in each phase; prove nothing is
     /// left and the next run is green.
     TestInterrupts,
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
         Command::PinAddons => kind::pin_addons(),
         Command::TestControlPlane => kwok::live_tests::run(),
         Command::TestInterrupts => interrupts::run(),
+        Command::TestInstalled => installed::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
             BenchWhat::E2e(args) => bench_e2e::run(&args),
