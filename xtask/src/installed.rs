@@ -46,7 +46,7 @@ pub fn run() -> Result<bool> {
     // `cargo install` is what users run; its release build reuses this repository's target
     // folder so that a second run does not rebuild the dependency tree.
     let install_root = tmp.path().join("install");
-    let mut install = cargo();
+    let mut install = crate::conformance::cargo();
     install
         .current_dir(&root)
         .args(["install", "--path", ".", "--locked", "--quiet", "--root"]);
@@ -154,18 +154,6 @@ pub fn run() -> Result<bool> {
     println!("  scaling: exit 0, {passed} checks passed");
     tmp.close().context("removing the temp folder")?;
     Ok(true)
-}
-
-fn cargo() -> Command {
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    // xtask's own cargo variables would make build scripts rebuild (see conformance::build_cli).
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_") && name != "CARGO_HOME" {
-            cargo.env_remove(name.as_ref());
-        }
-    }
-    cargo
 }
 
 /// What the overlay says discovery must find.
