@@ -798,6 +798,23 @@ allowed = true
     }
 
     #[test]
+    fn an_in_memory_password_is_used_but_never_written_or_shown() {
+        let (_dir, target) = load(GOOD);
+        let mut target = target.unwrap();
+        target.credentials = Credentials::in_memory("conformance", "pw-in-memory".into());
+        target.validate().unwrap();
+        assert_eq!(
+            target.credentials.password().unwrap().expose(),
+            "pw-in-memory"
+        );
+        let written = target.to_toml().unwrap();
+        let shown = format!("{target:?}");
+        for text in [&written, &shown] {
+            assert!(!text.contains("pw-in-memory"), "{text}");
+        }
+    }
+
+    #[test]
     fn password_file_is_read_without_its_newline() {
         let (dir, target) = load(GOOD);
         let target = target.unwrap();
