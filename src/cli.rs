@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::report::{self, Format, Sink};
 use crate::{run, validate};
@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Validate kustomize overlays or plain manifests offline (no cluster needed).
     Validate(ValidateArgs),
-    /// Run the live suites against a deployment described by a target file.
+    /// Run the live suites against a deployment: a target file, or discovered from a cluster.
     Run(RunArgs),
     /// Validate an overlay and server-side apply it to a kubeconfig context, then await its
     /// rollout. Takes over no other manager's fields unless told, creates no Secret, writes
@@ -65,10 +65,13 @@ struct ValidateArgs {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["target", "kube_context"])))]
 struct RunArgs {
     /// The target description (TOML) of the deployment under test.
     #[arg(long, value_name = "FILE")]
-    target: PathBuf,
+    target: Option<PathBuf>,
+    #[command(flatten)]
+    discover: run::DiscoverArgs,
     /// Only these suites (comma separated): metrics, auth, tls, sessions, cluster, scaling.
     #[arg(long, value_delimiter = ',', value_name = "SUITE")]
     suite: Vec<String>,
@@ -87,7 +90,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate(args) => validate_command(args),
         Command::Run(args) => run::command(
-            &args.target,
+            args.target.as_deref(),
+            &args.discover,
             &args.suite,
             args.report_dir.as_deref(),
             args.strict,

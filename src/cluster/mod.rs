@@ -2,6 +2,8 @@
 
 pub mod apply;
 pub mod deploy;
+pub mod discover;
+pub mod portforward;
 pub mod wait;
 
 use anyhow::{Context, Result};
@@ -19,4 +21,17 @@ pub async fn connect(context: Option<&str>) -> Result<Client> {
         .await
         .with_context(|| format!("loading kubeconfig context {named}"))?;
     Client::try_from(config).with_context(|| format!("building a client for context {named}"))
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// A recorded API object from `fixtures/kube/`.
+    pub fn load<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/kube")
+            .join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
 }

@@ -445,17 +445,7 @@ where
 mod tests {
     use super::*;
 
-    mod fixtures {
-        /// A recorded API object from `fixtures/kube/`.
-        pub fn load<T: serde::de::DeserializeOwned>(name: &str) -> T {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/kube")
-                .join(name);
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        }
-    }
+    use crate::cluster::fixtures;
 
     #[test]
     fn the_hpa_target_is_rolled_out_only_at_min_replicas() {

@@ -20,7 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(crate) struct Http {
-    /// HTTPS to the ingress: trusts only the target's CA, resolves the host to `connect_to`,
+    /// HTTPS to the ingress: trusts only the target's CA (without one, the platform's roots), resolves the host to `connect_to`,
     /// SNI and Host are the ingress host.
     pub ingress: Client,
     /// Everything else (replicas, Prometheus, the plain-HTTP entry). The ingress host resolves
@@ -32,22 +32,28 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(target: &Target) -> Result<Self> {
-        let ca_file = &target.ingress.ca_file;
-        let pem = std::fs::read(ca_file)
-            .with_context(|| format!("reading ingress.ca_file {}", ca_file.display()))?;
-        let ca = reqwest::Certificate::from_pem(&pem).with_context(|| {
-            format!(
-                "ingress.ca_file {} is not a PEM certificate",
-                ca_file.display()
-            )
-        })?;
         let host = target.host();
-        let raw = Raw::new(&pem, &host, target.ingress.connect_to)
-            .with_context(|| format!("ingress.ca_file {} for the raw client", ca_file.display()))?;
-        let mut ingress = builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .https_only(true);
+        let mut ingress = builder().https_only(true);
+        let raw = match &target.ingress.ca_file {
+            Some(ca_file) => {
+                let pem = std::fs::read(ca_file)
+                    .with_context(|| format!("reading ingress.ca_file {}", ca_file.display()))?;
+                let ca = reqwest::Certificate::from_pem(&pem).with_context(|| {
+                    format!(
+                        "ingress.ca_file {} is not a PEM certificate",
+                        ca_file.display()
+                    )
+                })?;
+                ingress = ingress
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(ca);
+                Raw::new(Some(&pem), &host, target.ingress.connect_to).with_context(|| {
+                    format!("ingress.ca_file {} for the raw client", ca_file.display())
+                })?
+            }
+            // No CA named: the platform's roots, as for any public (e.g. ACME) certificate.
+            None => Raw::new(None, &host, target.ingress.connect_to)?,
+        };
         let mut direct = builder();
         if let Some(addr) = target.ingress.connect_to {
             ingress = ingress.resolve(&host, addr);

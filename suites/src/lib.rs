@@ -29,8 +29,8 @@ pub use scaling::{
     SIMULATED_SCALING_SKIPS,
 };
 pub use target::{
-    AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Prometheus,
-    Replica, SessionMode, Sessions, StopHandle, Target,
+    AllowedSkip, Backend, Bounds, Credentials, Disruptive, Ingress, Kubernetes, Metrics,
+    MetricsPreset, Prometheus, Replica, SessionMode, Sessions, StopHandle, Target,
 };
 
 /// A live suite. The declaration order is the order [`run`] executes them in: cluster runs

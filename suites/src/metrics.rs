@@ -11,7 +11,7 @@ use reqwest::Url;
 use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict};
 use crate::http::{poll, Polled};
 use crate::prom::{self, Sample};
-use crate::target::Replica;
+use crate::target::{Metrics, Replica};
 use crate::Suite;
 
 const fn check(id: &'static str, description: &'static str) -> CheckInfo {
@@ -59,21 +59,25 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
 
 /// How a required series is recognised.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum SeriesName {
-    Exact(&'static str),
-    Prefix(&'static str),
+pub(crate) enum SeriesName<'a> {
+    Exact(&'a str),
+    /// A name prefix and, optionally, a label the series must carry.
+    Prefix(&'a str, Option<(&'a str, &'a str)>),
 }
 
-/// The series every replica must expose (jmx_exporter 1.x names; the Tomcat and Camunda ones
-/// come from the rules of manifests/base/camunda/prometheus-jmx.yml).
-pub(crate) const REQUIRED_SERIES: &[(&str, SeriesName)] = &[
-    ("JVM", SeriesName::Exact("jvm_memory_used_bytes")),
-    ("Tomcat", SeriesName::Exact(REQUEST_COUNTER)),
-    ("process engine", SeriesName::Prefix("camunda_")),
-];
-
-/// The counter the traffic check watches.
-const REQUEST_COUNTER: &str = "tomcat_requestcount_total";
+/// The series every replica must expose, as the target's `[metrics]` names them (by default
+/// jmx_exporter 1.x names; the Tomcat and Camunda ones come from the rules of
+/// manifests/base/camunda/prometheus-jmx.yml).
+pub(crate) fn required_series(names: &Metrics) -> [(&'static str, SeriesName<'_>); 3] {
+    [
+        ("JVM", SeriesName::Exact(names.jvm_series())),
+        ("HTTP requests", SeriesName::Exact(names.request_counter())),
+        (
+            "process engine",
+            SeriesName::Prefix(names.engine_prefix(), names.engine_label()),
+        ),
+    ]
+}
 
 /// Requests sent through the ingress by the counter check.
 const TRAFFIC_REQUESTS: u32 = 10;
@@ -109,7 +113,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         for (name, result) in &scraped {
             match result {
                 Ok(samples) => {
-                    let missing = missing_series(samples);
+                    let missing = missing_series(samples, &ctx.target.metrics);
                     if !missing.is_empty() {
                         problems.push(format!("{name}: missing {}", missing.join(", ")));
                     }
@@ -120,11 +124,14 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
             }
         }
         Ok(if problems.is_empty() {
-            Verdict::Pass(format!("every replica exposes {}", describe_required()))
+            Verdict::Pass(format!(
+                "every replica exposes {}",
+                describe_required(&ctx.target.metrics)
+            ))
         } else {
             Verdict::Fail(format!(
                 "expected {} on every replica; {}",
-                describe_required(),
+                describe_required(&ctx.target.metrics),
                 problems.join("; ")
             ))
         })
@@ -191,10 +198,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 
 /// Both queries of [`PROMQL_PER_REPLICA`], unaggregated and without a job filter, so that a
 /// replica scraped twice (e.g. by a PodMonitor and a ServiceMonitor) shows as two series.
-fn per_replica_queries(expected: &[(String, String)]) -> [String; 2] {
+fn per_replica_queries(jvm_series: &str, expected: &[(String, String)]) -> [String; 2] {
     let instances = instance_regex(expected);
     [
-        format!("jvm_memory_used_bytes{{area=\"heap\",instance=~`{instances}`}}"),
+        // jmx_exporter and Micrometer both label the JVM memory series by `area`.
+        format!("{jvm_series}{{area=\"heap\",instance=~`{instances}`}}"),
         format!("up{{instance=~`{instances}`}}"),
     ]
 }
@@ -255,7 +263,7 @@ async fn promql_per_replica(
     prometheus: &crate::target::Prometheus,
     expected: &[(String, String)],
 ) -> Outcome {
-    let queries = per_replica_queries(expected);
+    let queries = per_replica_queries(ctx.target.metrics.jvm_series(), expected);
     let look = || async {
         let mut problems = Vec::new();
         for query in &queries {
@@ -359,13 +367,16 @@ async fn scrape(ctx: &Ctx<'_>, replica: &Replica) -> Result<Vec<Sample>> {
     Ok(samples)
 }
 
-fn missing_series(samples: &[Sample]) -> Vec<String> {
-    REQUIRED_SERIES
+fn missing_series(samples: &[Sample], names: &Metrics) -> Vec<String> {
+    required_series(names)
         .iter()
         .filter(|(_, rule)| {
             !samples.iter().any(|s| match rule {
                 SeriesName::Exact(name) => s.name == *name,
-                SeriesName::Prefix(prefix) => s.name.starts_with(prefix),
+                SeriesName::Prefix(prefix, label) => {
+                    s.name.starts_with(prefix)
+                        && label.is_none_or(|(k, v)| s.labels.get(k).is_some_and(|l| l == v))
+                }
             })
         })
         .map(|(what, rule)| format!("{what} ({})", describe_rule(*rule)))
@@ -375,12 +386,13 @@ fn missing_series(samples: &[Sample]) -> Vec<String> {
 fn describe_rule(rule: SeriesName) -> String {
     match rule {
         SeriesName::Exact(name) => format!("`{name}`"),
-        SeriesName::Prefix(prefix) => format!("a `{prefix}*` series"),
+        SeriesName::Prefix(prefix, None) => format!("a `{prefix}*` series"),
+        SeriesName::Prefix(prefix, Some((k, v))) => format!("a `{prefix}*{{{k}=\"{v}\"}}` series"),
     }
 }
 
-fn describe_required() -> String {
-    REQUIRED_SERIES
+fn describe_required(names: &Metrics) -> String {
+    required_series(names)
         .iter()
         .map(|(what, rule)| format!("{what} {}", describe_rule(*rule)))
         .collect::<Vec<_>>()
@@ -419,8 +431,9 @@ pub(crate) async fn request_counters(ctx: &Ctx<'_>, replicas: &[&Replica]) -> Re
         let samples = scrape(ctx, replica)
             .await
             .with_context(|| replica.name.clone())?;
-        let value = prom::sum_of(&samples, REQUEST_COUNTER)
-            .with_context(|| format!("{}: no `{REQUEST_COUNTER}` series", replica.name))?;
+        let counter = ctx.target.metrics.request_counter();
+        let value = prom::sum_of(&samples, counter)
+            .with_context(|| format!("{}: no `{counter}` series", replica.name))?;
         counters.push((replica.name.clone(), value));
     }
     Ok(counters)
@@ -524,6 +537,7 @@ async fn total_requests(ctx: &Ctx<'_>) -> Result<f64> {
 }
 
 async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
+    let counter = ctx.target.metrics.request_counter();
     let before = total_requests(ctx).await?;
     let url = ctx.target.rest_url("/engine");
     send_gets(
@@ -537,25 +551,25 @@ async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
     let after = poll(Duration::from_secs(ctx.target.bounds.settle_s), Duration::from_millis(500), || async {
         match total_requests(ctx).await {
             Ok(now) if now >= wanted => Polled::Done(now),
-            Ok(now) => Polled::Pending(format!("`{REQUEST_COUNTER}` summed over the replicas is {now}")),
+            Ok(now) => Polled::Pending(format!("`{counter}` summed over the replicas is {now}")),
             Err(err) => Polled::Pending(format!("{err:#}")),
         }
     })
     .await
     .with_context(|| {
-        format!("expected `{REQUEST_COUNTER}` to grow from {before} by at least {TRAFFIC_REQUESTS} after {TRAFFIC_REQUESTS} requests through the ingress")
+        format!("expected `{counter}` to grow from {before} by at least {TRAFFIC_REQUESTS} after {TRAFFIC_REQUESTS} requests through the ingress")
     })?;
     Ok(Verdict::Pass(format!(
-        "`{REQUEST_COUNTER}` over all replicas went from {before} to {after} after {TRAFFIC_REQUESTS} requests through the ingress"
+        "`{counter}` over all replicas went from {before} to {after} after {TRAFFIC_REQUESTS} requests through the ingress"
     )))
 }
 
 /// Paths under which the metrics page must not be served through the ingress: the usual
 /// ones at the root and under the webapp and REST prefixes, and the replicas' own.
-fn metrics_paths(replicas: &[Replica], prefixes: &[&str]) -> Vec<String> {
+fn metrics_paths(replicas: &[Replica], prefixes: &[&str], own: &str) -> Vec<String> {
     let mut paths = BTreeSet::new();
     for prefix in [""].iter().chain(prefixes) {
-        for path in ["/metrics", "/actuator/prometheus"] {
+        for path in ["/metrics", "/actuator/prometheus", own] {
             paths.insert(format!("{prefix}{path}"));
         }
     }
@@ -643,7 +657,7 @@ async fn not_public(ctx: &Ctx<'_>) -> Outcome {
         target.ingress.webapp_path.as_str(),
         target.ingress.rest_path.as_str(),
     ];
-    for path in metrics_paths(&target.replicas, &prefixes) {
+    for path in metrics_paths(&target.replicas, &prefixes, target.metrics.path()) {
         let url = target.ingress_url(&path);
         let response = ctx
             .http
@@ -740,7 +754,7 @@ mod tests {
 
     #[test]
     fn per_replica_queries_select_the_instances_without_job_or_aggregation() {
-        let [heap, up] = per_replica_queries(&expected());
+        let [heap, up] = per_replica_queries("jvm_memory_used_bytes", &expected());
         assert_eq!(
             heap,
             r#"jvm_memory_used_bytes{area="heap",instance=~`127\.0\.0\.1:29404|10\.244\.0\.7:9404`}"#
@@ -815,18 +829,58 @@ mod tests {
     #[test]
     fn required_series_are_found_or_named() {
         let samples = prom::parse_exposition(PAGE).unwrap();
-        assert!(missing_series(&samples).is_empty());
+        assert!(missing_series(&samples, &Metrics::default()).is_empty());
         let without_agent_rules = prom::parse_exposition(
             "jvm_memory_used_bytes{area=\"heap\"} 1\nprocess_cpu_seconds_total 2\n",
         )
         .unwrap();
         assert_eq!(
-            missing_series(&without_agent_rules),
+            missing_series(&without_agent_rules, &Metrics::default()),
             [
-                "Tomcat (`tomcat_requestcount_total`)",
+                "HTTP requests (`tomcat_requestcount_total`)",
                 "process engine (a `camunda_*` series)"
             ]
         );
+    }
+
+    /// A Spring Boot Actuator page (Micrometer's Prometheus format, Camunda's Spring Boot starter:
+    /// job executor `camundaTaskExecutor`).
+    const MICROMETER: &str = include_str!("../tests/data/micrometer-metrics.txt");
+
+    #[test]
+    fn a_micrometer_page_passes_under_its_preset_and_fails_under_jmx() {
+        let samples = prom::parse_exposition(MICROMETER).unwrap();
+        let micrometer = Metrics::micrometer();
+        assert!(missing_series(&samples, &micrometer).is_empty());
+        assert_eq!(micrometer.path(), "/actuator/prometheus");
+        // The request counter is summed over every uri/status series.
+        assert_eq!(
+            prom::sum_of(&samples, micrometer.request_counter()),
+            Some(68.0)
+        );
+        // The wrong preset is caught, and says what it looked for.
+        assert_eq!(
+            missing_series(&samples, &Metrics::default()),
+            [
+                "HTTP requests (`tomcat_requestcount_total`)",
+                "process engine (a `camunda_*` series)"
+            ]
+        );
+        // An executor that is not the engine's does not count.
+        let other = MICROMETER.replace("camundaTaskExecutor", "someExecutor");
+        let samples_other = prom::parse_exposition(&other).unwrap();
+        assert_eq!(
+            missing_series(&samples_other, &micrometer),
+            ["process engine (a `executor_*{name=\"camundaTaskExecutor\"}` series)"]
+        );
+        // Explicit names override the preset: an Operaton starter's executor.
+        let operaton: Metrics =
+            toml::from_str("preset = \"micrometer\"\nengine_label = \"name=someExecutor\"")
+                .unwrap();
+        assert!(missing_series(&samples_other, &operaton).is_empty());
+        // jmx_exporter's page fails under the micrometer preset in turn.
+        let jmx = prom::parse_exposition(PAGE).unwrap();
+        assert!(!missing_series(&jmx, &micrometer).is_empty());
     }
 
     #[test]
@@ -867,7 +921,8 @@ mod tests {
         assert_eq!(
             metrics_paths(
                 &[replica(Some("http://127.0.0.1:29404/prom"), None)],
-                &["/camunda", "/engine-rest"]
+                &["/camunda", "/engine-rest"],
+                "/metrics"
             ),
             [
                 "/actuator/prometheus",

@@ -9,7 +9,8 @@
 //! base_url = "https://camunda.test:18443"  # https; its port must equal connect_to's
 //! connect_to = "127.0.0.1:18443"           # optional: the host resolves here, no DNS
 //! http_url = "http://camunda.test:18080"   # optional: must redirect to https
-//! ca_file = "ca.pem"                       # the only CA trusted for the ingress
+//! ca_file = "ca.pem"                       # optional: the only CA trusted for the ingress;
+//!                                          # absent: the system's roots (public certificates)
 //! webapp_path = "/camunda"                 # default; forks use /operaton, /webapp
 //! rest_path = "/engine-rest"               # default
 //! [sessions]
@@ -28,6 +29,12 @@
 //! prometheus_instance = "10.244.0.7:9404"  # optional: when Prometheus scrapes another address
 //! stop = { signal = { pid = 1234 } }       # or { signal_all = { pids = [1234, 1250] } }, or
 //!                                          # { delete_pod = { namespace = "camunda", name = "camunda-0" } }
+//! [metrics]                                # optional: the series the metrics suite requires
+//! preset = "jmx"                           # jmx (default: this project's jmx_exporter rules) |
+//!                                          # micrometer (Spring Boot, /actuator/prometheus)
+//! request_counter = "tomcat_requestcount_total"  # optional overrides of the preset's names:
+//!                                          # jvm_series, request_counter, engine_prefix,
+//!                                          # engine_label ("name=value"), path
 //! [kubernetes]                             # kind/existing: scaling suite and delete_pod
 //! context = "kind-camunda-conformance"     # optional, as is kubeconfig
 //! namespace = "camunda"
@@ -67,6 +74,9 @@ pub struct Target {
     pub prometheus: Option<Prometheus>,
     #[serde(default)]
     pub replicas: Vec<Replica>,
+    /// The series names of the metrics suite.
+    #[serde(default)]
+    pub metrics: Metrics,
     /// Needed by the scaling suite (kind/existing backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<Kubernetes>,
@@ -130,8 +140,9 @@ pub struct Ingress {
     /// The plain HTTP entry that must redirect to HTTPS. Absent: the redirect check is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_url: Option<String>,
-    /// The only CA the suites trust for the ingress (PEM).
-    pub ca_file: PathBuf,
+    /// The only CA the suites trust for the ingress (PEM). Absent: the platform's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "default_webapp_path")]
     pub webapp_path: String,
     #[serde(default = "default_rest_path")]
@@ -179,6 +190,10 @@ pub struct Credentials {
     /// Only so that an inline password gets a precise error instead of "unknown field".
     #[serde(default, skip_serializing)]
     password: Option<toml::Value>,
+    /// Read by `run --kube-context` from the cluster's Secret: held in memory only, never
+    /// serialised (a written description names `password_env` or `password_file` instead).
+    #[serde(skip)]
+    in_memory: Option<Secret>,
 }
 
 impl Credentials {
@@ -188,6 +203,18 @@ impl Credentials {
             password_file: Some(password_file.into()),
             password_env: None,
             password: None,
+            in_memory: None,
+        }
+    }
+
+    /// A password that exists only in this process.
+    pub fn in_memory(username: impl Into<String>, password: String) -> Self {
+        Self {
+            username: username.into(),
+            password_file: None,
+            password_env: None,
+            password: None,
+            in_memory: Some(Secret(password)),
         }
     }
 
@@ -197,11 +224,15 @@ impl Credentials {
             password_file: None,
             password_env: Some(variable.into()),
             password: None,
+            in_memory: None,
         }
     }
 
     /// Reads the password (a file's trailing newline is not part of it).
     pub(crate) fn password(&self) -> Result<Secret> {
+        if let Some(secret) = &self.in_memory {
+            return Ok(secret.clone());
+        }
         let value = match (&self.password_file, &self.password_env) {
             (Some(file), None) => std::fs::read_to_string(file)
                 .with_context(|| format!("reading credentials.password_file {}", file.display()))?
@@ -232,6 +263,92 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// What the metrics suite requires of every replica's page: a preset names it all, an explicit
+/// name overrides the preset's (so nobody fails for naming alone).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    #[serde(default)]
+    pub preset: MetricsPreset,
+    /// A JVM series (also the per-replica PromQL query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jvm_series: Option<String>,
+    /// The HTTP request counter, summed over its series (the traffic checks watch it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_counter: Option<String>,
+    /// A process-engine series: a name starting with this...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_prefix: Option<String>,
+    /// ...carrying this label (`name=value`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_label: Option<String>,
+    /// The path of the metrics page on each replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsPreset {
+    /// This project's jmx_exporter rules (`manifests/base/camunda/prometheus-jmx.yml`).
+    #[default]
+    Jmx,
+    /// Spring Boot Actuator with Micrometer's Prometheus registry. Camunda 7's starter has no
+    /// engine meter binder; its job executor is the `camundaTaskExecutor` ThreadPoolTaskExecutor
+    /// bean, which Actuator exposes as `executor_*{name="camundaTaskExecutor"}`.
+    Micrometer,
+}
+
+impl Metrics {
+    pub fn micrometer() -> Self {
+        Self {
+            preset: MetricsPreset::Micrometer,
+            ..Self::default()
+        }
+    }
+
+    fn pick<'a>(&'a self, given: &'a Option<String>, jmx: &'a str, micrometer: &'a str) -> &'a str {
+        given.as_deref().unwrap_or(match self.preset {
+            MetricsPreset::Jmx => jmx,
+            MetricsPreset::Micrometer => micrometer,
+        })
+    }
+
+    pub fn jvm_series(&self) -> &str {
+        self.pick(
+            &self.jvm_series,
+            "jvm_memory_used_bytes",
+            "jvm_memory_used_bytes",
+        )
+    }
+
+    pub fn request_counter(&self) -> &str {
+        self.pick(
+            &self.request_counter,
+            "tomcat_requestcount_total",
+            "http_server_requests_seconds_count",
+        )
+    }
+
+    pub fn engine_prefix(&self) -> &str {
+        self.pick(&self.engine_prefix, "camunda_", "executor_")
+    }
+
+    /// `(name, value)` the engine series must carry, if any.
+    pub fn engine_label(&self) -> Option<(&str, &str)> {
+        let label = match (&self.engine_label, self.preset) {
+            (Some(label), _) => label.as_str(),
+            (None, MetricsPreset::Jmx) => return None,
+            (None, MetricsPreset::Micrometer) => "name=camundaTaskExecutor",
+        };
+        label.split_once('=')
+    }
+
+    pub fn path(&self) -> &str {
+        self.pick(&self.path, "/metrics", "/actuator/prometheus")
     }
 }
 
@@ -362,7 +479,9 @@ impl Target {
                 *p = base.join(&*p);
             }
         };
-        absolute(&mut self.ingress.ca_file);
+        if let Some(file) = &mut self.ingress.ca_file {
+            absolute(file);
+        }
         if let Some(file) = &mut self.credentials.password_file {
             absolute(file);
         }
@@ -373,11 +492,20 @@ impl Target {
 
     /// Checks what serde cannot; every error names the field.
     pub fn validate(&self) -> Result<()> {
+        if let Some(label) = &self.metrics.engine_label {
+            if label
+                .split_once('=')
+                .is_none_or(|(name, _)| name.is_empty())
+            {
+                bail!("metrics.engine_label: expected `name=value`, got `{label}`");
+            }
+        }
         let creds = &self.credentials;
         if creds.password.is_some() {
             bail!("credentials.password: an inline password is not allowed; use password_file or password_env");
         }
         match (&creds.password_file, &creds.password_env) {
+            (None, None) if creds.in_memory.is_some() => {}
             (None, None) => bail!("credentials: one of password_file and password_env is required"),
             (Some(_), Some(_)) => {
                 bail!("credentials: password_file and password_env are exclusive; give one")
@@ -571,7 +699,7 @@ allowed = true
         assert_eq!(target.ingress.webapp_path, "/camunda");
         assert_eq!(target.ingress.rest_path, "/engine-rest");
         assert_eq!(target.sessions.affinity_cookie, "INGRESSCOOKIE");
-        assert_eq!(target.ingress.ca_file, dir.path().join("ca.pem"));
+        assert_eq!(target.ingress.ca_file, Some(dir.path().join("ca.pem")));
         assert_eq!(
             target.replicas[0].stop,
             Some(StopHandle::Signal { pid: 1234 })
@@ -646,6 +774,13 @@ allowed = true
         let err = error_of(&GOOD.replace("backend = \"local\"", "backend = \"docker\""));
         assert!(err.contains("backend"), "{err}");
 
+        let err = error_of(&format!(
+            "{GOOD}\n[metrics]\nengine_label = \"camundaTaskExecutor\"\n"
+        ));
+        assert!(err.contains("metrics.engine_label"), "{err}");
+        let err = error_of(&format!("{GOOD}\n[metrics]\npreset = \"dropwizard\"\n"));
+        assert!(err.contains("preset"), "{err}");
+
         let err = error_of(&GOOD.replace(
             "password_file = \"password\"",
             "password_file = \"p\"\npassword_env = \"P\"",
@@ -660,6 +795,23 @@ allowed = true
             "stop = { delete_pod = { namespace = \"n\", name = \"p\" } }",
         ));
         assert!(err.contains("replicas[0].stop"), "{err}");
+    }
+
+    #[test]
+    fn an_in_memory_password_is_used_but_never_written_or_shown() {
+        let (_dir, target) = load(GOOD);
+        let mut target = target.unwrap();
+        target.credentials = Credentials::in_memory("conformance", "pw-in-memory".into());
+        target.validate().unwrap();
+        assert_eq!(
+            target.credentials.password().unwrap().expose(),
+            "pw-in-memory"
+        );
+        let written = target.to_toml().unwrap();
+        let shown = format!("{target:?}");
+        for text in [&written, &shown] {
+            assert!(!text.contains("pw-in-memory"), "{text}");
+        }
     }
 
     #[test]

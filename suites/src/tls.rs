@@ -36,7 +36,10 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
 async fn certificate(ctx: &Ctx<'_>) -> Outcome {
     let url = ctx.target.rest_url("/engine");
     let host = ctx.target.host();
-    let ca = ctx.target.ingress.ca_file.display();
+    let ca = match &ctx.target.ingress.ca_file {
+        Some(file) => file.display().to_string(),
+        None => "the system's roots".to_string(),
+    };
     Ok(match ctx.http.ingress.get(&url).send().await {
         // Any HTTP answer means the handshake, chain and name verification succeeded.
         Ok(response) => Verdict::Pass(format!(

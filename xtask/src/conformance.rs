@@ -16,6 +16,31 @@ const RUN_BOUND: Duration = Duration::from_secs(1800);
 /// Builds the CLI (same profile as xtask) and returns its path.
 pub fn build_cli() -> Result<PathBuf> {
     let profile_release = !cfg!(debug_assertions);
+    let mut cargo = cargo();
+    cargo.current_dir(workspace_root()).args([
+        "build",
+        "--quiet",
+        "--package",
+        "camunda-conformance",
+        "--bin",
+        "camunda-conformance",
+    ]);
+    if profile_release {
+        cargo.arg("--release");
+    }
+    let status = crate::command::status(cargo, "cargo build of camunda-conformance", BUILD_BOUND)?;
+    if !status.success() {
+        bail!("cargo build of camunda-conformance failed ({status})");
+    }
+    let profile = if profile_release { "release" } else { "debug" };
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(target_dir.join(profile).join("camunda-conformance"))
+}
+
+/// The cargo that runs xtask, without the variables it set for the xtask crate.
+pub fn cargo() -> Command {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // `cargo run` gave this process the variables cargo sets for the xtask crate; build scripts
     // watch some of them (ring's does), so passing them on would rebuild half the dependency
@@ -37,26 +62,7 @@ pub fn build_cli() -> Result<PathBuf> {
             cargo.env_remove(name.as_ref());
         }
     }
-    cargo.current_dir(workspace_root()).args([
-        "build",
-        "--quiet",
-        "--package",
-        "camunda-conformance",
-        "--bin",
-        "camunda-conformance",
-    ]);
-    if profile_release {
-        cargo.arg("--release");
-    }
-    let status = crate::command::status(cargo, "cargo build of camunda-conformance", BUILD_BOUND)?;
-    if !status.success() {
-        bail!("cargo build of camunda-conformance failed ({status})");
-    }
-    let profile = if profile_release { "release" } else { "debug" };
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    Ok(target_dir.join(profile).join("camunda-conformance"))
+    cargo
 }
 
 /// `camunda-conformance run --strict --target FILE`: human progress on the terminal, JSON and

@@ -11,6 +11,7 @@ mod canary;
 mod command;
 mod conformance;
 mod flavour;
+mod installed;
 mod interrupts;
 mod kind;
 mod kwok;
@@ -46,6 +47,9 @@ enum Command {
     /// no secret of the run in their output or artifacts (stop the control plane with
     /// `cargo xtask e2e --backend kwok --down`).
     TestSecretsCanary,
+    /// `cargo install` the CLI, then run it from a folder outside the repository against the
+    /// control plane `e2e --backend kwok --keep` left: validate, discovery, the scaling suite.
+    TestInstalled,
     /// Interrupt the local end-to-end with SIGINT and SIGTERM in each phase; prove nothing is
     /// left and the next run is green.
     TestInterrupts,
@@ -122,6 +126,10 @@ pub struct E2eArgs {
     /// existing: the kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
+    /// existing: the CA (PEM) the ingress certificate must verify against; default: the
+    /// system's roots (never the Ingress's own TLS Secret).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// existing: only test what is deployed.
     #[arg(long)]
     pub no_deploy: bool,
@@ -140,6 +148,7 @@ fn main() -> ExitCode {
         Command::TestControlPlane => kwok::live_tests::run(),
         Command::TestInterrupts => interrupts::run(),
         Command::TestSecretsCanary => canary::kubernetes(),
+        Command::TestInstalled => installed::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
             BenchWhat::E2e(args) => bench_e2e::run(&args),

@@ -107,16 +107,33 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
-    /// TLS trusts only the CA in `ca_pem` (the target's), with the ring provider reqwest uses.
-    pub fn new(ca_pem: &[u8], ingress_host: &str, connect_to: Option<SocketAddr>) -> Result<Self> {
+    /// TLS trusts only the CA in `ca_pem` (the target's), or without one the platform's roots
+    /// (as reqwest does then), with the ring provider reqwest uses.
+    pub fn new(
+        ca_pem: Option<&[u8]>,
+        ingress_host: &str,
+        connect_to: Option<SocketAddr>,
+    ) -> Result<Self> {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem) {
-            roots
-                .add(cert.context("reading the CA certificate")?)
-                .context("adding the CA certificate")?;
-        }
-        if roots.is_empty() {
-            bail!("no CA certificate in the PEM");
+        match ca_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    roots
+                        .add(cert.context("reading the CA certificate")?)
+                        .context("adding the CA certificate")?;
+                }
+                if roots.is_empty() {
+                    bail!("no CA certificate in the PEM");
+                }
+            }
+            None => {
+                // Unreadable system certificates are skipped, as reqwest skips them.
+                let (added, _) =
+                    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                if added == 0 {
+                    bail!("no system root certificate found: name the ingress's CA (ingress.ca_file, --ca)");
+                }
+            }
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -244,7 +261,7 @@ mod tests {
                 .unwrap();
             received
         });
-        let raw = Raw::new(CA, "camunda.test", None).unwrap();
+        let raw = Raw::new(Some(CA), "camunda.test", None).unwrap();
         let origin = Origin::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         let target = "/engine-rest/engine/%2e%2e/../..;/task%20?";
         let answer = raw.get(&origin, target).await.unwrap();
@@ -268,7 +285,7 @@ mod tests {
             let (mut socket, _) = listener.accept().await.unwrap();
             socket.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await.unwrap();
         });
-        let raw = Raw::new(CA, "camunda.test", None).unwrap();
+        let raw = Raw::new(Some(CA), "camunda.test", None).unwrap();
         let origin = Origin::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         let err = raw.get(&origin, "/").await.unwrap_err();
         assert!(
@@ -333,7 +350,7 @@ mod tests {
     async fn tls_trusts_the_target_ca_only_and_sends_the_host_as_sni() {
         let (ca, addr, server) = tls_server().await;
         // The host resolves through connect_to, as for the ingress; no DNS involved.
-        let raw = Raw::new(ca.as_bytes(), "camunda.test", Some(addr)).unwrap();
+        let raw = Raw::new(Some(ca.as_bytes()), "camunda.test", Some(addr)).unwrap();
         let origin = Origin::parse(&format!("https://camunda.test:{}", addr.port())).unwrap();
         let answer = raw
             .get(&origin, "/engine-rest/engine/%2E%2E/task")
@@ -349,10 +366,58 @@ mod tests {
 
         let (_, addr, server) = tls_server().await;
         let (other_ca, _, _) = tls_server().await;
-        let raw = Raw::new(other_ca.as_bytes(), "camunda.test", Some(addr)).unwrap();
+        let raw = Raw::new(Some(other_ca.as_bytes()), "camunda.test", Some(addr)).unwrap();
         let origin = Origin::parse(&format!("https://camunda.test:{}", addr.port())).unwrap();
         let err = raw.get(&origin, "/").await.unwrap_err();
         assert!(format!("{err:#}").contains("TLS handshake"), "{err:#}");
+        assert!(server.await.unwrap().is_none());
+    }
+
+    /// No CA named: the platform's roots, which do not hold a CA the harness just made; the
+    /// reqwest client of the suites refuses it as well (never "accept invalid certs").
+    #[tokio::test]
+    async fn without_a_ca_file_a_certificate_from_an_unknown_ca_is_refused() {
+        let (_, addr, server) = tls_server().await;
+        let origin = Origin::parse(&format!("https://camunda.test:{}", addr.port())).unwrap();
+        match Raw::new(None, "camunda.test", Some(addr)) {
+            Ok(raw) => {
+                let err = raw.get(&origin, "/").await.unwrap_err();
+                assert!(format!("{err:#}").contains("TLS handshake"), "{err:#}");
+            }
+            // A machine without system roots refuses earlier, and says what to do.
+            Err(err) => assert!(format!("{err:#}").contains("--ca"), "{err:#}"),
+        }
+        assert!(server.await.unwrap().is_none());
+
+        let (_, addr, server) = tls_server().await;
+        let target: crate::Target = toml::from_str(&format!(
+            r#"
+name = "unit"
+backend = "existing"
+[ingress]
+base_url = "https://camunda.test:{port}"
+connect_to = "127.0.0.1:{port}"
+[sessions]
+mode = "sticky"
+[credentials]
+username = "u"
+password_env = "UNSET"
+"#,
+            port = addr.port()
+        ))
+        .unwrap();
+        target.validate().unwrap();
+        assert!(target.ingress.ca_file.is_none());
+        if let Ok(http) = crate::http::Http::new(&target) {
+            let err = http
+                .ingress
+                .get(target.rest_url("/engine"))
+                .send()
+                .await
+                .unwrap_err();
+            let chain = format!("{:?}", anyhow::Error::from(err));
+            assert!(chain.to_lowercase().contains("certificate"), "{chain}");
+        }
         assert!(server.await.unwrap().is_none());
     }
 
@@ -367,6 +432,6 @@ mod tests {
         assert!(!default.contains(&Url::parse("http://camunda.test/x").unwrap()));
         assert!(!ingress.contains(&Url::parse("https://camunda.test/x").unwrap()));
         assert!(Origin::parse("ftp://camunda.test").is_err());
-        assert!(Raw::new(b"not a pem", "camunda.test", None).is_err());
+        assert!(Raw::new(Some(b"not a pem"), "camunda.test", None).is_err());
     }
 }

@@ -130,33 +130,6 @@ pub mod kubectl {
         Cmd::new("kubectl", ["kustomize", &path(dir)])
     }
 
-    /// `kubectl port-forward` to a pod or service: (local, remote) port pairs, loopback only.
-    pub fn port_forward(
-        context: &str,
-        namespace: &str,
-        resource: &str,
-        ports: &[(u16, u16)],
-    ) -> Cmd {
-        let mut args: Vec<String> = [
-            "--context",
-            context,
-            "--namespace",
-            namespace,
-            "port-forward",
-            "--address",
-            "127.0.0.1",
-            resource,
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(
-            ports
-                .iter()
-                .map(|(local, remote)| format!("{local}:{remote}")),
-        );
-        Cmd::new("kubectl", args)
-    }
-
     pub fn logs(context: &str, namespace: &str, pod: &str, previous: bool) -> Cmd {
         let mut args: Vec<String> = ["--context", context, "--namespace", namespace, "logs", pod]
             .map(String::from)

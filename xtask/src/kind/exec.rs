@@ -1,21 +1,22 @@
 //! Runs a [`Plan`]: each step in order, then diagnostics when something failed, then the
 //! teardown steps whatever happened.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use camunda_conformance::cluster::apply::{self as cluster, Applier, FIELD_MANAGER};
+use camunda_conformance::cluster::discover::{self, Request};
+use camunda_conformance::cluster::portforward::Forwards;
 use camunda_conformance::cluster::{deploy, wait};
-use camunda_conformance_suites::Backend as TargetBackend;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use camunda_conformance_suites::{Backend as TargetBackend, Credentials};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use k8s_openapi::ByteString;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::Api;
 use serde_json::{json, Value};
 
@@ -23,8 +24,6 @@ use super::addons;
 use super::cli::{kind, kubectl};
 use super::diag;
 use super::plan::{Plan, SecretUse, Step, Wait};
-use super::portforward::PortForward;
-use super::target::{self, Forwarded, Inputs};
 use super::{Backend, Names, Settings};
 use crate::artifacts::Timings;
 use crate::conformance;
@@ -39,7 +38,8 @@ struct Runner<'a> {
     applier: Option<Applier>,
     http: reqwest::Client,
     cli: Option<PathBuf>,
-    forwards: Vec<PortForward>,
+    /// The product's port-forwards for the suites, closed when dropped.
+    forwards: Option<Forwards>,
     prometheus_url: Option<String>,
     /// Written by Connect: the file, the scrape job and how many replicas Prometheus must list.
     target: Option<(PathBuf, String, usize)>,
@@ -60,7 +60,7 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
             .build()
             .context("building the HTTP client")?,
         cli: None,
-        forwards: Vec::new(),
+        forwards: None,
         prometheus_url: None,
         target: None,
         cluster_owned: false,
@@ -109,7 +109,7 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
             eprintln!("warning: diagnostics incomplete: {err:#}");
         }
     }
-    runner.forwards.clear();
+    runner.forwards = None;
     for step in &plan.finally {
         if let Err(err) = runtime.block_on(runner.step(step)) {
             eprintln!("warning: teardown: {err:#}");
@@ -441,264 +441,113 @@ impl Runner<'_> {
         }
     }
 
-    /// Reads the live objects, opens the port-forwards, writes ca.crt and target.toml.
+    /// Discovers the target through the product (`camunda_conformance::cluster::discover`),
+    /// keeps its port-forwards open for the suites, writes target.toml (and the harness's own
+    /// test CA as ca.crt).
     async fn connect(&mut self) -> Result<()> {
         let (settings, names) = (self.settings, self.names);
         let client = self.client().await?;
         let ns = names.namespace.as_str();
-        let context = settings.context();
-
-        let deployment: Deployment = Api::namespaced(client.clone(), ns)
-            .get(&names.deployment)
-            .await
-            .with_context(|| format!("reading Deployment {ns}/{}", names.deployment))?;
-        let ingress: Ingress = Api::namespaced(client.clone(), ns)
-            .get(&names.ingress)
-            .await
-            .with_context(|| format!("reading Ingress {ns}/{}", names.ingress))?;
-        let ingress_facts = target::ingress_facts(&ingress)?;
-        let monitor_probe = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"namespace": ns}});
-        let monitor = self
-            .applier()
-            .await?
-            .api_for(&monitor_probe)
-            .await?
-            .get(&names.service_monitor)
-            .await
-            .with_context(|| format!("reading ServiceMonitor {ns}/{}", names.service_monitor))?;
-        let services = Api::<Service>::namespaced(client.clone(), ns)
-            .list(&ListParams::default())
-            .await
-            .with_context(|| format!("listing Services of {ns}"))?;
-        let scrape = target::scrape_facts(
-            &serde_json::to_value(&monitor)?,
-            &services.items,
-            &deployment,
-        )?;
-        let http_port = match target::container_port(&deployment, "http") {
-            Ok(port) => port,
-            Err(_) => {
-                println!("  the Deployment names no container port `http`: forwarding 8080 (SERVER_PORT's default)");
-                8080
-            }
-        };
-
-        let selector = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.clone())
-            .unwrap_or_default();
-        let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let pods = Api::<Pod>::namespaced(client.clone(), ns)
-            .list(&ListParams::default().labels(&selector.join(",")))
-            .await
-            .with_context(|| format!("listing the pods of Deployment {ns}/{}", names.deployment))?;
-        // Pods on kwok's nodes run no container: nothing to forward to or to scrape.
-        let simulated = settings.backend == Backend::Kwok
-            || crate::kwok::on_simulated_nodes(&client, &pods.items).await?;
-        if simulated {
-            println!("  the pods run on kwok's simulated nodes: no port-forwards, no Prometheus; the suites that talk to Camunda are skipped");
-        }
-
-        // The CA the suites trust: the test CA on kind; on an existing cluster (and kwok's
-        // cert-manager stand-in), the ca.crt the CA issuer writes beside the served certificate.
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), addons::CERT_MANAGER_NAMESPACE);
-        let (ca_secret, ca_ns) = match settings.backend {
-            Backend::Kind => (
-                secrets.get(addons::CA_SECRET).await.with_context(|| {
-                    format!(
-                        "reading the test CA Secret {}/{}",
-                        addons::CERT_MANAGER_NAMESPACE,
-                        addons::CA_SECRET
-                    )
-                })?,
-                addons::CERT_MANAGER_NAMESPACE.to_string(),
-            ),
-            Backend::Existing | Backend::Kwok => (
-                Api::<Secret>::namespaced(client.clone(), ns)
-                    .get(&ingress_facts.tls_secret)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "reading the Ingress's TLS Secret {ns}/{}",
-                            ingress_facts.tls_secret
-                        )
-                    })?,
-                ns.to_string(),
-            ),
-        };
-        let ca = secret_value(&ca_secret, "ca.crt").with_context(|| {
-            format!(
-                "Secret {ca_ns}/{} has no ca.crt to trust",
-                ca_secret.metadata.name.as_deref().unwrap_or("?")
-            )
-        })?;
-        let ca_file = settings.work.join("ca.crt");
-        std::fs::write(&ca_file, ca).with_context(|| format!("writing {}", ca_file.display()))?;
-
-        let (username, password_file) = credentials(&client, settings, ns, &deployment).await?;
-
-        let logs = settings.work.join("port-forward");
-        let mut replicas = Vec::new();
-        for (pod, ip) in target::ready_pods(&pods.items) {
-            if simulated {
-                replicas.push((pod, ip, None));
-                continue;
-            }
-            std::fs::create_dir_all(&logs)
-                .with_context(|| format!("creating {}", logs.display()))?;
-            let forward = PortForward::start(
-                &context,
-                ns,
-                &format!("pod/{pod}"),
-                &[http_port, scrape.metrics_port],
-                &logs.join(format!("{pod}.log")),
-            )?;
-            replicas.push((
-                pod,
-                ip,
-                Some(Forwarded {
-                    http: forward.local[0],
-                    metrics: forward.local[1],
-                }),
-            ));
-            self.forwards.push(forward);
-        }
-        let prometheus_port = if simulated {
-            None
-        } else {
-            let prometheus = PortForward::start(
-                &context,
+        let request = Request {
+            context: Some(settings.context()),
+            namespace: ns.to_string(),
+            ca_file: self.test_ca(&client).await?,
+            credentials_secret: None,
+            username: None,
+            prometheus: format!(
+                "{}/{}",
                 addons::MONITORING_NAMESPACE,
-                &format!("svc/{}", addons::PROMETHEUS_SERVICE),
-                &[9090],
-                &logs.join("prometheus.log"),
-            );
-            match prometheus {
-                Ok(forward) => {
-                    let port = forward.local[0];
-                    self.forwards.push(forward);
-                    Some(port)
-                }
-                Err(err) if settings.backend == Backend::Existing => {
-                    println!(
-                        "  no Prometheus at {}/{}: {err:#}",
-                        addons::MONITORING_NAMESPACE,
-                        addons::PROMETHEUS_SERVICE
-                    );
-                    None
-                }
-                Err(err) => return Err(err),
-            }
-        };
-
-        let (https, http) = match settings.backend {
-            _ if simulated => (None, None),
-            Backend::Kind => (
-                Some(SocketAddr::from(([127, 0, 0, 1], settings.https_port))),
-                Some(SocketAddr::from(([127, 0, 0, 1], settings.http_port))),
+                addons::PROMETHEUS_SERVICE
             ),
-            Backend::Existing | Backend::Kwok => {
-                let address = load_balancer_address(&ingress)?;
-                (Some(resolve(&address, 443)?), Some(resolve(&address, 80)?))
-            }
-        };
-        let replica_count = replicas.len();
-        let (label, backend) = match settings.backend {
-            _ if simulated => ("kwok", TargetBackend::Kwok),
-            Backend::Kind => ("kind", TargetBackend::Kind),
-            Backend::Existing | Backend::Kwok => ("existing", TargetBackend::Existing),
-        };
-        // One kubeconfig file named by KUBECONFIG (kwok sets it) is what the scaling suite's
-        // kubectl must use too.
-        let kubeconfig = std::env::var_os("KUBECONFIG")
-            .map(PathBuf::from)
-            .filter(|p| p.is_file())
-            // The target file resolves relative paths against its own folder.
-            .and_then(|p| std::fs::canonicalize(p).ok());
-        let description = target::build(Inputs {
-            name: format!("{label}-{}", names.namespace),
-            backend,
-            context: &context,
-            namespace: ns,
-            deployment: &names.deployment,
-            hpa: &names.hpa,
-            ingress: &ingress_facts,
-            https,
-            http,
-            ca_file,
-            username,
-            password_file,
-            scrape: &scrape,
-            prometheus_port,
-            replicas,
-            http_port,
-            kubeconfig,
+            forward: true,
             // The harness's own clusters may be disturbed; somebody's existing one may not.
             disruptive: settings.backend != Backend::Existing,
-            allowed_skips: if simulated {
-                crate::kwok::allowed_skips()
-            } else {
-                Vec::new()
+            backend: match settings.backend {
+                Backend::Kind => TargetBackend::Kind,
+                Backend::Existing | Backend::Kwok => TargetBackend::Existing,
             },
-        })?;
-        self.prometheus_url = description.prometheus.as_ref().map(|p| p.url.clone());
+            ingress_addresses: (settings.backend == Backend::Kind).then(|| {
+                (
+                    SocketAddr::from(([127, 0, 0, 1], settings.https_port)),
+                    SocketAddr::from(([127, 0, 0, 1], settings.http_port)),
+                )
+            }),
+        };
+        let mut found = discover::discover(&client, &request).await?;
+        for note in &found.notes {
+            println!("  {note}");
+        }
+        if settings.backend == Backend::Kind && found.target.prometheus.is_none() {
+            bail!(
+                "the kind stack's Prometheus ({}) was not found",
+                request.prometheus
+            );
+        }
+        // The CLI is another process: it reads the password from a private file outside the
+        // artifacts (removed at teardown).
+        std::fs::create_dir_all(&settings.secrets_dir)
+            .with_context(|| format!("creating {}", settings.secrets_dir.display()))?;
+        let password_file = settings.secrets_dir.join("password");
+        write_private(&password_file, found.password.expose().as_bytes())?;
+        let username = found.target.credentials.username.clone();
+        found.target.credentials = Credentials::from_file(username, password_file);
+
+        self.prometheus_url = found.target.prometheus.as_ref().map(|p| p.url.clone());
+        let replicas = found.target.replicas.len();
         let path = settings.work.join("target.toml");
-        std::fs::write(&path, description.to_toml()?)
+        std::fs::write(&path, found.target.to_toml()?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!(
-            "  {replica_count} replicas; target description {}",
+            "  {replicas} replicas; target description {}",
             path.display()
         );
-        self.target = Some((path, scrape.job, replica_count));
+        self.forwards = Some(found.forwards);
+        self.target = Some((path, found.job, replicas));
         Ok(())
+    }
+
+    /// The CA the suites trust. kind and kwok: the test CA this harness made (cert-manager's CA
+    /// issuer on kind; on kwok the stand-in's per-run CA, written beside the served certificate),
+    /// copied to ca.crt. An existing cluster: the user's `--ca`, else the system's roots — never
+    /// the Ingress's own TLS Secret (a self-signed certificate verifies against itself).
+    async fn test_ca(&self, client: &kube::Client) -> Result<Option<PathBuf>> {
+        let (settings, names) = (self.settings, self.names);
+        let (ns, name) = match settings.backend {
+            Backend::Existing => return Ok(settings.ca.clone()),
+            Backend::Kind => (
+                addons::CERT_MANAGER_NAMESPACE.to_string(),
+                addons::CA_SECRET.to_string(),
+            ),
+            Backend::Kwok => {
+                let ns = names.namespace.clone();
+                let ingress: Ingress = Api::namespaced(client.clone(), &ns)
+                    .get(&names.ingress)
+                    .await
+                    .with_context(|| format!("reading Ingress {ns}/{}", names.ingress))?;
+                let secret = ingress
+                    .spec
+                    .and_then(|s| s.tls)
+                    .and_then(|tls| tls.into_iter().find_map(|t| t.secret_name))
+                    .ok_or_else(|| {
+                        anyhow!("Ingress {ns}/{}: no spec.tls[].secretName", names.ingress)
+                    })?;
+                (ns, secret)
+            }
+        };
+        let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+            .get(&name)
+            .await
+            .with_context(|| format!("reading the test CA Secret {ns}/{name}"))?;
+        let ca = secret_value(&secret, "ca.crt")
+            .ok_or_else(|| anyhow!("Secret {ns}/{name}: no data.ca.crt to trust"))?;
+        let ca_file = settings.work.join("ca.crt");
+        std::fs::write(&ca_file, ca).with_context(|| format!("writing {}", ca_file.display()))?;
+        Ok(Some(ca_file))
     }
 }
 
 fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
     secret.data.as_ref()?.get(key).map(|b| b.0.clone())
-}
-
-/// The user the suites log in as, and a private file with its password (outside the artifacts).
-async fn credentials(
-    client: &kube::Client,
-    settings: &Settings,
-    ns: &str,
-    deployment: &Deployment,
-) -> Result<(String, PathBuf)> {
-    let refs = target::secret_refs(deployment);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let read = |var: &'static str| {
-        let r = refs.get(var).cloned();
-        let secrets = secrets.clone();
-        async move {
-            let Some((name, key)) = r else {
-                return Ok(None);
-            };
-            let secret = secrets
-                .get(&name)
-                .await
-                .with_context(|| format!("reading Secret {ns}/{name} ({var})"))?;
-            let value = secret_value(&secret, &key)
-                .ok_or_else(|| anyhow!("Secret {ns}/{name} has no key {key} ({var})"))?;
-            Ok::<_, anyhow::Error>(Some(
-                String::from_utf8(value).with_context(|| format!("{var} is not UTF-8"))?,
-            ))
-        }
-    };
-    let username = match target::env_value(deployment, "CAMUNDA_BPM_ADMIN_USER_ID") {
-        Some(user) => user,
-        None => read("CAMUNDA_BPM_ADMIN_USER_ID").await?
-            .ok_or_else(|| anyhow!("the Deployment sets no CAMUNDA_BPM_ADMIN_USER_ID: the suites need the user to log in as"))?,
-    };
-    let password = read("CAMUNDA_BPM_ADMIN_USER_PASSWORD").await?.ok_or_else(|| {
-        anyhow!("the Deployment takes CAMUNDA_BPM_ADMIN_USER_PASSWORD from no Secret: the suites need it (and it must not be a literal)")
-    })?;
-    std::fs::create_dir_all(&settings.secrets_dir)
-        .with_context(|| format!("creating {}", settings.secrets_dir.display()))?;
-    let file = settings.secrets_dir.join("password");
-    write_private(&file, password.as_bytes())?;
-    Ok((username, file))
 }
 
 /// Creates a Secret the workloads need when it is not there; an existing one is kept (a reused
@@ -763,29 +612,6 @@ fn generated_value(key: &str) -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn load_balancer_address(ingress: &Ingress) -> Result<String> {
-    let entry = ingress
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .and_then(|list| list.first())
-        .ok_or_else(|| anyhow!("the Ingress has no load-balancer address in its status yet"))?;
-    entry
-        .ip
-        .clone()
-        .or_else(|| entry.hostname.clone())
-        .ok_or_else(|| anyhow!("the Ingress's load-balancer entry has neither ip nor hostname"))
-}
-
-fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
-    (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {host}"))?
-        .next()
-        .ok_or_else(|| anyhow!("{host} resolves to no address"))
 }
 
 /// `kind load docker-image`, falling back to a single-platform `docker save` + `kind load

@@ -1,5 +1,6 @@
-//! Ctrl-C/SIGTERM on the kind backend: the port-forwards stop and the run's kind cluster is
-//! deleted (unless `--keep`), as at the end of a run, then the process exits 130.
+//! Ctrl-C/SIGTERM on the kind backend: the run's kind cluster is deleted (unless `--keep`), as
+//! at the end of a run, then the process exits 130 (the port-forwards are this process's own
+//! tasks and end with it).
 
 use std::sync::Mutex;
 
@@ -7,16 +8,11 @@ use super::cli::kind;
 
 #[derive(Default)]
 struct Pending {
-    /// kubectl port-forward processes.
-    forwards: Vec<u32>,
     /// The cluster to delete: this run's, without `--keep`.
     cluster: Option<String>,
 }
 
-static PENDING: Mutex<Pending> = Mutex::new(Pending {
-    forwards: Vec::new(),
-    cluster: None,
-});
+static PENDING: Mutex<Pending> = Mutex::new(Pending { cluster: None });
 
 fn pending() -> std::sync::MutexGuard<'static, Pending> {
     PENDING.lock().unwrap_or_else(|p| p.into_inner())
@@ -27,20 +23,9 @@ fn pending() -> std::sync::MutexGuard<'static, Pending> {
 pub fn install() {
     let installed = ctrlc::set_handler(|| {
         crate::local::supervisor::mark_interrupted();
-        let (forwards, cluster) = {
-            let mut p = pending();
-            (std::mem::take(&mut p.forwards), p.cluster.take())
-        };
-        eprintln!("\ninterrupted: stopping {} port-forward(s)", forwards.len());
+        let cluster = pending().cluster.take();
+        eprintln!("\ninterrupted");
         crate::command::stop_running();
-        for pid in forwards {
-            if let Ok(pid) = i32::try_from(pid) {
-                // SAFETY: signals a child this run started; ESRCH (already gone) is fine.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-        }
         if let Some(name) = cluster {
             eprintln!("interrupted: deleting kind cluster {name} (pass --keep to keep it)");
             if let Err(err) = kind::delete_cluster(&name).run() {
@@ -52,14 +37,6 @@ pub fn install() {
     if let Err(err) = installed {
         eprintln!("warning: no Ctrl-C cleanup: {err}");
     }
-}
-
-pub fn forward_started(pid: u32) {
-    pending().forwards.push(pid);
-}
-
-pub fn forward_stopped(pid: u32) {
-    pending().forwards.retain(|p| *p != pid);
 }
 
 /// The run owns `cluster` now; the handler deletes it unless the run keeps it.

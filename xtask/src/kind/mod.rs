@@ -11,9 +11,7 @@ pub(crate) mod diag;
 pub(crate) mod exec;
 mod interrupt;
 mod plan;
-mod portforward;
 mod redact;
-mod target;
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +41,9 @@ pub struct Settings {
     pub cluster: String,
     /// `--context` (existing); kind uses its own context name.
     pub context_override: Option<String>,
+    /// `--ca` (existing): the CA the ingress certificate must verify against; default: the
+    /// system's roots.
+    pub ca: Option<PathBuf>,
     pub overlay: PathBuf,
     pub http_port: u16,
     pub https_port: u16,
@@ -80,6 +81,9 @@ impl Settings {
                 (backend == Backend::Kwok).then_some(own)
             }
         };
+        if backend != Backend::Existing && args.ca.is_some() {
+            bail!("--ca is for --backend existing (this backend trusts the test CA it made)");
+        }
         if backend != Backend::Existing && args.no_deploy {
             bail!("--no-deploy is for --backend existing (this backend's cluster starts empty)");
         }
@@ -100,6 +104,7 @@ impl Settings {
             backend,
             cluster: config::CLUSTER_NAME.to_string(),
             context_override,
+            ca: args.ca.clone(),
             overlay,
             http_port: args.http_port,
             https_port: args.https_port,
@@ -179,7 +184,6 @@ pub struct Names {
     pub hpa: String,
     pub host: Option<String>,
     pub ingress: String,
-    pub service_monitor: String,
     /// Every Deployment and StatefulSet; the HPA's target counts at its `minReplicas`.
     pub rollouts: Vec<Rollout>,
     /// Certificates to await: explicit ones and those cert-manager's ingress-shim creates
@@ -318,7 +322,8 @@ impl Names {
         serde_json::from_value::<Deployment>(deployment_doc.clone())
             .with_context(|| format!("reading Deployment {namespace}/{deployment_name}"))?;
         let ingress = single(&docs, "Ingress", &namespace)?;
-        let service_monitor = single(&docs, "ServiceMonitor", &namespace)?;
+        // Discovery finds it in the cluster; the plan refuses an overlay without exactly one.
+        single(&docs, "ServiceMonitor", &namespace)?;
 
         let mut certificates: Vec<(String, String)> = of_kind(&docs, "Certificate")
             .map(|c| (namespace_of(c), name_of(c)))
@@ -341,8 +346,7 @@ impl Names {
         let host = ingress["spec"]["tls"][0]["hosts"][0]
             .as_str()
             .map(str::to_string);
-        let (hpa, ingress, service_monitor) =
-            (name_of(hpa), name_of(ingress), name_of(service_monitor));
+        let (hpa, ingress) = (name_of(hpa), name_of(ingress));
         let deploy::Plan {
             docs,
             secrets,
@@ -354,7 +358,6 @@ impl Names {
             hpa,
             host,
             ingress,
-            service_monitor,
             rollouts,
             certificates,
             secrets,
@@ -449,21 +452,6 @@ fn down(settings: &Settings, plan_only: bool) -> Result<bool> {
             .with_context(|| format!("removing {}", settings.secrets_dir.display()))?;
     }
     Ok(true)
-}
-
-#[cfg(test)]
-pub(crate) mod fixtures {
-    use serde::de::DeserializeOwned;
-
-    /// A recorded API object from `fixtures/kube/`.
-    pub fn load<T: DeserializeOwned>(name: &str) -> T {
-        let path = crate::artifacts::workspace_root()
-            .join("fixtures/kube")
-            .join(name);
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
 }
 
 #[cfg(test)]

@@ -668,11 +668,8 @@ impl Step {
                 );
                 let _ = writeln!(
                     out,
-                    "    from the live Ingress {ns}/{}, ServiceMonitor {ns}/{}, Deployment {ns}/{}: host, webapp and engine-rest paths, affinity cookie (sessions mode), scrape job and port",
-                    names.ingress,
-                    names.service_monitor,
-                    names.deployment,
-                    ns = names.namespace
+                    "    camunda_conformance::cluster::discover on namespace {} (what `camunda-conformance run --kube-context` does): the route to engine-rest, its Service and Deployment, Ready pods, monitor (scrape job, port, path), HPA",
+                    names.namespace
                 );
                 let _ = writeln!(
                     out,
@@ -706,31 +703,25 @@ impl Step {
                     Backend::Existing => {
                         let _ = writeln!(
                             out,
-                            "    ingress: the Ingress's load-balancer address, port 443/80"
+                            "    ingress: the Ingress's load-balancer address, port 443/80 (none: DNS)"
                         );
                         let _ = writeln!(
                             out,
-                            "    CA: ca.crt of the Ingress's TLS Secret -> {}/ca.crt",
-                            settings.work.display()
+                            "    CA: {} (never the Ingress's own TLS Secret)",
+                            settings.ca.as_ref().map_or(
+                                "the system's roots".to_string(),
+                                |ca| format!("--ca {}", ca.display())
+                            )
                         );
                     }
                 }
                 let _ = writeln!(
                     out,
-                    "    per Ready pod of Deployment {}/{}:\n    $ {}",
+                    "    per Ready pod of Deployment {}/{}: loopback port-forwards (kube-rs) to its HTTP and metrics ports; Prometheus: {}/{}, port-forwarded",
                     names.namespace,
                     names.deployment,
-                    kubectl::port_forward(
-                        &context,
-                        &names.namespace,
-                        "pod/<pod>",
-                        &[(0, 8080), (0, 9404)]
-                    )
-                );
-                let _ = writeln!(
-                    out,
-                    "    (local ports chosen free at run time; remote ports from the Deployment and the ServiceMonitor)\n    $ {}",
-                    kubectl::port_forward(&context, addons::MONITORING_NAMESPACE, &format!("svc/{}", addons::PROMETHEUS_SERVICE), &[(0, 9090)])
+                    addons::MONITORING_NAMESPACE,
+                    addons::PROMETHEUS_SERVICE
                 );
                 let _ = writeln!(out, "    write {}/target.toml", settings.work.display());
             }

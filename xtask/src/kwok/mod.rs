@@ -96,58 +96,6 @@ pub fn down(plan_only: bool) -> Result<bool> {
     Ok(true)
 }
 
-/// The checks a target on simulated pods skips, with why: `camunda-conformance run --strict`
-/// accepts exactly these.
-pub fn allowed_skips() -> Vec<camunda_conformance_suites::AllowedSkip> {
-    use camunda_conformance_suites::{AllowedSkip, Suite, SIMULATED_PODS};
-    let mut skips: Vec<AllowedSkip> = Suite::ALL
-        .into_iter()
-        .filter(|suite| *suite != Suite::Scaling)
-        .map(|suite| AllowedSkip {
-            check: format!("{suite}.*"),
-            reason: SIMULATED_PODS.to_string(),
-        })
-        .collect();
-    for (check, reason) in camunda_conformance_suites::SIMULATED_SCALING_SKIPS {
-        skips.push(AllowedSkip {
-            check: check.to_string(),
-            reason: reason.to_string(),
-        });
-    }
-    skips
-}
-
-/// Whether the pods run on nodes kwok manages (annotation `kwok.x-k8s.io/node: fake`).
-pub async fn on_simulated_nodes(
-    client: &kube::Client,
-    pods: &[k8s_openapi::api::core::v1::Pod],
-) -> Result<bool> {
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    let names: std::collections::BTreeSet<&str> = pods
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
-        .collect();
-    if names.is_empty() {
-        return Ok(false);
-    }
-    for name in names {
-        let node = nodes
-            .get(name)
-            .await
-            .with_context(|| format!("reading Node {name}"))?;
-        let fake = node
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("kwok.x-k8s.io/node"))
-            .is_some_and(|v| v == "fake");
-        if !fake {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,24 +106,5 @@ mod tests {
         let dir = private_tempdir().unwrap();
         let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
-    }
-
-    #[test]
-    fn simulated_pods_allow_exactly_the_skips_they_cause() {
-        let skips = allowed_skips();
-        let checks: Vec<&str> = skips.iter().map(|s| s.check.as_str()).collect();
-        assert_eq!(
-            checks,
-            [
-                "metrics.*",
-                "auth.*",
-                "tls.*",
-                "cluster.*",
-                "sessions.*",
-                "scaling.new-pods-ready",
-                "scaling.sessions-during-scale-out"
-            ]
-        );
-        assert!(skips.iter().all(|s| !s.reason.is_empty()));
     }
 }

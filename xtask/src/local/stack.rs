@@ -178,7 +178,7 @@ impl StackState {
                     https,
                 )),
                 http_url: Some(format!("http://{HOST}:{}", self.nginx.http_port)),
-                ca_file: self.ca_file(),
+                ca_file: Some(self.ca_file()),
                 webapp_path: self.flavour.webapp_path().into(),
                 rest_path: self.flavour.rest_path().into(),
             },
@@ -194,6 +194,8 @@ impl StackState {
                 &self.admin_user,
                 self.admin_password_file(),
             ),
+            // This stack's jmx_exporter rules: the default series names.
+            metrics: suites::Metrics::default(),
             prometheus: Some(suites::Prometheus {
                 url: format!("http://127.0.0.1:{}", self.prometheus.port),
                 job: PROMETHEUS_JOB.into(),
