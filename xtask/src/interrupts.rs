@@ -303,7 +303,10 @@ impl Bench {
             bail!("processes left behind: {}", left.join("; "));
         }
         if !open.is_empty() {
-            bail!("ports still answering 5 s after the exit: {}", open.join(", "));
+            bail!(
+                "ports still answering 5 s after the exit: {}",
+                open.join(", ")
+            );
         }
         let tmp = dir.join("tmp");
         let stray: Vec<String> = std::fs::read_dir(&tmp)
