@@ -2,7 +2,7 @@
 //! function over the whole stack: workloads and their pod templates, which Services select which
 //! pods, which Ingress routes to which Service port, which HPA scales which workload.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::Value;
 
@@ -378,12 +379,12 @@ impl Bundle {
         let mut bundle = Bundle {
             entries,
             duplicates,
-            by_name: Index::new(),
-            secret_providers: HashMap::new(),
-            hpa_by_target: Index::new(),
-            workloads_by_label: Index::new(),
-            services_by_selector: Index::new(),
-            routes_by_service: HashMap::new(),
+            by_name: Index::default(),
+            secret_providers: HashMap::default(),
+            hpa_by_target: Index::default(),
+            workloads_by_label: Index::default(),
+            services_by_selector: Index::default(),
+            routes_by_service: HashMap::default(),
         };
         for (position, entry) in bundle.entries.iter().enumerate() {
             insert(&mut bundle.by_name, &entry.kind, &entry.name, position);
@@ -488,35 +489,35 @@ impl Bundle {
 
     pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Service(s) => Some((e, s)),
+            Typed::Service(s) => Some((e, &**s)),
             _ => None,
         })
     }
 
     pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Ingress(i) => Some((e, i)),
+            Typed::Ingress(i) => Some((e, &**i)),
             _ => None,
         })
     }
 
     pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Hpa(h) => Some((e, h)),
+            Typed::Hpa(h) => Some((e, &**h)),
             _ => None,
         })
     }
 
     pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::ServiceMonitor(m) => Some((e, m)),
+            Typed::ServiceMonitor(m) => Some((e, &**m)),
             _ => None,
         })
     }
 
     pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::PodMonitor(m) => Some((e, m)),
+            Typed::PodMonitor(m) => Some((e, &**m)),
             _ => None,
         })
     }
@@ -525,7 +526,7 @@ impl Bundle {
         self.named("ConfigMap", name, near)
             .into_iter()
             .find_map(|e| match &e.typed {
-                Typed::ConfigMap(c) => Some(c),
+                Typed::ConfigMap(c) => Some(&**c),
                 _ => None,
             })
     }
@@ -568,7 +569,7 @@ impl Bundle {
         .map(|i| &self.entries[*i])
         .filter(|e| e.same_namespace(workload.entry))
         .find_map(|e| match &e.typed {
-            Typed::Hpa(h) => Some((e, h)),
+            Typed::Hpa(h) => Some((e, &**h)),
             _ => None,
         })
     }
@@ -607,7 +608,7 @@ impl Bundle {
                 Typed::Service(service)
                     if entry.same_namespace(workload.entry) && service_selects(service, labels) =>
                 {
-                    Some((entry, service))
+                    Some((entry, &**service))
                 }
                 _ => None,
             })
@@ -642,7 +643,7 @@ impl Bundle {
         self.named("Service", name, near)
             .into_iter()
             .find_map(|e| match &e.typed {
-                Typed::Service(s) => Some((e, s)),
+                Typed::Service(s) => Some((e, &**s)),
                 _ => None,
             })
     }
@@ -667,7 +668,7 @@ impl Bundle {
 /// Keeps the last of each kind/namespace/name (a later document replaces an earlier one on
 /// apply) and says which were dropped, so no rule counts one object twice.
 fn without_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Finding>) {
-    fn key<'e>(entry: &'e Entry) -> (&'e str, Option<&'e str>, &'e str) {
+    fn key(entry: &Entry) -> (&str, Option<&str>, &str) {
         (&entry.kind, entry.namespace.as_deref(), &entry.name)
     }
     let last: HashMap<_, usize> = entries
@@ -757,7 +758,7 @@ fn ingress_backends<'a>(entry: &'a Entry, ingress: &'a Ingress) -> Vec<IngressBa
 }
 
 /// The Service names an Ingress or HTTPRoute sends traffic to.
-fn backend_services<'a>(entry: &'a Entry) -> Vec<&'a str> {
+fn backend_services(entry: &Entry) -> Vec<&str> {
     match &entry.typed {
         Typed::Ingress(ingress) => ingress_backends(entry, ingress)
             .into_iter()
@@ -777,7 +778,7 @@ fn backend_services<'a>(entry: &'a Entry) -> Vec<&'a str> {
 }
 
 /// The Secret an entry creates, if any.
-fn provided_secret<'a>(entry: &'a Entry) -> Option<&'a str> {
+fn provided_secret(entry: &Entry) -> Option<&str> {
     match &entry.typed {
         Typed::Secret(_) => Some(entry.name()),
         Typed::Certificate(c) => Some(&c.spec.secret_name),
