@@ -16,7 +16,8 @@ use serde_json::Value;
 use super::apply::{describe, Applier, Conflicts, FIELD_MANAGER};
 use super::wait::{self, Progress, Workload};
 use crate::report::{self, Format, Sink};
-use crate::validate::{self, bundle::provided_secret_of, input, ValidateReport};
+use crate::validate::bundle::{self, provided_secret_of};
+use crate::validate::{self, input, ValidateReport};
 
 #[derive(clap::Args)]
 pub struct DeployArgs {
@@ -38,11 +39,16 @@ pub struct DeployArgs {
 /// `Err` (exit 2): the overlay could not be read or rendered.
 pub fn command(args: &DeployArgs) -> Result<bool> {
     let started = Instant::now();
-    let loaded = input::load(&args.overlay)?;
+    // Each object is schema-checked as it is read; the rendered documents are kept for the apply.
+    let (mut entries, mut docs) = (Vec::new(), Vec::new());
+    let summary = input::load(&args.overlay, &mut |raw| {
+        entries.push(bundle::Entry::checked(&raw));
+        docs.push(raw.value);
+    })?;
     let render_ms = started.elapsed().as_millis();
     let checked = Instant::now();
     let shown = args.overlay.display().to_string();
-    let findings = validate::check(&loaded.objects)
+    let findings = validate::check_entries(entries)
         .into_iter()
         .map(|finding| validate::Finding {
             input: Some(shown.clone()),
@@ -51,7 +57,7 @@ pub fn command(args: &DeployArgs) -> Result<bool> {
         .collect();
     let validated = ValidateReport {
         findings,
-        inputs: vec![loaded.summary],
+        inputs: vec![summary],
         render_ms,
         check_ms: checked.elapsed().as_millis(),
     };
@@ -60,7 +66,6 @@ pub fn command(args: &DeployArgs) -> Result<bool> {
         eprintln!("not deploying {shown}: validate found errors (above)");
         return Ok(false);
     }
-    let docs: Vec<Value> = loaded.objects.into_iter().map(|o| o.value).collect();
     let plan = Plan::new(docs).with_context(|| format!("reading {shown}"))?;
     let conflicts = if args.force_conflicts {
         Conflicts::Force

@@ -958,10 +958,9 @@ pub async fn discover(client: &Client, request: &Request) -> Result<Discovered> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::fixtures::load;
     use camunda_conformance_suites::MetricsPreset;
     use k8s_openapi::List;
-    use crate::cluster::fixtures::load;
-
 
     #[test]
     fn the_route_names_host_paths_cookie_service_and_address() {

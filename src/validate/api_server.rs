@@ -22,7 +22,7 @@ const FIELD_MANAGER: &str = "camunda-conformance";
 pub fn dry_run(paths: &[PathBuf], version: &str) -> Result<Vec<Finding>> {
     let mut objects = Vec::new();
     for path in paths {
-        objects.extend(input::load(path)?.objects);
+        input::load(path, &mut |object| objects.push(object))?;
     }
     eprintln!("api-server: Kubernetes {version} (etcd {}, from the Go module proxy; a first build takes 15-25 minutes on 2 cores, later runs use the cache)", pins::ETCD);
     let binaries = build::ensure_kubernetes(version)?;

@@ -2,7 +2,7 @@
 //! function over the whole stack: workloads and their pod templates, which Services select which
 //! pods, which Ingress routes to which Service port, which HPA scales which workload.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::Value;
 
@@ -18,16 +19,103 @@ use super::input::RawObject;
 use super::schema::{crds, Typed};
 use super::{Finding, Severity};
 
-pub struct Entry<'a> {
-    pub raw: &'a RawObject,
+/// One checked object. It owns all the rules need (its typed value and the few untyped fields
+/// in [`Extract`]) and no raw document: holding every parsed `serde_json::Value` of a large
+/// bundle until the rules ran cost twice the memory of the rest.
+pub struct Entry {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub file: Option<String>,
     pub typed: Typed,
     /// Findings of the `schema` rule, computed while typing the object.
     pub schema: Vec<Finding>,
+    pub extract: Extract,
 }
 
-impl<'a> Entry<'a> {
-    pub fn new(raw: &'a RawObject, typed: Typed, schema: Vec<Finding>) -> Self {
-        Entry { raw, typed, schema }
+/// What rules read from the document itself rather than from [`Typed`]: the metadata of every
+/// kind (typed values exist only for the kinds rules reason about, and only when they type), and
+/// a few fields of kinds kept untyped.
+#[derive(Default)]
+pub struct Extract {
+    /// `metadata.labels` with string values.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations` with string values.
+    pub annotations: BTreeMap<String, String>,
+    /// ServiceAccount: `automountServiceAccountToken`.
+    pub automount_token: Option<bool>,
+    /// RoleBinding and ClusterRoleBinding: `subjects`.
+    pub subjects: Vec<Subject>,
+    /// ExternalSecret: `spec.target.name`.
+    pub target_name: Option<String>,
+}
+
+/// A subject of a (Cluster)RoleBinding as written (fields that are not strings read as absent).
+pub struct Subject {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Extract {
+    fn of(raw: &RawObject) -> Self {
+        let value = &raw.value;
+        let strings = |pointer: &str| -> BTreeMap<String, String> {
+            value
+                .pointer(pointer)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        };
+        let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+        let mut extract = Extract {
+            labels: strings("/metadata/labels"),
+            annotations: strings("/metadata/annotations"),
+            ..Extract::default()
+        };
+        match raw.kind.as_str() {
+            "ServiceAccount" => {
+                extract.automount_token = value
+                    .get("automountServiceAccountToken")
+                    .and_then(Value::as_bool);
+            }
+            "RoleBinding" | "ClusterRoleBinding" => {
+                extract.subjects = value
+                    .get("subjects")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|s| Subject {
+                        kind: text(s, "kind"),
+                        name: text(s, "name"),
+                        namespace: text(s, "namespace"),
+                    })
+                    .collect();
+            }
+            "ExternalSecret" => {
+                extract.target_name = value.pointer("/spec/target").and_then(|t| text(t, "name"));
+            }
+            _ => {}
+        }
+        extract
+    }
+}
+
+impl Entry {
+    /// Schema-checks one object and keeps what the rules need of it.
+    pub fn checked(raw: &RawObject) -> Self {
+        let (typed, schema) = super::schema::check(raw);
+        Entry {
+            kind: raw.kind.clone(),
+            name: raw.name.clone(),
+            namespace: raw.namespace.clone(),
+            file: raw.file.clone(),
+            typed,
+            schema,
+            extract: Extract::of(raw),
+        }
     }
 
     pub fn finding(&self, rule: &'static str, severity: Severity, message: String) -> Finding {
@@ -35,8 +123,8 @@ impl<'a> Entry<'a> {
             rule,
             severity,
             resource: self.resource(),
-            namespace: self.raw.namespace.clone(),
-            file: self.raw.file.clone(),
+            namespace: self.namespace.clone(),
+            file: self.file.clone(),
             message,
             input: None,
         }
@@ -44,35 +132,31 @@ impl<'a> Entry<'a> {
 
     /// `Kind/name`.
     pub fn resource(&self) -> String {
-        format!("{}/{}", self.raw.kind, self.raw.name)
+        format!("{}/{}", self.kind, self.name)
     }
 
     pub fn name(&self) -> &str {
-        &self.raw.name
+        &self.name
     }
 
     /// Same namespace, where an object without one (plain manifests applied with `-n`) is
     /// taken to share the other's.
     pub fn same_namespace(&self, other: &Entry) -> bool {
-        match (&self.raw.namespace, &other.raw.namespace) {
+        match (&self.namespace, &other.namespace) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         }
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.raw
-            .value
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .and_then(|v| v.as_str())
+        self.extract.annotations.get(key).map(String::as_str)
     }
 }
 
 /// A Deployment, StatefulSet or DaemonSet with its pod template.
 #[derive(Clone, Copy)]
 pub struct Workload<'a> {
-    pub entry: &'a Entry<'a>,
+    pub entry: &'a Entry,
     pub template: &'a PodTemplateSpec,
     /// `spec.replicas` as written (`None`: unset, which means 1 without an HPA).
     pub replicas: Option<i32>,
@@ -252,8 +336,8 @@ pub fn image_tag(image: &str) -> Option<&str> {
 
 /// Lookups by name and label are indexed once, so rules stay linear in the bundle size (the
 /// benchmark checks 4,000 objects).
-pub struct Bundle<'a> {
-    pub entries: Vec<Entry<'a>>,
+pub struct Bundle {
+    pub entries: Vec<Entry>,
     /// Objects given more than once (same kind, namespace and name): only the last one is kept,
     /// as `kubectl apply` would leave it; findings of the `duplicate` rule.
     pub duplicates: Vec<Finding>,
@@ -289,26 +373,21 @@ fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
         .map_or(&[], Vec::as_slice)
 }
 
-impl<'o> Bundle<'o> {
-    pub fn new(entries: Vec<Entry<'o>>) -> Self {
+impl Bundle {
+    pub fn new(entries: Vec<Entry>) -> Self {
         let (entries, duplicates) = without_duplicates(entries);
         let mut bundle = Bundle {
             entries,
             duplicates,
-            by_name: Index::new(),
-            secret_providers: HashMap::new(),
-            hpa_by_target: Index::new(),
-            workloads_by_label: Index::new(),
-            services_by_selector: Index::new(),
-            routes_by_service: HashMap::new(),
+            by_name: Index::default(),
+            secret_providers: HashMap::default(),
+            hpa_by_target: Index::default(),
+            workloads_by_label: Index::default(),
+            services_by_selector: Index::default(),
+            routes_by_service: HashMap::default(),
         };
         for (position, entry) in bundle.entries.iter().enumerate() {
-            insert(
-                &mut bundle.by_name,
-                &entry.raw.kind,
-                &entry.raw.name,
-                position,
-            );
+            insert(&mut bundle.by_name, &entry.kind, &entry.name, position);
             if let Some(secret) = provided_secret(entry) {
                 bundle
                     .secret_providers
@@ -373,14 +452,14 @@ impl<'o> Bundle<'o> {
     }
 
     fn position(&self, entry: &Entry) -> Option<usize> {
-        lookup(&self.by_name, &entry.raw.kind, &entry.raw.name)
+        lookup(&self.by_name, &entry.kind, &entry.name)
             .iter()
             .copied()
             .find(|i| std::ptr::eq(&self.entries[*i], entry))
     }
 
     /// Entries of a kind and name near (in the namespace of) `near`.
-    pub fn named<'a>(&'a self, kind: &str, name: &str, near: &Entry) -> Vec<&'a Entry<'o>> {
+    pub fn named<'a>(&'a self, kind: &str, name: &str, near: &Entry) -> Vec<&'a Entry> {
         lookup(&self.by_name, kind, name)
             .iter()
             .map(|i| &self.entries[*i])
@@ -408,37 +487,37 @@ impl<'o> Bundle<'o> {
             .filter_map(|w| w.camunda_container().map(|c| (w, c)))
     }
 
-    pub fn services(&self) -> impl Iterator<Item = (&Entry<'o>, &Service)> {
+    pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Service(s) => Some((e, s)),
+            Typed::Service(s) => Some((e, &**s)),
             _ => None,
         })
     }
 
-    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry<'o>, &Ingress)> {
+    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Ingress(i) => Some((e, i)),
+            Typed::Ingress(i) => Some((e, &**i)),
             _ => None,
         })
     }
 
-    pub fn hpas(&self) -> impl Iterator<Item = (&Entry<'o>, &HorizontalPodAutoscaler)> {
+    pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Hpa(h) => Some((e, h)),
+            Typed::Hpa(h) => Some((e, &**h)),
             _ => None,
         })
     }
 
-    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry<'o>, &crds::ServiceMonitor)> {
+    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::ServiceMonitor(m) => Some((e, m)),
+            Typed::ServiceMonitor(m) => Some((e, &**m)),
             _ => None,
         })
     }
 
-    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry<'o>, &crds::PodMonitor)> {
+    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
         self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::PodMonitor(m) => Some((e, m)),
+            Typed::PodMonitor(m) => Some((e, &**m)),
             _ => None,
         })
     }
@@ -447,7 +526,7 @@ impl<'o> Bundle<'o> {
         self.named("ConfigMap", name, near)
             .into_iter()
             .find_map(|e| match &e.typed {
-                Typed::ConfigMap(c) => Some(c),
+                Typed::ConfigMap(c) => Some(&**c),
                 _ => None,
             })
     }
@@ -480,17 +559,17 @@ impl<'o> Bundle<'o> {
     }
 
     /// The HPA whose `scaleTargetRef` names this workload.
-    pub fn hpa_for(&self, workload: &Workload) -> Option<(&Entry<'o>, &HorizontalPodAutoscaler)> {
+    pub fn hpa_for(&self, workload: &Workload) -> Option<(&Entry, &HorizontalPodAutoscaler)> {
         lookup(
             &self.hpa_by_target,
-            &workload.entry.raw.kind,
+            &workload.entry.kind,
             workload.entry.name(),
         )
         .iter()
         .map(|i| &self.entries[*i])
         .filter(|e| e.same_namespace(workload.entry))
         .find_map(|e| match &e.typed {
-            Typed::Hpa(h) => Some((e, h)),
+            Typed::Hpa(h) => Some((e, &**h)),
             _ => None,
         })
     }
@@ -512,7 +591,7 @@ impl<'o> Bundle<'o> {
     }
 
     /// Services whose selector matches the workload's pods.
-    pub fn services_for<'a>(&'a self, workload: &Workload) -> Vec<(&'a Entry<'o>, &'a Service)> {
+    pub fn services_for<'a>(&'a self, workload: &Workload) -> Vec<(&'a Entry, &'a Service)> {
         let Some(labels) = workload.labels() else {
             return Vec::new();
         };
@@ -529,7 +608,7 @@ impl<'o> Bundle<'o> {
                 Typed::Service(service)
                     if entry.same_namespace(workload.entry) && service_selects(service, labels) =>
                 {
-                    Some((entry, service))
+                    Some((entry, &**service))
                 }
                 _ => None,
             })
@@ -560,17 +639,17 @@ impl<'o> Bundle<'o> {
             .collect()
     }
 
-    pub fn service_named(&self, near: &Entry, name: &str) -> Option<(&Entry<'o>, &Service)> {
+    pub fn service_named(&self, near: &Entry, name: &str) -> Option<(&Entry, &Service)> {
         self.named("Service", name, near)
             .into_iter()
             .find_map(|e| match &e.typed {
-                Typed::Service(s) => Some((e, s)),
+                Typed::Service(s) => Some((e, &**s)),
                 _ => None,
             })
     }
 
     /// The Ingresses and HTTPRoutes that name Service `name` as a backend.
-    pub fn routes_to(&self, name: &str) -> impl Iterator<Item = &Entry<'o>> {
+    pub fn routes_to(&self, name: &str) -> impl Iterator<Item = &Entry> {
         self.routes_by_service
             .get(name)
             .into_iter()
@@ -589,9 +668,8 @@ impl<'o> Bundle<'o> {
 /// Keeps the last of each kind/namespace/name (a later document replaces an earlier one on
 /// apply) and says which were dropped, so no rule counts one object twice.
 fn without_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Finding>) {
-    fn key<'e>(entry: &'e Entry) -> (&'e str, Option<&'e str>, &'e str) {
-        let raw = entry.raw;
-        (&raw.kind, raw.namespace.as_deref(), &raw.name)
+    fn key(entry: &Entry) -> (&str, Option<&str>, &str) {
+        (&entry.kind, entry.namespace.as_deref(), &entry.name)
     }
     let last: HashMap<_, usize> = entries
         .iter()
@@ -612,7 +690,7 @@ fn without_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Finding>) {
         .filter(|(_, kept)| !**kept)
         .map(|(entry, _)| {
             let later = &entries[last[&key(entry)]];
-            let elsewhere = match (&entry.raw.file, &later.raw.file) {
+            let elsewhere = match (&entry.file, &later.file) {
                 (Some(here), Some(there)) if here != there => format!(" (again in {there})"),
                 _ => String::new(),
             };
@@ -631,7 +709,7 @@ fn without_duplicates(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Finding>) {
     (kept, duplicates)
 }
 
-fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {
+fn workload_of<'a>(entry: &'a Entry) -> Option<Workload<'a>> {
     let (template, replicas) = match &entry.typed {
         Typed::Deployment(d) => {
             let spec = d.spec.as_ref()?;
@@ -653,7 +731,7 @@ fn workload_of<'a>(entry: &'a Entry<'a>) -> Option<Workload<'a>> {
 }
 
 /// The backend Services and ports of one Ingress (default backend and every path).
-fn ingress_backends<'a>(entry: &'a Entry<'a>, ingress: &'a Ingress) -> Vec<IngressBackend<'a>> {
+fn ingress_backends<'a>(entry: &'a Entry, ingress: &'a Ingress) -> Vec<IngressBackend<'a>> {
     let Some(spec) = &ingress.spec else {
         return Vec::new();
     };
@@ -680,7 +758,7 @@ fn ingress_backends<'a>(entry: &'a Entry<'a>, ingress: &'a Ingress) -> Vec<Ingre
 }
 
 /// The Service names an Ingress or HTTPRoute sends traffic to.
-fn backend_services<'a>(entry: &'a Entry<'a>) -> Vec<&'a str> {
+fn backend_services(entry: &Entry) -> Vec<&str> {
     match &entry.typed {
         Typed::Ingress(ingress) => ingress_backends(entry, ingress)
             .into_iter()
@@ -700,13 +778,22 @@ fn backend_services<'a>(entry: &'a Entry<'a>) -> Vec<&'a str> {
 }
 
 /// The Secret an entry creates, if any.
-fn provided_secret<'a>(entry: &'a Entry<'a>) -> Option<&'a str> {
-    provided_secret_of(&entry.raw.kind, &entry.raw.name, &entry.raw.value)
+fn provided_secret(entry: &Entry) -> Option<&str> {
+    match &entry.typed {
+        Typed::Secret(_) => Some(entry.name()),
+        Typed::Certificate(c) => Some(&c.spec.secret_name),
+        _ => match entry.kind.as_str() {
+            "ExternalSecret" => Some(entry.extract.target_name.as_deref().unwrap_or(entry.name())),
+            "SealedSecret" => Some(entry.name()),
+            _ => None,
+        },
+    }
 }
 
 /// The Secret an object creates, when it is one: itself, or what its operator creates — a
 /// cert-manager Certificate (`spec.secretName`), an ExternalSecret (`spec.target.name`, else its
-/// own name), a SealedSecret (its own name).
+/// own name), a SealedSecret (its own name). Read from a rendered document, for `deploy`;
+/// `provided_secret` is the same mapping over a checked entry.
 pub fn provided_secret_of<'a>(kind: &str, name: &'a str, value: &'a Value) -> Option<&'a str> {
     match kind {
         "Secret" | "SealedSecret" => Some(name),
@@ -722,7 +809,7 @@ pub fn provided_secret_of<'a>(kind: &str, name: &'a str, value: &'a Value) -> Op
 }
 
 pub struct IngressBackend<'a> {
-    pub entry: &'a Entry<'a>,
+    pub entry: &'a Entry,
     pub service: &'a str,
     pub port_name: Option<&'a str>,
     pub port_number: Option<i32>,

@@ -68,13 +68,13 @@ pub struct RawObject {
     pub value: Value,
 }
 
-pub struct Loaded {
-    pub summary: InputSummary,
-    pub objects: Vec<RawObject>,
-}
+/// Where the objects of an input go, one at a time as each document is read, so that a caller
+/// can reduce each to what it needs before the next is parsed.
+pub type Sink<'s> = dyn FnMut(RawObject) + 's;
 
-/// Renders or reads one path given on the command line.
-pub fn load(path: &Path) -> Result<Loaded, InputError> {
+/// Renders or reads one path given on the command line and hands each object to `sink`; the
+/// summary's `render_ms` includes the time spent in `sink`.
+pub fn load(path: &Path, sink: &mut Sink) -> Result<InputSummary, InputError> {
     let started = Instant::now();
     let shown = path.display().to_string();
     let metadata = std::fs::metadata(path).map_err(|source| match source.kind() {
@@ -98,26 +98,31 @@ pub fn load(path: &Path) -> Result<Loaded, InputError> {
             .is_some_and(|n| KUSTOMIZATION_FILES.contains(&n));
         is_kustomization.then(|| path.parent().unwrap_or(Path::new(".")).to_path_buf())
     };
-    let (renderer, objects) = match kustomize_root {
-        Some(root) => {
-            let (renderer, objects) = render_kustomization(&root)?;
-            (renderer.to_string(), objects)
-        }
-        None if metadata.is_dir() => (PLAIN_RENDERER.to_string(), read_dir(path)?),
-        None => (PLAIN_RENDERER.to_string(), read_file(path)?),
+    let mut objects = 0;
+    let mut counted = |object: RawObject| {
+        objects += 1;
+        sink(object);
     };
-    Ok(Loaded {
-        summary: InputSummary {
-            path: path.to_path_buf(),
-            renderer,
-            objects: objects.len(),
-            render_ms: started.elapsed().as_millis(),
-        },
+    let renderer = match kustomize_root {
+        Some(root) => render_kustomization(&root, &mut counted)?,
+        None if metadata.is_dir() => {
+            read_dir(path, &mut counted)?;
+            PLAIN_RENDERER
+        }
+        None => {
+            read_file(path, &mut counted)?;
+            PLAIN_RENDERER
+        }
+    };
+    Ok(InputSummary {
+        path: path.to_path_buf(),
+        renderer: renderer.to_string(),
         objects,
+        render_ms: started.elapsed().as_millis(),
     })
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<RawObject>, InputError> {
+fn read_dir(dir: &Path, sink: &mut Sink) -> Result<(), InputError> {
     let mut files = Vec::new();
     collect_manifest_files(dir, &mut files)?;
     if files.is_empty() {
@@ -126,11 +131,10 @@ fn read_dir(dir: &Path) -> Result<Vec<RawObject>, InputError> {
         });
     }
     files.sort();
-    let mut objects = Vec::new();
     for file in files {
-        objects.extend(read_file(&file)?);
+        read_file(&file, sink)?;
     }
-    Ok(objects)
+    Ok(())
 }
 
 fn collect_manifest_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
@@ -153,17 +157,16 @@ fn collect_manifest_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), In
     Ok(())
 }
 
-fn read_file(path: &Path) -> Result<Vec<RawObject>, InputError> {
+fn read_file(path: &Path, sink: &mut Sink) -> Result<(), InputError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| InputError::Io {
         path: shown.clone(),
         source,
     })?;
-    let objects = parse_documents(&text, &shown, Some(shown.clone()))?;
-    if objects.is_empty() {
+    if each_document(&text, &shown, Some(shown.clone()), sink)? == 0 {
         return Err(InputError::Empty { path: shown });
     }
-    Ok(objects)
+    Ok(())
 }
 
 /// Parses a multi-document YAML stream into objects attributed to `file`; `List` objects are
@@ -174,6 +177,23 @@ pub fn parse_documents(
     file: Option<String>,
 ) -> Result<Vec<RawObject>, InputError> {
     let mut objects = Vec::new();
+    each_document(text, shown, file, &mut |object| objects.push(object))?;
+    Ok(objects)
+}
+
+/// [`parse_documents`] handing each object to `sink` as soon as its document is parsed;
+/// returns how many there were.
+fn each_document(
+    text: &str,
+    shown: &str,
+    file: Option<String>,
+    sink: &mut Sink,
+) -> Result<usize, InputError> {
+    let mut objects = 0;
+    let mut counted = |object: RawObject| {
+        objects += 1;
+        sink(object);
+    };
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let doc = index + 1;
         let value = Value::deserialize(document).map_err(|err| InputError::Malformed {
@@ -183,7 +203,7 @@ pub fn parse_documents(
         })?;
         match value {
             Value::Null => {}
-            Value::Object(_) => push_object(value, shown, doc, file.clone(), &mut objects)?,
+            Value::Object(_) => push_object(value, shown, doc, file.clone(), &mut counted)?,
             other => {
                 return Err(InputError::NotMapping {
                     path: shown.to_string(),
@@ -197,11 +217,11 @@ pub fn parse_documents(
 }
 
 fn push_object(
-    value: Value,
+    mut value: Value,
     shown: &str,
     doc: usize,
     file: Option<String>,
-    objects: &mut Vec<RawObject>,
+    sink: &mut Sink,
 ) -> Result<(), InputError> {
     let not_object = |problem: &str| InputError::NotObject {
         path: shown.to_string(),
@@ -212,12 +232,12 @@ fn push_object(
     let api_version = text_field("apiVersion").ok_or_else(|| not_object("no apiVersion"))?;
     let kind = text_field("kind").ok_or_else(|| not_object("no kind"))?;
     if kind.ends_with("List") && api_version == "v1" {
-        if let Some(Value::Array(items)) = value.get("items") {
-            for item in items {
+        if let Some(Value::Array(items)) = value.get_mut("items") {
+            for item in std::mem::take(items) {
                 if !item.is_object() {
                     return Err(not_object("an item of the List is not a mapping"));
                 }
-                push_object(item.clone(), shown, doc, file.clone(), objects)?;
+                push_object(item, shown, doc, file.clone(), sink)?;
             }
             return Ok(());
         }
@@ -232,7 +252,7 @@ fn push_object(
     let name = meta_text("name")
         .or_else(|| meta_text("generateName"))
         .ok_or_else(|| not_object("no metadata.name"))?;
-    objects.push(RawObject {
+    sink(RawObject {
         api_version,
         kind,
         name,
@@ -304,7 +324,7 @@ impl Renderer {
 /// `buildMetadata: [originAnnotations]`, so each object names the file it came from without
 /// touching the user's overlay. When the wrapper cannot be used (e.g. no relative path from the
 /// temp dir), the overlay is rendered directly and findings name the kustomization.
-fn render_kustomization(root: &Path) -> Result<(&'static str, Vec<RawObject>), InputError> {
+fn render_kustomization(root: &Path, sink: &mut Sink) -> Result<&'static str, InputError> {
     let shown = root.display().to_string();
     let renderer = Renderer::find().ok_or_else(|| InputError::NoRenderer {
         path: shown.clone(),
@@ -319,55 +339,57 @@ fn render_kustomization(root: &Path) -> Result<(&'static str, Vec<RawObject>), I
         path: shown.clone(),
         source,
     })?;
-    if let Some(wrapped) = render_wrapped(renderer, &absolute, &shown, &kustomization)? {
-        return Ok((renderer.name(), wrapped));
+    if render_wrapped(renderer, &absolute, &shown, &kustomization, sink)? {
+        return Ok(renderer.name());
     }
     let stdout = run_renderer(renderer, root, &shown)?;
-    let objects = parse_documents(&stdout, &shown, Some(kustomization))?;
-    Ok((renderer.name(), objects))
+    each_document(&stdout, &shown, Some(kustomization), sink)?;
+    Ok(renderer.name())
 }
 
+/// False when the wrapper could not be used (nothing was handed to `sink` then).
 fn render_wrapped(
     renderer: Renderer,
     absolute_root: &Path,
     shown: &str,
     kustomization: &str,
-) -> Result<Option<Vec<RawObject>>, InputError> {
+    sink: &mut Sink,
+) -> Result<bool, InputError> {
     let Ok(wrapper) = tempfile::Builder::new()
         .prefix("camunda-conformance-")
         .tempdir()
     else {
-        return Ok(None);
+        return Ok(false);
     };
     let Ok(wrapper_dir) = std::fs::canonicalize(wrapper.path()) else {
-        return Ok(None);
+        return Ok(false);
     };
     let relative = relative_path(&wrapper_dir, absolute_root);
     let Some(relative) = relative.to_str() else {
-        return Ok(None);
+        return Ok(false);
     };
     let text = format!(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- {}\nbuildMetadata: [originAnnotations]\n",
         serde_json::Value::String(relative.to_string())
     );
     if std::fs::write(wrapper_dir.join("kustomization.yaml"), text).is_err() {
-        return Ok(None);
+        return Ok(false);
     }
     let output = renderer.command(&wrapper_dir).output();
     match output {
         Ok(out) if out.status.success() => {
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let mut objects = parse_documents(&stdout, shown, None)?;
-            for object in &mut objects {
+            each_document(&stdout, shown, None, &mut |mut object: RawObject| {
                 object.file = Some(
                     take_origin(&mut object.value, &wrapper_dir)
                         .unwrap_or_else(|| kustomization.to_string()),
                 );
-            }
-            Ok(Some(objects))
+                sink(object);
+            })?;
+            Ok(true)
         }
         // The direct render reports the failure with the user's own paths.
-        _ => Ok(None),
+        _ => Ok(false),
     }
 }
 

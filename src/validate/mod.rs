@@ -13,7 +13,7 @@ pub mod rules;
 pub mod schema;
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -73,7 +73,8 @@ pub struct ValidateReport {
 /// Renders/reads every path and checks bundles: each kustomize directory is a bundle of its own
 /// (two overlays of one base share object names and must not be read as one stack), and all
 /// plain-manifest inputs together form one bundle, so that rules such as `metrics-scraped`
-/// follow references across the files given.
+/// follow references across the files given. Each object is schema-checked as soon as its
+/// document is parsed and only its [`bundle::Entry`] is kept.
 pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
     let mut report = ValidateReport {
         findings: Vec::new(),
@@ -81,25 +82,35 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
         render_ms: 0,
         check_ms: 0,
     };
-    let mut plain_objects = Vec::new();
+    let mut plain_entries = Vec::new();
     let mut bundles = Vec::new();
+    let mut checking = Duration::ZERO;
     for path in paths {
-        let started = Instant::now();
-        let loaded = input::load(path)?;
-        report.render_ms += started.elapsed().as_millis();
-        if loaded.summary.renderer == input::PLAIN_RENDERER {
-            plain_objects.extend(loaded.objects);
+        let mut entries = Vec::new();
+        let mut typing = Duration::ZERO;
+        let mut summary = input::load(path, &mut |raw| {
+            let started = Instant::now();
+            entries.push(bundle::Entry::checked(&raw));
+            typing += started.elapsed();
+        })?;
+        // Rendering and reading only: the schema checks done meanwhile count as checking.
+        summary.render_ms = summary.render_ms.saturating_sub(typing.as_millis());
+        report.render_ms += summary.render_ms;
+        checking += typing;
+        if summary.renderer == input::PLAIN_RENDERER {
+            plain_entries.extend(entries);
         } else {
-            bundles.push((Some(path.display().to_string()), loaded.objects));
+            bundles.push((Some(path.display().to_string()), entries));
         }
-        report.inputs.push(loaded.summary);
+        report.inputs.push(summary);
     }
-    if !plain_objects.is_empty() {
-        bundles.push((None, plain_objects));
+    if !plain_entries.is_empty() {
+        bundles.push((None, plain_entries));
     }
-    for (input, objects) in &bundles {
-        let (findings, check_ms) = check_timed(objects);
-        report.check_ms += check_ms;
+    for (input, entries) in bundles {
+        let started = Instant::now();
+        let findings = check_entries(entries);
+        checking += started.elapsed();
         report
             .findings
             .extend(findings.into_iter().map(|finding| Finding {
@@ -107,29 +118,22 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
                 ..finding
             }));
     }
+    report.check_ms = checking.as_millis();
     Ok(report)
 }
 
 /// Schema and policy checks over already loaded objects; the benchmark times this apart from
 /// rendering. Borrows the objects: the checks never change them.
 pub fn check(objects: &[input::RawObject]) -> Vec<Finding> {
-    let entries = objects
-        .iter()
-        .map(|raw| {
-            let (typed, schema_findings) = schema::check(raw);
-            bundle::Entry::new(raw, typed, schema_findings)
-        })
-        .collect();
+    check_entries(objects.iter().map(bundle::Entry::checked).collect())
+}
+
+/// Every rule over the schema-checked entries of one bundle.
+pub fn check_entries(entries: Vec<bundle::Entry>) -> Vec<Finding> {
     let bundle = bundle::Bundle::new(entries);
     let mut findings = Vec::new();
     for rule in rules::catalog() {
         (rule.check)(&bundle, &mut findings);
     }
     findings
-}
-
-fn check_timed(objects: &[input::RawObject]) -> (Vec<Finding>, u128) {
-    let started = Instant::now();
-    let findings = check(objects);
-    (findings, started.elapsed().as_millis())
 }

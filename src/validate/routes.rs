@@ -35,7 +35,7 @@ pub enum Affinity {
 }
 
 pub struct Route<'a> {
-    pub entry: &'a Entry<'a>,
+    pub entry: &'a Entry,
     pub controller: Controller,
     pub affinity: Affinity,
 }
@@ -77,7 +77,7 @@ pub fn routes_for<'a>(bundle: &'a Bundle, workload: &Workload) -> Vec<Route<'a>>
     out
 }
 
-fn ingress_route<'a>(entry: &'a Entry<'a>, service: &Entry, controller: Controller) -> Route<'a> {
+fn ingress_route<'a>(entry: &'a Entry, service: &Entry, controller: Controller) -> Route<'a> {
     let affinity = match &controller {
         Controller::Nginx => match entry.annotation(NGINX_AFFINITY) {
             Some("cookie") => {
@@ -101,7 +101,7 @@ fn ingress_route<'a>(entry: &'a Entry<'a>, service: &Entry, controller: Controll
 }
 
 /// An HTTPRoute sticks when every rule reaching the Service has cookie session persistence.
-fn http_route<'a>(entry: &'a Entry<'a>, route: &HttpRoute, service: &str) -> Route<'a> {
+fn http_route<'a>(entry: &'a Entry, route: &HttpRoute, service: &str) -> Route<'a> {
     let mut affinity = None;
     let reaching = route.spec.rules.iter().flatten().filter(|rule| {
         rule.backend_refs.iter().flatten().any(|b| {
@@ -109,7 +109,7 @@ fn http_route<'a>(entry: &'a Entry<'a>, route: &HttpRoute, service: &str) -> Rou
                 && b.kind.as_deref().is_none_or(|k| k == "Service")
                 && b.namespace
                     .as_deref()
-                    .is_none_or(|n| Some(n) == entry.raw.namespace.as_deref())
+                    .is_none_or(|n| Some(n) == entry.namespace.as_deref())
         })
     });
     for rule in reaching {

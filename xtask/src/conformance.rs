@@ -68,8 +68,18 @@ pub fn cargo() -> Command {
 /// `camunda-conformance run --strict --target FILE`: human progress on the terminal, JSON and
 /// JUnit into the artifacts folder. `Ok(false)` when a check failed, or skipped without the
 /// target allowing it.
-pub fn run_suites(cli: &Path, target: &Path, suites: &[String], report_dir: &Path) -> Result<bool> {
-    run_suites_ticking(cli, target, suites, report_dir, || {})
+/// The password reaches it in its environment (`password_env` of the target), never on disk.
+pub fn run_suites(
+    cli: &Path,
+    target: &Path,
+    suites: &[String],
+    report_dir: &Path,
+    password: &str,
+) -> Result<bool> {
+    let mut command = run_command(cli, target, suites, report_dir);
+    command.env(camunda_conformance::run::PASSWORD_ENV, password);
+    let what = "camunda-conformance run";
+    verdict(crate::command::status(command, what, RUN_BOUND)?, what)
 }
 
 /// [`run_suites`], calling `tick` about twice a second while the suites run.
@@ -80,6 +90,15 @@ pub fn run_suites_ticking(
     report_dir: &Path,
     tick: impl FnMut(),
 ) -> Result<bool> {
+    let command = run_command(cli, target, suites, report_dir);
+    let what = "camunda-conformance run";
+    verdict(
+        crate::command::status_ticking(command, what, RUN_BOUND, tick)?,
+        what,
+    )
+}
+
+fn run_command(cli: &Path, target: &Path, suites: &[String], report_dir: &Path) -> Command {
     let mut command = Command::new(cli);
     command
         .args(["run", "--strict", "--target"])
@@ -89,11 +108,7 @@ pub fn run_suites_ticking(
     if !suites.is_empty() {
         command.arg("--suite").arg(suites.join(","));
     }
-    let what = "camunda-conformance run";
-    verdict(
-        crate::command::status_ticking(command, what, RUN_BOUND, tick)?,
-        what,
-    )
+    command
 }
 
 /// `camunda-conformance validate PATH`. `Ok(false)` when it found errors.

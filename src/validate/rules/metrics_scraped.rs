@@ -57,7 +57,6 @@ fn namespace_allowed(
             match_names: Some(names),
             ..
         }) if !names.is_empty() => candidate
-            .raw
             .namespace
             .as_ref()
             .is_none_or(|ns| names.contains(ns)),
@@ -66,32 +65,15 @@ fn namespace_allowed(
 }
 
 fn selected_services<'a>(
-    bundle: &'a Bundle<'a>,
+    bundle: &'a Bundle,
     monitor: &Entry,
     spec: &ServiceMonitorSpec,
-) -> Vec<(&'a Entry<'a>, &'a Service)> {
+) -> Vec<(&'a Entry, &'a Service)> {
     bundle
         .services()
         .filter(|(entry, _)| namespace_allowed(monitor, spec.namespace_selector.as_ref(), entry))
-        .filter(|(entry, _)| {
-            let labels = entry_labels(entry);
-            selector_matches(&spec.selector, &labels)
-        })
+        .filter(|(entry, _)| selector_matches(&spec.selector, &entry.extract.labels))
         .collect()
-}
-
-fn entry_labels(entry: &Entry) -> std::collections::BTreeMap<String, String> {
-    entry
-        .raw
-        .value
-        .pointer("/metadata/labels")
-        .and_then(|l| l.as_object())
-        .map(|l| {
-            l.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn check_service_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
@@ -141,7 +123,6 @@ fn namespaces_hint(entry: &Entry, selector: Option<&NamespaceSelector>) -> Strin
             format!(" in namespace(s) {}", names.join(", "))
         }
         _ => entry
-            .raw
             .namespace
             .as_deref()
             .map(|ns| format!(" in namespace {ns}"))

@@ -1,5 +1,3 @@
-use serde_json::Value;
-
 use super::{Bundle, Finding, Rule, Severity};
 
 pub const RULE: Rule = Rule {
@@ -19,8 +17,7 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         let set_in_account = bundle
             .named("ServiceAccount", account, workload.entry)
             .first()
-            .and_then(|e| e.raw.value.get("automountServiceAccountToken"))
-            .and_then(Value::as_bool);
+            .and_then(|e| e.extract.automount_token);
         if set_in_pod.or(set_in_account) == Some(false) || is_bound(bundle, account, workload.entry)
         {
             continue;
@@ -37,21 +34,14 @@ fn is_bound(bundle: &Bundle, account: &str, near: &crate::validate::bundle::Entr
     bundle
         .entries
         .iter()
-        .filter(|e| matches!(e.raw.kind.as_str(), "RoleBinding" | "ClusterRoleBinding"))
-        .flat_map(|e| {
-            e.raw
-                .value
-                .get("subjects")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
+        .filter(|e| matches!(e.kind.as_str(), "RoleBinding" | "ClusterRoleBinding"))
+        .flat_map(|e| &e.extract.subjects)
         .any(|subject| {
-            subject.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                && subject.get("name").and_then(Value::as_str) == Some(account)
+            subject.kind.as_deref() == Some("ServiceAccount")
+                && subject.name.as_deref() == Some(account)
                 && subject
-                    .get("namespace")
-                    .and_then(Value::as_str)
-                    .is_none_or(|n| near.raw.namespace.as_deref().is_none_or(|m| m == n))
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| near.namespace.as_deref().is_none_or(|m| m == n))
         })
 }

@@ -29,23 +29,24 @@ pub const RULE: &str = "schema";
 
 /// The typed value of an object the rules reason about; `Other` for kinds they do not need
 /// (still schema-checked when known) and for objects whose schema check failed on a type error.
-#[allow(clippy::large_enum_variant)] // one per object; boxing buys nothing here
+/// Boxed: the typed structs are kilobytes each (every optional field inline), and an entry of
+/// any other kind need not be.
 pub enum Typed {
-    Deployment(apps::Deployment),
-    StatefulSet(apps::StatefulSet),
-    DaemonSet(apps::DaemonSet),
-    Service(core::Service),
-    ConfigMap(core::ConfigMap),
-    Secret(core::Secret),
-    Ingress(networking::Ingress),
-    Hpa(autoscaling::HorizontalPodAutoscaler),
-    Pdb(policy::PodDisruptionBudget),
-    ServiceMonitor(crds::ServiceMonitor),
-    PodMonitor(crds::PodMonitor),
-    Certificate(crds::Certificate),
-    Issuer(crds::Issuer),
-    HttpRoute(crds::HttpRoute),
-    NetworkPolicy(networking::NetworkPolicy),
+    Deployment(Box<apps::Deployment>),
+    StatefulSet(Box<apps::StatefulSet>),
+    DaemonSet(Box<apps::DaemonSet>),
+    Service(Box<core::Service>),
+    ConfigMap(Box<core::ConfigMap>),
+    Secret(Box<core::Secret>),
+    Ingress(Box<networking::Ingress>),
+    Hpa(Box<autoscaling::HorizontalPodAutoscaler>),
+    Pdb(Box<policy::PodDisruptionBudget>),
+    ServiceMonitor(Box<crds::ServiceMonitor>),
+    PodMonitor(Box<crds::PodMonitor>),
+    Certificate(Box<crds::Certificate>),
+    Issuer(Box<crds::Issuer>),
+    HttpRoute(Box<crds::HttpRoute>),
+    NetworkPolicy(Box<networking::NetworkPolicy>),
     Other,
 }
 
@@ -69,7 +70,7 @@ macro_rules! builtin {
             api_version: <$ty as k8s_openapi::Resource>::API_VERSION,
             kind: <$ty as k8s_openapi::Resource>::KIND,
             check: |value, problems| match typed::<$ty>(value, problems, false) {
-                Some(v) => $variant(v),
+                Some(v) => $variant(Box::new(v)),
                 None => Typed::Other,
             },
             schema: Some(|generator| generator.subschema_for::<$ty>()),
@@ -83,7 +84,7 @@ macro_rules! crd {
             api_version: $api_version,
             kind: $kind,
             check: |value, problems| match typed::<$ty>(value, problems, true) {
-                Some(v) => $variant(v),
+                Some(v) => $variant(Box::new(v)),
                 None => Typed::Other,
             },
             schema: None,
@@ -91,7 +92,7 @@ macro_rules! crd {
     };
 }
 
-fn other<T>(_: T) -> Typed {
+fn other<T>(_: Box<T>) -> Typed {
     Typed::Other
 }
 

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use camunda_conformance::cluster::apply::{self as cluster, Applier, FIELD_MANAGER};
-use camunda_conformance::cluster::discover::{self, Request};
+use camunda_conformance::cluster::discover::{self, Password, Request};
 use camunda_conformance::cluster::portforward::Forwards;
 use camunda_conformance::cluster::{deploy, wait};
+use camunda_conformance::run::PASSWORD_ENV;
 use camunda_conformance_suites::{Backend as TargetBackend, Credentials};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -29,7 +30,6 @@ use crate::artifacts::Timings;
 use crate::conformance;
 use crate::kwok::control_plane::{self, ControlPlane};
 use crate::kwok::{build, pins};
-use camunda_conformance_controlplane::cmd::write_private;
 
 /// State that steps hand to later steps.
 struct Runner<'a> {
@@ -43,6 +43,8 @@ struct Runner<'a> {
     prometheus_url: Option<String>,
     /// Written by Connect: the file, the scrape job and how many replicas Prometheus must list.
     target: Option<(PathBuf, String, usize)>,
+    /// Read by Connect from the cluster's Secret, for the CLI's environment only.
+    password: Option<Password>,
     /// The kind cluster is this run's (created or reused): only then may teardown delete it,
     /// never after refusing to touch a cluster that was there without --reuse.
     cluster_owned: bool,
@@ -63,6 +65,7 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
         forwards: None,
         prometheus_url: None,
         target: None,
+        password: None,
         cluster_owned: false,
         control_plane: None,
     };
@@ -291,7 +294,17 @@ impl Runner<'_> {
                     .target
                     .clone()
                     .ok_or_else(|| anyhow!("no target description was written"))?;
-                return conformance::run_suites(&cli, &target, suites, &self.settings.work);
+                let password = self
+                    .password
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("no password was read from the cluster"))?;
+                return conformance::run_suites(
+                    &cli,
+                    &target,
+                    suites,
+                    &self.settings.work,
+                    password.expose(),
+                );
             }
             Step::StartControlPlane => {
                 let private = self.settings.private_dir.clone().ok_or_else(|| {
@@ -361,11 +374,6 @@ impl Runner<'_> {
                     );
                 } else {
                     drop(plane);
-                    if self.settings.secrets_dir.exists() {
-                        std::fs::remove_dir_all(&self.settings.secrets_dir).with_context(|| {
-                            format!("removing {}", self.settings.secrets_dir.display())
-                        })?;
-                    }
                 }
             }
             Step::DeleteCluster { name } => {
@@ -375,11 +383,6 @@ impl Runner<'_> {
                     return Ok(true);
                 }
                 kind::delete_cluster(name).run()?;
-                if self.settings.secrets_dir.exists() {
-                    std::fs::remove_dir_all(&self.settings.secrets_dir).with_context(|| {
-                        format!("removing {}", self.settings.secrets_dir.display())
-                    })?;
-                }
             }
         }
         Ok(true)
@@ -483,14 +486,10 @@ impl Runner<'_> {
                 request.prometheus
             );
         }
-        // The CLI is another process: it reads the password from a private file outside the
-        // artifacts (removed at teardown).
-        std::fs::create_dir_all(&settings.secrets_dir)
-            .with_context(|| format!("creating {}", settings.secrets_dir.display()))?;
-        let password_file = settings.secrets_dir.join("password");
-        write_private(&password_file, found.password.expose().as_bytes())?;
+        // The CLI is another process: the password reaches it in its environment, never on disk.
         let username = found.target.credentials.username.clone();
-        found.target.credentials = Credentials::from_file(username, password_file);
+        found.target.credentials = Credentials::from_env(username, PASSWORD_ENV);
+        self.password = Some(found.password);
 
         self.prometheus_url = found.target.prometheus.as_ref().map(|p| p.url.clone());
         let replicas = found.target.replicas.len();

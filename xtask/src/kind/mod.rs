@@ -53,8 +53,6 @@ pub struct Settings {
     pub suites: Vec<String>,
     /// The run's artifacts folder.
     pub work: PathBuf,
-    /// Outside the artifacts: the generated password file the target description points to.
-    pub secrets_dir: PathBuf,
     /// The folder holding the project's Dockerfiles (`fixtures/image/`).
     pub images_dir: PathBuf,
     pub build_context: PathBuf,
@@ -97,9 +95,6 @@ impl Settings {
             Some(dir) => dir.clone(),
             None => default_overlay(&root, args.sessions, args.flavour)?,
         };
-        let key = context_override
-            .clone()
-            .unwrap_or_else(|| config::CLUSTER_NAME.to_string());
         Ok(Self {
             backend,
             cluster: config::CLUSTER_NAME.to_string(),
@@ -113,7 +108,6 @@ impl Settings {
             no_deploy: args.no_deploy,
             suites: args.suite.clone(),
             work: work.to_path_buf(),
-            secrets_dir: root.join("target/e2e/.secrets").join(sanitize(&key)),
             images_dir: root.join("fixtures/image"),
             build_context: root,
             private_dir: None,
@@ -162,18 +156,6 @@ fn overlay_name(sessions: SessionMode, flavour: Flavour) -> String {
         Flavour::Ce => base.to_string(),
         fork => format!("{base}-{}", fork.name()),
     }
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// What the plan needs to know of the rendered overlay.
@@ -440,17 +422,10 @@ fn down(settings: &Settings, plan_only: bool) -> Result<bool> {
     }
     let delete = cli::kind::delete_cluster(&settings.cluster);
     if plan_only {
-        println!(
-            "plan: $ {delete}\n      remove {}",
-            settings.secrets_dir.display()
-        );
+        println!("plan: $ {delete}");
         return Ok(true);
     }
     delete.run()?;
-    if settings.secrets_dir.exists() {
-        std::fs::remove_dir_all(&settings.secrets_dir)
-            .with_context(|| format!("removing {}", settings.secrets_dir.display()))?;
-    }
     Ok(true)
 }
 

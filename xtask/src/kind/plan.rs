@@ -18,6 +18,7 @@ use super::config::Cluster;
 use super::diag;
 use super::{Backend, Names, Settings};
 use crate::kwok::pins;
+use camunda_conformance::run::PASSWORD_ENV;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tool {
@@ -673,8 +674,7 @@ impl Step {
                 );
                 let _ = writeln!(
                     out,
-                    "    credentials: CAMUNDA_BPM_ADMIN_USER_ID and the Secret behind CAMUNDA_BPM_ADMIN_USER_PASSWORD -> {}/password (0600, outside the artifacts)",
-                    settings.secrets_dir.display()
+                    "    credentials: CAMUNDA_BPM_ADMIN_USER_ID and the Secret behind CAMUNDA_BPM_ADMIN_USER_PASSWORD, held in memory and handed to the CLI in its environment ({PASSWORD_ENV}), never written to disk"
                 );
                 match settings.backend {
                     Backend::Kind => {

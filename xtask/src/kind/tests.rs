@@ -298,7 +298,7 @@ fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
         ),
         "{text}"
     );
-    assert!(text.contains("--context staging"), "{text}");
+    assert!(text.contains("(context staging)"), "{text}");
     // An existing cluster's CA is the user's, never read from the cluster.
     assert!(text.contains("CA: the system's roots"), "{text}");
 
