@@ -10,7 +10,6 @@ use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, Scope};
 use kube::{Api, Client};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::wait;
@@ -24,9 +23,10 @@ pub const FIELD_MANAGER: &str = "camunda-conformance";
 /// Every document of a multi-document YAML stream, `List`s flattened, empty documents dropped.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document)
-            .with_context(|| format!("parsing YAML document {}", i + 1))?;
+    for (i, document) in crate::validate::yaml::Documents::new(text).enumerate() {
+        let value = document.map_err(|err| {
+            anyhow::anyhow!("parsing YAML document {}: {}", err.document, err.message)
+        })?;
         match value {
             Value::Null => {}
             Value::Object(ref map)

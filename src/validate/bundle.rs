@@ -38,9 +38,10 @@ pub struct Entry {
 /// a few fields of kinds kept untyped.
 #[derive(Default)]
 pub struct Extract {
-    /// `metadata.labels` with string values.
+    /// `metadata.labels` with string values, of an entry not typed (a typed entry's own are
+    /// read in place: copying them cost memory and time on large bundles).
     pub labels: BTreeMap<String, String>,
-    /// `metadata.annotations` with string values.
+    /// `metadata.annotations` with string values, of an entry not typed.
     pub annotations: BTreeMap<String, String>,
     /// ServiceAccount: `automountServiceAccountToken`.
     pub automount_token: Option<bool>,
@@ -58,7 +59,7 @@ pub struct Subject {
 }
 
 impl Extract {
-    fn of(raw: &RawObject) -> Self {
+    fn of(raw: &RawObject, typed: &Typed) -> Self {
         let value = &raw.value;
         let strings = |pointer: &str| -> BTreeMap<String, String> {
             value
@@ -70,11 +71,11 @@ impl Extract {
                 .collect()
         };
         let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
-        let mut extract = Extract {
-            labels: strings("/metadata/labels"),
-            annotations: strings("/metadata/annotations"),
-            ..Extract::default()
-        };
+        let mut extract = Extract::default();
+        if typed.metadata().is_none() {
+            extract.labels = strings("/metadata/labels");
+            extract.annotations = strings("/metadata/annotations");
+        }
         match raw.kind.as_str() {
             "ServiceAccount" => {
                 extract.automount_token = value
@@ -107,6 +108,7 @@ impl Entry {
     /// Schema-checks one object and keeps what the rules need of it.
     pub fn checked(raw: &RawObject) -> Self {
         let (typed, schema) = super::schema::check(raw);
+        let extract = Extract::of(raw, &typed);
         Entry {
             kind: raw.kind.clone(),
             name: raw.name.clone(),
@@ -114,7 +116,7 @@ impl Entry {
             file: raw.file.clone(),
             typed,
             schema,
-            extract: Extract::of(raw),
+            extract,
         }
     }
 
@@ -149,7 +151,20 @@ impl Entry {
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.extract.annotations.get(key).map(String::as_str)
+        let annotations = match self.typed.metadata() {
+            Some(metadata) => metadata.annotations.as_ref()?,
+            None => &self.extract.annotations,
+        };
+        annotations.get(key).map(String::as_str)
+    }
+
+    /// `metadata.labels` (string values only).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        match self.typed.metadata() {
+            Some(metadata) => metadata.labels.as_ref().unwrap_or(&NONE),
+            None => &self.extract.labels,
+        }
     }
 }
 

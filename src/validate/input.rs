@@ -5,9 +5,9 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use serde::Deserialize;
 use serde_json::Value;
 
+use super::yaml::Documents;
 use super::InputSummary;
 
 /// The `renderer` of inputs read as plain manifests (no kustomization).
@@ -159,11 +159,12 @@ fn collect_manifest_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), In
 
 fn read_file(path: &Path, sink: &mut Sink) -> Result<(), InputError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Io {
+    let file = std::fs::File::open(path).map_err(|source| InputError::Io {
         path: shown.clone(),
         source,
     })?;
-    if each_document(&text, &shown, Some(shown.clone()), sink)? == 0 {
+    let documents = Documents::from_reader(file);
+    if each_document(documents, &shown, Some(shown.clone()), sink)? == 0 {
         return Err(InputError::Empty { path: shown });
     }
     Ok(())
@@ -177,14 +178,16 @@ pub fn parse_documents(
     file: Option<String>,
 ) -> Result<Vec<RawObject>, InputError> {
     let mut objects = Vec::new();
-    each_document(text, shown, file, &mut |object| objects.push(object))?;
+    each_document(Documents::new(text), shown, file, &mut |object| {
+        objects.push(object)
+    })?;
     Ok(objects)
 }
 
 /// [`parse_documents`] handing each object to `sink` as soon as its document is parsed;
 /// returns how many there were.
 fn each_document(
-    text: &str,
+    documents: Documents,
     shown: &str,
     file: Option<String>,
     sink: &mut Sink,
@@ -194,12 +197,12 @@ fn each_document(
         objects += 1;
         sink(object);
     };
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (index, document) in documents.enumerate() {
         let doc = index + 1;
-        let value = Value::deserialize(document).map_err(|err| InputError::Malformed {
+        let value = document.map_err(|err| InputError::Malformed {
             path: shown.to_string(),
-            doc,
-            message: err.to_string(),
+            doc: err.document,
+            message: err.message,
         })?;
         match value {
             Value::Null => {}
@@ -343,7 +346,7 @@ fn render_kustomization(root: &Path, sink: &mut Sink) -> Result<&'static str, In
         return Ok(renderer.name());
     }
     let stdout = run_renderer(renderer, root, &shown)?;
-    each_document(&stdout, &shown, Some(kustomization), sink)?;
+    each_document(Documents::new(&stdout), &shown, Some(kustomization), sink)?;
     Ok(renderer.name())
 }
 
@@ -379,13 +382,18 @@ fn render_wrapped(
     match output {
         Ok(out) if out.status.success() => {
             let stdout = String::from_utf8_lossy(&out.stdout);
-            each_document(&stdout, shown, None, &mut |mut object: RawObject| {
-                object.file = Some(
-                    take_origin(&mut object.value, &wrapper_dir)
-                        .unwrap_or_else(|| kustomization.to_string()),
-                );
-                sink(object);
-            })?;
+            each_document(
+                Documents::new(&stdout),
+                shown,
+                None,
+                &mut |mut object: RawObject| {
+                    object.file = Some(
+                        take_origin(&mut object.value, &wrapper_dir)
+                            .unwrap_or_else(|| kustomization.to_string()),
+                    );
+                    sink(object);
+                },
+            )?;
             Ok(true)
         }
         // The direct render reports the failure with the user's own paths.
@@ -443,7 +451,7 @@ fn take_origin(value: &mut Value, wrapper_dir: &Path) -> Option<String> {
             meta.remove("annotations");
         }
     }
-    let origin: Value = serde_yaml::from_str(origin.as_str()?).ok()?;
+    let origin = Documents::new(origin.as_str()?).next()?.ok()?;
     let source = origin
         .get("path")
         .or_else(|| origin.get("configuredIn"))?

@@ -11,6 +11,7 @@ pub mod input;
 pub mod routes;
 pub mod rules;
 pub mod schema;
+pub mod yaml;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

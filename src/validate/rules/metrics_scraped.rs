@@ -72,7 +72,7 @@ fn selected_services<'a>(
     bundle
         .services()
         .filter(|(entry, _)| namespace_allowed(monitor, spec.namespace_selector.as_ref(), entry))
-        .filter(|(entry, _)| selector_matches(&spec.selector, &entry.extract.labels))
+        .filter(|(entry, _)| selector_matches(&spec.selector, entry.labels()))
         .collect()
 }
 

@@ -191,7 +191,9 @@ fn run_property_in(path: &str, content: &str, property: &str) -> Option<String> 
     if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
         return None;
     }
-    let config = serde_yaml::from_str::<Value>(content).ok()?;
+    let config = crate::validate::yaml::Documents::new(content)
+        .next()?
+        .ok()?;
     let pointer = format!("/{}", property.replace('.', "/"));
     let value = config.pointer(&pointer).or_else(|| config.get(property))?;
     match value {

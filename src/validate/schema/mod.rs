@@ -50,6 +50,30 @@ pub enum Typed {
     Other,
 }
 
+impl Typed {
+    /// The object's metadata, for the kinds kept typed.
+    pub fn metadata(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
+        Some(match self {
+            Typed::Deployment(o) => &o.metadata,
+            Typed::StatefulSet(o) => &o.metadata,
+            Typed::DaemonSet(o) => &o.metadata,
+            Typed::Service(o) => &o.metadata,
+            Typed::ConfigMap(o) => &o.metadata,
+            Typed::Secret(o) => &o.metadata,
+            Typed::Ingress(o) => &o.metadata,
+            Typed::Hpa(o) => &o.metadata,
+            Typed::Pdb(o) => &o.metadata,
+            Typed::ServiceMonitor(o) => &o.metadata,
+            Typed::PodMonitor(o) => &o.metadata,
+            Typed::Certificate(o) => &o.metadata,
+            Typed::Issuer(o) => &o.metadata,
+            Typed::HttpRoute(o) => &o.metadata,
+            Typed::NetworkPolicy(o) => &o.metadata,
+            Typed::Other => return None,
+        })
+    }
+}
+
 type Checker = fn(&Value, &mut Problems) -> Typed;
 
 struct Kind {

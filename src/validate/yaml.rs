@@ -1,0 +1,731 @@
+//! Multi-document YAML read straight from libyaml's events into `serde_json::Value`, with the
+//! scalar resolution of `serde_yaml` 0.9 (YAML 1.2's core schema: `0123` stays a string, `yes`
+//! is not a boolean). `serde_yaml` first copies every event of a document and then goes through
+//! serde; building the values from the events reads the bench bundle into values in about 37 ms
+//! against serde_yaml's 44 ms, and a file is read in chunks rather than whole. The test
+//! `resolves_like_serde_yaml` holds the two to the same values.
+
+use std::ffi::{c_void, CStr};
+use std::io::Read;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use serde_json::{Map, Number, Value};
+
+/// Nesting deeper than this is refused, as `serde_yaml` does (values are dropped recursively).
+const DEPTH_LIMIT: usize = 128;
+/// Nodes that aliases may add to one document: a "billion laughs" document stops here.
+const ALIAS_NODE_LIMIT: usize = 1_000_000;
+
+/// Why a document could not be read: the 1-based document and what libyaml or the resolution
+/// said (never a scalar's value: values may be secrets).
+#[derive(Debug, PartialEq, Eq)]
+pub struct YamlError {
+    pub document: usize,
+    pub message: String,
+}
+
+/// The documents of a YAML stream, one `Value` each (`Null` for an empty document).
+pub struct Documents<'t> {
+    parser: Box<unsafe_libyaml::yaml_parser_t>,
+    /// libyaml reads the text through a raw pointer: it must outlive the parser.
+    text: PhantomData<&'t str>,
+    /// What libyaml reads through [`read_handler`] when reading from a reader (boxed: libyaml
+    /// holds its address); dropped after the parser.
+    source: Option<Box<ReadSource<'t>>>,
+    /// Documents started so far.
+    started: usize,
+    in_document: bool,
+    finished: bool,
+}
+
+struct ReadSource<'t> {
+    reader: Box<dyn Read + 't>,
+    /// The reader's failure, which libyaml only reports as "input error".
+    error: Option<std::io::Error>,
+}
+
+/// libyaml's read callback over a [`ReadSource`].
+///
+/// # Safety
+/// `data` is the `ReadSource` registered with the parser, `buffer` holds `size` writable bytes.
+unsafe fn read_handler(data: *mut c_void, buffer: *mut u8, size: u64, size_read: *mut u64) -> i32 {
+    // SAFETY: the contract above; libyaml calls this only while the parser, and so the boxed
+    // source, is alive.
+    let (source, buffer) = unsafe {
+        (
+            &mut *data.cast::<ReadSource>(),
+            std::slice::from_raw_parts_mut(buffer, size as usize),
+        )
+    };
+    loop {
+        match source.reader.read(buffer) {
+            Ok(read) => {
+                // SAFETY: libyaml passes a valid pointer for the count.
+                unsafe { *size_read = read as u64 };
+                return 1;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                source.error = Some(err);
+                return 0;
+            }
+        }
+    }
+}
+
+impl<'t> Documents<'t> {
+    /// The documents of a text held in memory (a renderer's output).
+    pub fn new(text: &'t str) -> Self {
+        let mut documents = Self::with_parser();
+        // SAFETY: the text stays valid for 't, which the PhantomData ties to self.
+        unsafe {
+            unsafe_libyaml::yaml_parser_set_input_string(
+                &mut *documents.parser,
+                text.as_ptr(),
+                text.len() as u64,
+            );
+        }
+        documents
+    }
+
+    /// The documents of a file or another reader, read in libyaml's chunks: a large manifest is
+    /// never held whole in memory.
+    pub fn from_reader(reader: impl Read + 't) -> Self {
+        let mut documents = Self::with_parser();
+        let mut source = Box::new(ReadSource {
+            reader: Box::new(reader),
+            error: None,
+        });
+        let data: *mut ReadSource = &mut *source;
+        // SAFETY: the source is boxed (its address stays put) and owned by `documents`, whose
+        // Drop deletes the parser before the source is dropped.
+        unsafe {
+            unsafe_libyaml::yaml_parser_set_input(
+                &mut *documents.parser,
+                read_handler,
+                data.cast(),
+            );
+        }
+        documents.source = Some(source);
+        documents
+    }
+
+    fn with_parser() -> Self {
+        let mut parser = Box::new(MaybeUninit::<unsafe_libyaml::yaml_parser_t>::uninit());
+        // SAFETY: initialize fills the whole struct (it fails only when out of memory).
+        let parser = unsafe {
+            let initialised = unsafe_libyaml::yaml_parser_initialize(parser.as_mut_ptr());
+            assert!(initialised.ok, "libyaml could not allocate its parser");
+            Box::from_raw(Box::into_raw(parser).cast::<unsafe_libyaml::yaml_parser_t>())
+        };
+        Documents {
+            parser,
+            text: PhantomData,
+            source: None,
+            started: 0,
+            in_document: false,
+            finished: false,
+        }
+    }
+
+    fn error(&self, message: String) -> YamlError {
+        YamlError {
+            document: if self.in_document {
+                self.started
+            } else {
+                self.started + 1
+            },
+            message,
+        }
+    }
+
+    /// libyaml's own description of a syntax error, with its position.
+    fn parser_error(&self) -> String {
+        let parser = &*self.parser;
+        let text = |pointer: *const std::ffi::c_char| {
+            // SAFETY: libyaml's problem and context are null or static C strings.
+            (!pointer.is_null()).then(|| unsafe { CStr::from_ptr(pointer) }.to_string_lossy())
+        };
+        let at = |mark: unsafe_libyaml::yaml_mark_t| {
+            format!("at line {} column {}", mark.line + 1, mark.column + 1)
+        };
+        if let Some(err) = self.source.as_ref().and_then(|s| s.error.as_ref()) {
+            return format!("reading failed: {err}");
+        }
+        let mut message = match text(parser.problem) {
+            Some(problem) => format!("{problem} {}", at(parser.problem_mark)),
+            None => "unknown libyaml error".to_string(),
+        };
+        if let Some(context) = text(parser.context) {
+            message.push_str(&format!(", {context} {}", at(parser.context_mark)));
+        }
+        message
+    }
+
+    fn next_document(&mut self) -> Option<Result<Value, YamlError>> {
+        let mut builder = Builder::default();
+        loop {
+            let mut event = MaybeUninit::<unsafe_libyaml::yaml_event_t>::uninit();
+            // SAFETY: the parser was initialised in `new`; parse fills the event on success.
+            let parsed =
+                unsafe { unsafe_libyaml::yaml_parser_parse(&mut *self.parser, event.as_mut_ptr()) };
+            if !parsed.ok {
+                self.finished = true;
+                return Some(Err(self.error(self.parser_error())));
+            }
+            // SAFETY: parsed successfully, so the event is initialised; it is deleted below.
+            let mut event = unsafe { event.assume_init() };
+            let outcome = self.event(&mut builder, &event);
+            // SAFETY: an event yaml_parser_parse filled, deleted exactly once.
+            unsafe { unsafe_libyaml::yaml_event_delete(&mut event) };
+            match outcome {
+                Ok(Step::More) => {}
+                Ok(Step::Document(value)) => return Some(Ok(value)),
+                Ok(Step::End) => {
+                    self.finished = true;
+                    // An empty stream reads as one empty document, as with `serde_yaml`.
+                    return (self.started == 0).then_some(Ok(Value::Null));
+                }
+                Err(message) => {
+                    self.finished = true;
+                    return Some(Err(self.error(message)));
+                }
+            }
+        }
+    }
+
+    fn event(
+        &mut self,
+        builder: &mut Builder,
+        event: &unsafe_libyaml::yaml_event_t,
+    ) -> Result<Step, String> {
+        // SAFETY (each arm): the union field read is the one libyaml fills for that event
+        // type; its strings are valid NUL-terminated or (scalar values) `length` bytes long,
+        // and live until the event is deleted, after this returns.
+        match event.type_ {
+            // After the stream's end libyaml produces no more events.
+            unsafe_libyaml::YAML_STREAM_END_EVENT | unsafe_libyaml::YAML_NO_EVENT => Ok(Step::End),
+            unsafe_libyaml::YAML_DOCUMENT_START_EVENT => {
+                self.started += 1;
+                self.in_document = true;
+                Ok(Step::More)
+            }
+            unsafe_libyaml::YAML_DOCUMENT_END_EVENT => {
+                self.in_document = false;
+                Ok(Step::Document(builder.root.take().unwrap_or(Value::Null)))
+            }
+            unsafe_libyaml::YAML_SCALAR_EVENT => {
+                let scalar = unsafe { event.data.scalar };
+                let bytes =
+                    unsafe { std::slice::from_raw_parts(scalar.value, scalar.length as usize) };
+                let text =
+                    std::str::from_utf8(bytes).map_err(|_| "a scalar is not UTF-8".to_string())?;
+                let anchor = unsafe { c_text(scalar.anchor) };
+                let tag = unsafe { c_text(scalar.tag) };
+                if builder.expects_key() {
+                    return builder.key(text.to_string(), anchor).map(|()| Step::More);
+                }
+                let plain = scalar.style == unsafe_libyaml::YAML_PLAIN_SCALAR_STYLE;
+                let value = resolve(text, tag.as_deref(), plain)?;
+                builder.node(value, 1, anchor).map(|()| Step::More)
+            }
+            unsafe_libyaml::YAML_SEQUENCE_START_EVENT => {
+                let start = unsafe { event.data.sequence_start };
+                let (anchor, tag) = unsafe { (c_text(start.anchor), c_text(start.tag)) };
+                builder.open(Collection::Sequence(Vec::new()), anchor, tag.as_deref())?;
+                Ok(Step::More)
+            }
+            unsafe_libyaml::YAML_MAPPING_START_EVENT => {
+                let start = unsafe { event.data.mapping_start };
+                let (anchor, tag) = unsafe { (c_text(start.anchor), c_text(start.tag)) };
+                builder.open(
+                    Collection::Mapping(Map::new(), None),
+                    anchor,
+                    tag.as_deref(),
+                )?;
+                Ok(Step::More)
+            }
+            unsafe_libyaml::YAML_SEQUENCE_END_EVENT | unsafe_libyaml::YAML_MAPPING_END_EVENT => {
+                builder.close()?;
+                Ok(Step::More)
+            }
+            unsafe_libyaml::YAML_ALIAS_EVENT => {
+                let name = unsafe { c_text(event.data.alias.anchor) }.unwrap_or_default();
+                builder.alias(&name)?;
+                Ok(Step::More)
+            }
+            _ => Ok(Step::More),
+        }
+    }
+}
+
+impl Iterator for Documents<'_> {
+    type Item = Result<Value, YamlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        self.next_document()
+    }
+}
+
+impl Drop for Documents<'_> {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, deleted once.
+        unsafe { unsafe_libyaml::yaml_parser_delete(&mut *self.parser) };
+    }
+}
+
+/// A NUL-terminated string of libyaml (anchor, tag), if any.
+///
+/// # Safety
+/// `pointer` is null or a valid NUL-terminated string.
+unsafe fn c_text(pointer: *const u8) -> Option<String> {
+    (!pointer.is_null()).then(|| {
+        // SAFETY: the caller's contract.
+        let text = unsafe { CStr::from_ptr(pointer.cast()) };
+        text.to_string_lossy().into_owned()
+    })
+}
+
+enum Step {
+    More,
+    Document(Value),
+    End,
+}
+
+enum Collection {
+    Sequence(Vec<Value>),
+    /// The mapping and the key whose value comes next.
+    Mapping(Map<String, Value>, Option<String>),
+}
+
+struct Open {
+    collection: Collection,
+    anchor: Option<String>,
+    /// Nodes in this collection, aliases expanded, itself included.
+    nodes: usize,
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    root: Option<Value>,
+    anchors: Vec<(String, Value, usize)>,
+    alias_nodes: usize,
+}
+
+impl Builder {
+    fn expects_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Open {
+                collection: Collection::Mapping(_, None),
+                ..
+            })
+        )
+    }
+
+    fn key(&mut self, key: String, anchor: Option<String>) -> Result<(), String> {
+        if let Some(anchor) = anchor {
+            self.anchors.push((anchor, Value::String(key.clone()), 1));
+        }
+        if let Some(Open {
+            collection: Collection::Mapping(_, slot),
+            nodes,
+            ..
+        }) = self.stack.last_mut()
+        {
+            *slot = Some(key);
+            *nodes += 1;
+        }
+        Ok(())
+    }
+
+    fn open(
+        &mut self,
+        collection: Collection,
+        anchor: Option<String>,
+        tag: Option<&str>,
+    ) -> Result<(), String> {
+        if self.expects_key() {
+            return Err("a mapping key is a sequence or a mapping, not a string".to_string());
+        }
+        if let Some(tag) = tag.filter(|t| t.starts_with('!')) {
+            return Err(format!("unsupported YAML tag `{tag}` on a collection"));
+        }
+        if self.stack.len() >= DEPTH_LIMIT {
+            return Err("recursion limit exceeded".to_string());
+        }
+        self.stack.push(Open {
+            collection,
+            anchor,
+            nodes: 1,
+        });
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), String> {
+        let Some(open) = self.stack.pop() else {
+            return Ok(());
+        };
+        let value = match open.collection {
+            Collection::Sequence(items) => Value::Array(items),
+            Collection::Mapping(map, _) => Value::Object(map),
+        };
+        self.node(value, open.nodes, open.anchor)
+    }
+
+    fn alias(&mut self, name: &str) -> Result<(), String> {
+        let Some((_, value, nodes)) = self.anchors.iter().rev().find(|(a, ..)| a == name) else {
+            return Err(format!("unknown anchor `{name}`"));
+        };
+        let (value, nodes) = (value.clone(), *nodes);
+        self.alias_nodes += nodes;
+        if self.alias_nodes > ALIAS_NODE_LIMIT {
+            return Err(format!(
+                "aliases expand to more than {ALIAS_NODE_LIMIT} nodes"
+            ));
+        }
+        if self.expects_key() {
+            let key = match value {
+                Value::String(text) => text,
+                Value::Array(_) | Value::Object(_) => {
+                    return Err("a mapping key is a sequence or a mapping, not a string".to_string())
+                }
+                scalar => scalar.to_string(),
+            };
+            return self.key(key, None);
+        }
+        self.node(value, nodes, None)
+    }
+
+    /// A complete node: recorded under its anchor, then added to the open collection.
+    fn node(&mut self, value: Value, nodes: usize, anchor: Option<String>) -> Result<(), String> {
+        if let Some(anchor) = anchor {
+            self.anchors.push((anchor, value.clone(), nodes));
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(open) => {
+                open.nodes += nodes;
+                match &mut open.collection {
+                    Collection::Sequence(items) => items.push(value),
+                    Collection::Mapping(map, key) => {
+                        // A later duplicate key wins, as with `serde_yaml` into a `Value`.
+                        map.insert(key.take().unwrap_or_default(), value);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const TAG_BOOL: &str = "tag:yaml.org,2002:bool";
+const TAG_INT: &str = "tag:yaml.org,2002:int";
+const TAG_FLOAT: &str = "tag:yaml.org,2002:float";
+const TAG_NULL: &str = "tag:yaml.org,2002:null";
+
+/// One scalar as `serde_yaml` resolves it into a `Value`.
+fn resolve(text: &str, tag: Option<&str>, plain: bool) -> Result<Value, String> {
+    match tag {
+        Some(tag) if tag.starts_with('!') => Err(format!("unsupported YAML tag `{tag}`")),
+        Some(TAG_BOOL) => parse_bool(text)
+            .map(Value::Bool)
+            .ok_or_else(|| "a !!bool scalar is not true or false".to_string()),
+        Some(TAG_INT) => {
+            resolve_int(text).unwrap_or_else(|| Err("a !!int scalar is not an integer".to_string()))
+        }
+        Some(TAG_FLOAT) => parse_f64(text)
+            .map(float)
+            .ok_or_else(|| "a !!float scalar is not a number".to_string()),
+        Some(TAG_NULL) => parse_null(text)
+            .then_some(Value::Null)
+            .ok_or_else(|| "a !!null scalar is not null".to_string()),
+        Some(_) => Ok(Value::String(text.to_string())),
+        None if plain => untagged(text),
+        None => Ok(Value::String(text.to_string())),
+    }
+}
+
+fn untagged(text: &str) -> Result<Value, String> {
+    if text.is_empty() || parse_null(text) {
+        return Ok(Value::Null);
+    }
+    if let Some(boolean) = parse_bool(text) {
+        return Ok(Value::Bool(boolean));
+    }
+    // Integers and floats start with a digit, a sign or a dot (Rust's float parser also takes
+    // `inf` and `nan`, which are not finite and so not numbers here): most scalars of a
+    // manifest are names and skip the number parsers.
+    if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
+        return Ok(Value::String(text.to_string()));
+    }
+    if let Some(int) = resolve_int(text) {
+        return int;
+    }
+    if !digits_but_not_number(text) {
+        if let Some(number) = parse_f64(text) {
+            return Ok(float(number));
+        }
+    }
+    Ok(Value::String(text.to_string()))
+}
+
+/// An integer scalar: `Some(Err)` for one beyond 64 bits, which a JSON number cannot hold.
+fn resolve_int(text: &str) -> Option<Result<Value, String>> {
+    if let Some(int) = parse_unsigned_int(text, u64::from_str_radix) {
+        return Some(Ok(Value::Number(int.into())));
+    }
+    if let Some(int) = parse_negative_int(text, i64::from_str_radix) {
+        return Some(Ok(Value::Number(int.into())));
+    }
+    let wide = parse_unsigned_int(text, u128::from_str_radix).is_some()
+        || parse_negative_int(text, i128::from_str_radix).is_some();
+    wide.then(|| Err("an integer does not fit in 64 bits".to_string()))
+}
+
+/// Non-finite floats become null, as `serde_json` stores them.
+fn float(number: f64) -> Value {
+    Number::from_f64(number).map_or(Value::Null, Value::Number)
+}
+
+fn parse_null(text: &str) -> bool {
+    matches!(text, "null" | "Null" | "NULL" | "~")
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+type Radix<T> = fn(&str, u32) -> Result<T, std::num::ParseIntError>;
+
+const PREFIXES: [(&str, u32); 3] = [("0x", 16), ("0o", 8), ("0b", 2)];
+
+fn parse_unsigned_int<T>(text: &str, from_str_radix: Radix<T>) -> Option<T> {
+    let unsigned = text.strip_prefix('+').unwrap_or(text);
+    for (prefix, radix) in PREFIXES {
+        if let Some(rest) = unsigned.strip_prefix(prefix) {
+            if rest.starts_with(['+', '-']) {
+                return None;
+            }
+            if let Ok(int) = from_str_radix(rest, radix) {
+                return Some(int);
+            }
+        }
+    }
+    if unsigned.starts_with(['+', '-']) || digits_but_not_number(text) {
+        return None;
+    }
+    from_str_radix(unsigned, 10).ok()
+}
+
+fn parse_negative_int<T>(text: &str, from_str_radix: Radix<T>) -> Option<T> {
+    for (prefix, radix) in PREFIXES {
+        if let Some(rest) = text.strip_prefix('-').and_then(|t| t.strip_prefix(prefix)) {
+            if let Ok(int) = from_str_radix(&format!("-{rest}"), radix) {
+                return Some(int);
+            }
+        }
+    }
+    if digits_but_not_number(text) {
+        return None;
+    }
+    from_str_radix(text, 10).ok()
+}
+
+fn parse_f64(text: &str) -> Option<f64> {
+    let unsigned = match text.strip_prefix('+') {
+        Some(rest) if rest.starts_with(['+', '-']) => return None,
+        Some(rest) => rest,
+        None => text,
+    };
+    if let ".inf" | ".Inf" | ".INF" = unsigned {
+        return Some(f64::INFINITY);
+    }
+    if let "-.inf" | "-.Inf" | "-.INF" = text {
+        return Some(f64::NEG_INFINITY);
+    }
+    if let ".nan" | ".NaN" | ".NAN" = text {
+        return Some(f64::NAN);
+    }
+    unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// Leading zeros followed by digits: a string in YAML 1.2 (`0123`, a mode or a zip code).
+fn digits_but_not_number(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    digits.len() > 1 && digits.starts_with('0') && digits[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    fn ours(text: &str) -> Result<Vec<Value>, YamlError> {
+        Documents::new(text).collect()
+    }
+
+    fn serde_yaml_values(text: &str) -> Result<Vec<Value>, String> {
+        serde_yaml::Deserializer::from_str(text)
+            .map(|document| Value::deserialize(document).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn resolves_like_serde_yaml() {
+        let scalars = [
+            "",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "true",
+            "True",
+            "FALSE",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "0",
+            "1",
+            "-1",
+            "+1",
+            "007",
+            "-007",
+            "0.5",
+            "1e3",
+            "-1.5e-3",
+            ".inf",
+            "-.inf",
+            ".nan",
+            ".NaN",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "-0x1F",
+            "+0x1F",
+            "0x",
+            "1_000",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.0",
+            "1.",
+            ".5",
+            "12:30",
+            "2026-11-30",
+            "a b",
+            "'quoted'",
+            "\"7\"",
+            "\"true\"",
+            "!!str 7",
+            "!!int \"7\"",
+            "!!float 1",
+            "!!bool true",
+            "!!null ~",
+            "|\n  block\n",
+            ">\n  folded\n  text\n",
+            "0755",
+            "1Gi",
+            "500m",
+            "\"\"",
+            "''",
+            "inf",
+            "nan",
+            "Infinity",
+            "-inf",
+            "+.inf",
+            "e5",
+            "x1",
+        ];
+        for scalar in scalars {
+            let text = if scalar.starts_with(['|', '>']) {
+                format!("key: {scalar}")
+            } else {
+                format!("key: {scalar}\nlist: [{scalar}]\n")
+            };
+            let theirs = serde_yaml_values(&text).expect("every case is valid YAML");
+            assert_eq!(ours(&text).ok(), Some(theirs), "resolving {scalar:?}");
+        }
+        let documents = "---\na: &x {b: [1, 2]}\nc: *x\n1: one\ntrue: yes\n~: n\n---\n---\n- a\n- {x: y}\n...\n";
+        assert_eq!(ours(documents).ok(), serde_yaml_values(documents).ok());
+        assert!(ours(documents).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_document() {
+        let error = ours("a: 1\n---\nb: [1\n").unwrap_err();
+        assert_eq!(error.document, 2);
+        assert!(error.message.contains("line 4"), "{}", error.message);
+        assert!(ours("a: *missing\n")
+            .unwrap_err()
+            .message
+            .contains("unknown anchor"));
+        assert!(ours("? [a]\n: b\n")
+            .unwrap_err()
+            .message
+            .contains("mapping key"));
+        assert!(ours("a: !custom b\n")
+            .unwrap_err()
+            .message
+            .contains("unsupported YAML tag"));
+        assert!(ours("a: 99999999999999999999999\n")
+            .unwrap_err()
+            .message
+            .contains("64 bits"));
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(ours(&deep).unwrap_err().message.contains("recursion limit"));
+    }
+
+    #[test]
+    fn a_billion_laughs_stops_at_the_alias_limit() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..9 {
+            let previous = format!("*a{}", level - 1);
+            let items = [previous.as_str(); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+        }
+        let error = ours(&text).unwrap_err();
+        assert!(
+            error.message.contains("aliases expand"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_reader_reads_what_the_text_holds() {
+        // Far beyond libyaml's 16 KB reads, so that documents span chunks.
+        let text = "a: 1\n---\nb: [x, 'y']\nc: {d: 0755}\n".repeat(4000);
+        let from_reader: Result<Vec<Value>, _> = Documents::from_reader(text.as_bytes()).collect();
+        assert_eq!(from_reader.unwrap(), ours(&text).unwrap());
+    }
+
+    #[test]
+    fn a_failing_reader_is_named() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("the disk went away"))
+            }
+        }
+        let error = Documents::from_reader(Failing).next().unwrap().unwrap_err();
+        assert_eq!(error.message, "reading failed: the disk went away");
+    }
+
+    #[test]
+    fn empty_streams_and_documents_read_as_null() {
+        for text in ["", "---\n", "---\n---\n", "# only a comment\n"] {
+            assert_eq!(ours(text).ok(), serde_yaml_values(text).ok(), "{text:?}");
+        }
+    }
+}
