@@ -217,8 +217,10 @@ impl<'t> Documents<'t> {
             }
             unsafe_libyaml::YAML_SCALAR_EVENT => {
                 let scalar = unsafe { event.data.scalar };
-                let bytes =
-                    unsafe { std::slice::from_raw_parts(scalar.value, scalar.length as usize) };
+                let bytes: &[u8] = match scalar.length {
+                    0 => &[],
+                    length => unsafe { std::slice::from_raw_parts(scalar.value, length as usize) },
+                };
                 let text =
                     std::str::from_utf8(bytes).map_err(|_| "a scalar is not UTF-8".to_string())?;
                 let anchor = unsafe { c_text(scalar.anchor) };
