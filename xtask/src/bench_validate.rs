@@ -29,7 +29,7 @@ const KUBE_SCORE: (&str, &str, &str) = (
     "github.com/zegl/kube-score/cmd/kube-score",
     "v1.20.0",
 );
-const RUNS: usize = 5;
+const RUNS: usize = 10;
 
 pub fn run() -> Result<()> {
     let root = workspace_root();
@@ -112,31 +112,41 @@ pub fn run() -> Result<()> {
         ),
     ];
     println!(
-        "\nside by side on {} ({:.1} MB), median of {RUNS} runs after a warm-up, whole processes:",
+        "\nside by side on {} ({:.1} MB), whole processes, {RUNS} rounds after a warm-up",
         bundle.display(),
         bytes as f64 / 1e6
     );
     println!(
-        "{:<30} {:>10} {:>12} {:>14} {:>14}",
+        "(each round runs every command in turn, so that all see the machine alike): medians, and the range of the round-by-round ratios"
+    );
+    let runs = measure(&commands)?;
+    println!(
+        "{:<30} {:>10} {:>12} {:>20} {:>20}",
         "command", "CPU s", "peak MB", "CPU vs ours", "memory vs ours"
     );
-    let mut ours_figures = None;
-    for (name, argv) in &commands {
-        let figures = measure(argv).with_context(|| format!("running {name}"))?;
-        let (cpu_ratio, rss_ratio) = match ours_figures {
-            None => {
-                ours_figures = Some(figures);
-                ("1.0×".to_string(), "1.0×".to_string())
-            }
-            Some(Figures { cpu, peak_kb }) => (
-                format!("{:.1}×", figures.cpu / cpu),
-                format!("{:.2}×", figures.peak_kb as f64 / peak_kb as f64),
-            ),
+    for ((name, _), figures) in commands.iter().zip(&runs) {
+        let ratio = |of: fn(&Figures) -> f64, digits: usize| {
+            let mut ratios: Vec<f64> = figures
+                .iter()
+                .zip(&runs[0])
+                .map(|(theirs, ours)| of(theirs) / of(ours))
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            format!(
+                "{:.digits$}× ({:.digits$}–{:.digits$})",
+                median(&ratios),
+                ratios[0],
+                ratios[ratios.len() - 1]
+            )
         };
+        let cpu: Vec<f64> = figures.iter().map(|f| f.cpu).collect();
+        let peak: Vec<f64> = figures.iter().map(|f| f.peak_kb as f64).collect();
         println!(
-            "{name:<30} {:>10.3} {:>12.1} {cpu_ratio:>14} {rss_ratio:>14}",
-            figures.cpu,
-            figures.peak_kb as f64 / 1024.0
+            "{name:<30} {:>10.3} {:>12.1} {:>20} {:>20}",
+            median_of(cpu),
+            median_of(peak) / 1024.0,
+            ratio(|f| f.cpu, 1),
+            ratio(|f| f.peak_kb as f64, 2)
         );
     }
     println!(
@@ -153,22 +163,29 @@ struct Figures {
     peak_kb: i64,
 }
 
-/// Median CPU and peak memory of `RUNS` runs after one warm-up; the exit status is not judged
-/// (kube-score exits 1 on its findings), only that the command ran.
-fn measure(argv: &[String]) -> Result<Figures> {
-    let mut runs = Vec::new();
-    for _ in 0..=RUNS {
-        runs.push(run_once(argv)?);
+/// `RUNS` rounds after one warm-up round, each running every command once in turn: the figures
+/// of each command, round by round. The exit status is not judged (kube-score exits 1 on its
+/// findings), only that the command ran.
+fn measure(commands: &[(&str, Vec<String>)]) -> Result<Vec<Vec<Figures>>> {
+    let mut runs = vec![Vec::new(); commands.len()];
+    for round in 0..=RUNS {
+        for ((name, argv), figures) in commands.iter().zip(&mut runs) {
+            let run = run_once(argv).with_context(|| format!("running {name}"))?;
+            if round > 0 {
+                figures.push(run);
+            }
+        }
     }
-    runs.remove(0);
-    let mut cpu: Vec<f64> = runs.iter().map(|f| f.cpu).collect();
-    let mut peak: Vec<i64> = runs.iter().map(|f| f.peak_kb).collect();
-    cpu.sort_by(f64::total_cmp);
-    peak.sort_unstable();
-    Ok(Figures {
-        cpu: cpu[cpu.len() / 2],
-        peak_kb: peak[peak.len() / 2],
-    })
+    Ok(runs)
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    sorted[sorted.len() / 2]
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    median(&values)
 }
 
 fn run_once(argv: &[String]) -> Result<Figures> {

@@ -1,13 +1,14 @@
-//! Multi-document YAML read straight from libyaml's events into `serde_json::Value`, with the
-//! scalar resolution of `serde_yaml` 0.9 (YAML 1.2's core schema: `0123` stays a string, `yes`
-//! is not a boolean). `serde_yaml` first copies every event of a document and then goes through
-//! serde; building the values from the events reads the bench bundle into values in about 37 ms
-//! against serde_yaml's 44 ms, and a file is read in chunks rather than whole. The test
-//! `resolves_like_serde_yaml` holds the two to the same values.
+//! Multi-document YAML read into `serde_json::Value`, with the scalar resolution of
+//! `serde_yaml` 0.9 (YAML 1.2's core schema: `0123` stays a string, `yes` is not a boolean).
+//! Each document is first given to the [`fast`] reader, which reads the subset manifests are
+//! written in; from the first document it leaves, libyaml reads the rest of the stream, straight
+//! from its events into values (`serde_yaml` would copy every event of a document and then go
+//! through serde). The test `resolves_like_serde_yaml` holds both to `serde_yaml`'s values.
+
+mod fast;
 
 use std::ffi::{c_void, CStr};
-use std::io::Read;
-use std::marker::PhantomData;
+use std::io::{BufRead, BufReader, Read};
 use std::mem::MaybeUninit;
 
 use serde_json::{Map, Number, Value};
@@ -27,14 +28,41 @@ pub struct YamlError {
 
 /// The documents of a YAML stream, one `Value` each (`Null` for an empty document).
 pub struct Documents<'t> {
+    reader: Reading<'t>,
+}
+
+enum Reading<'t> {
+    Fast(Box<FastStream<'t>>),
+    Libyaml(Libyaml<'t>),
+    /// Only while the fast reader hands the stream over to libyaml.
+    HandingOver,
+}
+
+/// The stream cut into documents at their `---` lines, each read by the [`fast`] reader.
+struct FastStream<'t> {
+    source: Box<dyn BufRead + 't>,
+    /// The current document's bytes, its `---` line first unless it is the stream's first.
+    document: Vec<u8>,
+    /// The `---` line that starts the next document, read ahead.
+    next_marker: Vec<u8>,
+    /// Lines before the current document.
+    lines: usize,
+    /// Documents read so far.
+    documents: usize,
+    finished: bool,
+}
+
+/// libyaml's reading of a stream, or of its rest from the document the fast reader left.
+struct Libyaml<'t> {
     parser: Box<unsafe_libyaml::yaml_parser_t>,
-    /// libyaml reads the text through a raw pointer: it must outlive the parser.
-    text: PhantomData<&'t str>,
-    /// What libyaml reads through [`read_handler`] when reading from a reader (boxed: libyaml
-    /// holds its address); dropped after the parser.
-    source: Option<Box<ReadSource<'t>>>,
+    /// What libyaml reads through [`read_handler`] (boxed: libyaml holds its address); dropped
+    /// after the parser.
+    source: Box<ReadSource<'t>>,
     /// Documents started so far.
     started: usize,
+    /// Documents and lines of the stream before what libyaml reads, for its errors.
+    documents_before: usize,
+    lines_before: usize,
     in_document: bool,
     finished: bool,
 }
@@ -77,64 +105,148 @@ unsafe fn read_handler(data: *mut c_void, buffer: *mut u8, size: u64, size_read:
 impl<'t> Documents<'t> {
     /// The documents of a text held in memory (a renderer's output).
     pub fn new(text: &'t str) -> Self {
-        let mut documents = Self::with_parser();
-        // SAFETY: the text stays valid for 't, which the PhantomData ties to self.
-        unsafe {
-            unsafe_libyaml::yaml_parser_set_input_string(
-                &mut *documents.parser,
-                text.as_ptr(),
-                text.len() as u64,
-            );
-        }
-        documents
+        Self::from_reader(text.as_bytes())
     }
 
-    /// The documents of a file or another reader, read in libyaml's chunks: a large manifest is
-    /// never held whole in memory.
+    /// The documents of a file or another reader, read a document at a time: a large manifest
+    /// is never held whole in memory.
     pub fn from_reader(reader: impl Read + 't) -> Self {
-        let mut documents = Self::with_parser();
-        let mut source = Box::new(ReadSource {
-            reader: Box::new(reader),
-            error: None,
-        });
-        let data: *mut ReadSource = &mut *source;
-        // SAFETY: the source is boxed (its address stays put) and owned by `documents`, whose
-        // Drop deletes the parser before the source is dropped.
-        unsafe {
-            unsafe_libyaml::yaml_parser_set_input(
-                &mut *documents.parser,
-                read_handler,
-                data.cast(),
-            );
+        Documents {
+            reader: Reading::Fast(Box::new(FastStream {
+                source: Box::new(BufReader::with_capacity(16 * 1024, reader)),
+                document: Vec::new(),
+                next_marker: Vec::new(),
+                lines: 0,
+                documents: 0,
+                finished: false,
+            })),
         }
-        documents.source = Some(source);
-        documents
     }
 
-    fn with_parser() -> Self {
+    /// libyaml alone, as the fast reader's tests compare.
+    #[cfg(test)]
+    fn libyaml(reader: impl Read + 't) -> Self {
+        Documents {
+            reader: Reading::Libyaml(Libyaml::new(Box::new(reader), 0, 0)),
+        }
+    }
+}
+
+/// A `---` line: the start of a document.
+fn is_marker(line: &[u8]) -> bool {
+    line.starts_with(b"---") && matches!(line.get(3), None | Some(b' ' | b'\n' | b'\t' | b'\r'))
+}
+
+/// What the fast reader made of the next document.
+enum FastRead {
+    Document(Value),
+    /// A comment before the first `---`: no document.
+    Nothing,
+    Failed(YamlError),
+    /// The rest of the stream, from the current document on, is libyaml's.
+    Unsupported,
+    End,
+}
+
+impl<'t> FastStream<'t> {
+    fn read(&mut self) -> FastRead {
+        if self.finished {
+            return FastRead::End;
+        }
+        self.lines += self.document.iter().filter(|&&b| b == b'\n').count();
+        self.document.clear();
+        self.document.append(&mut self.next_marker);
+        let explicit = !self.document.is_empty();
+        loop {
+            let start = self.document.len();
+            match self.source.read_until(b'\n', &mut self.document) {
+                Ok(0) => break,
+                Ok(_) if is_marker(&self.document[start..]) => {
+                    self.next_marker.extend_from_slice(&self.document[start..]);
+                    self.document.truncate(start);
+                    break;
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.finished = true;
+                    return FastRead::Failed(YamlError {
+                        document: self.documents + 1,
+                        message: format!("reading failed: {err}"),
+                    });
+                }
+            }
+        }
+        if !explicit && self.document.is_empty() && self.next_marker.is_empty() {
+            self.finished = true;
+            // An empty stream reads as one empty document, as with `serde_yaml`.
+            return match self.documents {
+                0 => {
+                    self.documents = 1;
+                    FastRead::Document(Value::Null)
+                }
+                _ => FastRead::End,
+            };
+        }
+        let Ok(text) = std::str::from_utf8(&self.document) else {
+            return FastRead::Unsupported;
+        };
+        match fast::document(text, explicit) {
+            Ok(Some(value)) => {
+                self.documents += 1;
+                FastRead::Document(value)
+            }
+            Ok(None) => FastRead::Nothing,
+            Err(fast::Unsupported) => FastRead::Unsupported,
+        }
+    }
+
+    /// libyaml over the rest of the stream, from the current document on.
+    fn into_libyaml(mut self) -> Libyaml<'t> {
+        let document = std::io::Cursor::new(std::mem::take(&mut self.document));
+        let marker = std::io::Cursor::new(std::mem::take(&mut self.next_marker));
+        let rest = document.chain(marker).chain(self.source);
+        Libyaml::new(Box::new(rest), self.documents, self.lines)
+    }
+}
+
+impl<'t> Libyaml<'t> {
+    fn new(reader: Box<dyn Read + 't>, documents_before: usize, lines_before: usize) -> Self {
         let mut parser = Box::new(MaybeUninit::<unsafe_libyaml::yaml_parser_t>::uninit());
         // SAFETY: initialize fills the whole struct (it fails only when out of memory).
-        let parser = unsafe {
+        let mut parser = unsafe {
             let initialised = unsafe_libyaml::yaml_parser_initialize(parser.as_mut_ptr());
             assert!(initialised.ok, "libyaml could not allocate its parser");
             Box::from_raw(Box::into_raw(parser).cast::<unsafe_libyaml::yaml_parser_t>())
         };
-        Documents {
+        let mut source = Box::new(ReadSource {
+            reader,
+            error: None,
+        });
+        let data: *mut ReadSource = &mut *source;
+        // SAFETY: the source is boxed (its address stays put) and owned by the `Libyaml`, whose
+        // Drop deletes the parser before the source is dropped.
+        unsafe {
+            unsafe_libyaml::yaml_parser_set_input(&mut *parser, read_handler, data.cast());
+        }
+        Libyaml {
             parser,
-            text: PhantomData,
-            source: None,
+            source,
             started: 0,
+            documents_before,
+            lines_before,
             in_document: false,
             finished: false,
         }
     }
 
     fn error(&self, message: String) -> YamlError {
+        let started = self.documents_before + self.started;
         YamlError {
             document: if self.in_document {
-                self.started
+                started
             } else {
-                self.started + 1
+                started + 1
             },
             message,
         }
@@ -148,9 +260,10 @@ impl<'t> Documents<'t> {
             (!pointer.is_null()).then(|| unsafe { CStr::from_ptr(pointer) }.to_string_lossy())
         };
         let at = |mark: unsafe_libyaml::yaml_mark_t| {
-            format!("at line {} column {}", mark.line + 1, mark.column + 1)
+            let line = self.lines_before as u64 + mark.line + 1;
+            format!("at line {line} column {}", mark.column + 1)
         };
-        if let Some(err) = self.source.as_ref().and_then(|s| s.error.as_ref()) {
+        if let Some(err) = &self.source.error {
             return format!("reading failed: {err}");
         }
         let mut message = match text(parser.problem) {
@@ -185,7 +298,7 @@ impl<'t> Documents<'t> {
                 Ok(Step::End) => {
                     self.finished = true;
                     // An empty stream reads as one empty document, as with `serde_yaml`.
-                    return (self.started == 0).then_some(Ok(Value::Null));
+                    return (self.documents_before + self.started == 0).then_some(Ok(Value::Null));
                 }
                 Err(message) => {
                     self.finished = true;
@@ -266,6 +379,33 @@ impl Iterator for Documents<'_> {
     type Item = Result<Value, YamlError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let fast = match &mut self.reader {
+                Reading::Libyaml(libyaml) => return libyaml.next(),
+                Reading::Fast(fast) => fast,
+                Reading::HandingOver => return None,
+            };
+            match fast.read() {
+                FastRead::Document(value) => return Some(Ok(value)),
+                FastRead::Nothing => {}
+                FastRead::Failed(error) => return Some(Err(error)),
+                FastRead::End => return None,
+                FastRead::Unsupported => {
+                    if let Reading::Fast(fast) =
+                        std::mem::replace(&mut self.reader, Reading::HandingOver)
+                    {
+                        self.reader = Reading::Libyaml(fast.into_libyaml());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Libyaml<'_> {
+    type Item = Result<Value, YamlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
             return None;
         }
@@ -273,7 +413,7 @@ impl Iterator for Documents<'_> {
     }
 }
 
-impl Drop for Documents<'_> {
+impl Drop for Libyaml<'_> {
     fn drop(&mut self) {
         // SAFETY: initialised in `new`, deleted once.
         unsafe { unsafe_libyaml::yaml_parser_delete(&mut *self.parser) };
@@ -722,6 +862,169 @@ mod tests {
         }
         let error = Documents::from_reader(Failing).next().unwrap().unwrap_err();
         assert_eq!(error.message, "reading failed: the disk went away");
+    }
+
+    fn libyaml(text: &str) -> Result<Vec<Value>, YamlError> {
+        Documents::libyaml(text.as_bytes()).collect()
+    }
+
+    /// Every YAML file of this repository (fixtures, overlays, suites).
+    fn repository_yaml() -> Vec<String> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy();
+                if path.is_dir() && !matches!(&*name, "target" | ".git") {
+                    walk(&path, out);
+                } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                    out.push(std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &mut out);
+        out
+    }
+
+    /// A manifest in the bench bundle's style: flow mappings in block sequences.
+    const MANIFEST: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: c-0, namespace: bench, labels: {app: c-0}}
+spec:
+  template:
+    metadata: {labels: {app: c-0}, annotations: {prometheus.io/scrape: "true"}}
+    spec:
+      containers:
+        - name: camunda
+          image: camunda/camunda-bpm-platform:7.24.0
+          ports: [{name: http, containerPort: 8080}, {name: metrics, containerPort: 9404}]
+          env:
+            - {name: DB_URL, value: "jdbc:postgresql://db:5432/camunda"}
+            - name: DB_PASSWORD
+              valueFrom: {secretKeyRef: {name: camunda-db, key: password}}
+          resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 1536Mi}}
+          args: ["--spring.profiles.active=prod", -Dx=1, '']
+"#;
+
+    /// Cases at the edges of the fast reader's subset: each is read by libyaml (inside the
+    /// subset: by both, to the same value; outside: by libyaml alone).
+    const EDGES: &[&str] = &[
+        "a: 1\nb:\n- x\n- y\nc: {d: [1, 2], e: 'f''g'}\n",
+        "- a: 1\n  b: 2\n- - x\n  - y\n-\n  c: d\n- \n",
+        "a:\n  b:\n    c: \"x\\u00e9\\n\"\n  d: e # comment\n# end\n",
+        "a: b\n  c\n",
+        "a: 'b\n  c'\n",
+        "a: |\n  text\n",
+        "a: &x 1\nb: *x\n",
+        "a: !!str 1\n",
+        "a: b: c\n",
+        "a:\tb\n",
+        "a: 1\r\nb: 2\r\n",
+        "- [a, b,]\n- {a, b: c}\n- {a:1}\n- [a: b]\n",
+        "a: {b: c\n  d: e}\n",
+        "  a: 1\n b: 2\n",
+        "a:\n    b: 1\n  c: 2\n",
+        "--- x\n",
+        "%YAML 1.2\n---\na: 1\n",
+        "a: 1\n...\n---\nb: 2\n",
+        "\u{feff}a: 1\n",
+        "a: 1\n---\nb: [1\n---\nc: 3\n",
+        "a: 1\n---\n- x\nb: 2\n",
+        "? a\n: b\n",
+        "\"a\": 1\n'b c': 2\n\"d\":3\n",
+        "a: -1\nb: -c\nc: - d\n",
+        "a: 0x1F\nb: 007\nc: 1e3\nd: .inf\ne: ~\nf:\ng: 99999999999999999999999\n",
+        "a: x #c\nb: x#c\nc: 'x' #c\nd: 'x'#c\n",
+        "a: b\u{85}c\n",
+        "k: v\nk: w\n",
+        "- a\n  - b\n",
+        MANIFEST,
+    ];
+
+    #[test]
+    fn the_fast_reader_agrees_with_libyaml() {
+        let mut corpus = repository_yaml();
+        assert!(corpus.len() > 50, "found only {} YAML files", corpus.len());
+        corpus.extend(EDGES.iter().map(|e| e.to_string()));
+        // Block and flow nesting that only together pass the depth limit.
+        let mut deep = String::new();
+        for level in 0..70 {
+            deep.push_str(&format!("{}k{level}:\n", " ".repeat(level)));
+        }
+        let flow = format!("{}{}", "[".repeat(70), "]".repeat(70));
+        deep.push_str(&format!("{}k: {flow}\n", " ".repeat(70)));
+        assert!(ours(&deep).unwrap_err().message.contains("recursion limit"));
+        corpus.push(deep);
+        for text in &corpus {
+            assert_eq!(ours(text), libyaml(text), "reading {text:?}");
+        }
+        // Mutations of every file's first kilobytes: what the fast reader accepts it must read
+        // as libyaml does, errors included (their document and line).
+        const ALPHABET: &[&str] = &[
+            " ", ":", "-", "#", "'", "\"", "{", "}", "[", "]", ",", "\n", "a", "1", "&", "*", "!",
+            "|", ">", "?", "%", ".", "\\", "\u{e9}", "\t", "---\n", "- ", ": ", "  ",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        let mut mutated = 0;
+        for round in 0..20_000 {
+            let source = &corpus[round % corpus.len()];
+            let end = source
+                .char_indices()
+                .nth(1500)
+                .map_or(source.len(), |(i, _)| i);
+            let mut text = source[..end].to_string();
+            for _ in 0..1 + random(3) {
+                let boundaries: Vec<usize> = (0..=text.len())
+                    .filter(|&i| text.is_char_boundary(i))
+                    .collect();
+                let at = boundaries[random(boundaries.len())];
+                let piece = ALPHABET[random(ALPHABET.len())];
+                match random(3) {
+                    0 => text.insert_str(at, piece),
+                    1 => {
+                        let next = boundaries.iter().find(|&&b| b > at).copied();
+                        if let Some(next) = next {
+                            text.replace_range(at..next, piece);
+                        }
+                    }
+                    _ => {
+                        let next = boundaries.iter().find(|&&b| b > at).copied();
+                        if let Some(next) = next {
+                            text.replace_range(at..next, "");
+                        }
+                    }
+                }
+            }
+            assert_eq!(ours(&text), libyaml(&text), "reading {text:?}");
+            mutated += 1;
+        }
+        assert_eq!(mutated, 20_000);
+    }
+
+    #[test]
+    fn the_fast_reader_reads_manifests_itself() {
+        let mut read = 0;
+        for text in repository_yaml() {
+            for document in text.split("\n---\n") {
+                // Block scalars (kustomize patches, files in ConfigMaps) are libyaml's.
+                if document.contains(": |") || document.contains(": >") {
+                    continue;
+                }
+                assert!(
+                    fast::document(document, false).is_ok(),
+                    "left to libyaml: {document}"
+                );
+                read += 1;
+            }
+        }
+        assert!(read > 50, "only {read} documents without block scalars");
+        assert!(fast::document(MANIFEST, false).is_ok_and(|v| v.is_some()));
     }
 
     #[test]
