@@ -38,7 +38,7 @@ pub fn document(text: &str, explicit: bool) -> Fast<Option<Value>> {
     let mut rows = text.split('\n');
     if explicit {
         let marker = rows.next().unwrap_or_default();
-        if !blank_or_comment(&marker[3..]) {
+        if !blank_or_comment(marker.strip_prefix("---").ok_or(Unsupported)?) {
             return Err(Unsupported);
         }
     }
@@ -391,11 +391,19 @@ impl Flow<'_> {
         }
     }
 
+    /// An empty collection: `close` (after spaces) is next, and is read.
+    fn closes_empty(&mut self, close: u8) -> bool {
+        self.skip_spaces();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.at += 1;
+        }
+        empty
+    }
+
     fn sequence(&mut self) -> Fast<Value> {
         let mut items = Vec::new();
-        self.skip_spaces();
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if self.closes_empty(b']') {
             return Ok(Value::Array(items));
         }
         loop {
@@ -408,9 +416,7 @@ impl Flow<'_> {
 
     fn mapping(&mut self) -> Fast<Value> {
         let mut map = Map::new();
-        self.skip_spaces();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if self.closes_empty(b'}') {
             return Ok(Value::Object(map));
         }
         loop {
