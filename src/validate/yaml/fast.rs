@@ -2,9 +2,9 @@
 //! and sequences, one-line flow collections, one-line plain and quoted scalars, comments) read
 //! straight into a `Value`, the bench bundle in 13 ms against 37 ms through libyaml. Anything
 //! else (anchors, tags, block scalars, scalars over several lines, tabs, directives, odd
-//! indentation, syntax errors) is [`Unsupported`]: libyaml then reads the stream from that
-//! document on. So what the fast reader accepts it must read exactly as libyaml does, and what
-//! it does not understand it never guesses at. The test `the_fast_reader_agrees_with_libyaml`
+//! indentation, syntax errors) is [`Unsupported`]: libyaml then reads that document. So what
+//! the fast reader accepts it must read exactly as libyaml does, and what it does not
+//! understand it never guesses at. The test `the_fast_reader_agrees_with_libyaml`
 //! holds the two to the same values and errors on every YAML file of this repository and on
 //! 20,000 mutations of them.
 

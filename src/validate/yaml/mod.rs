@@ -1,9 +1,10 @@
 //! Multi-document YAML read into `serde_json::Value`, with the scalar resolution of
 //! `serde_yaml` 0.9 (YAML 1.2's core schema: `0123` stays a string, `yes` is not a boolean).
 //! Each document is first given to the [`fast`] reader, which reads the subset manifests are
-//! written in; from the first document it leaves, libyaml reads the rest of the stream, straight
-//! from its events into values (`serde_yaml` would copy every event of a document and then go
-//! through serde). The test `resolves_like_serde_yaml` holds both to `serde_yaml`'s values.
+//! written in; a document it leaves is read by libyaml alone, straight from its events into
+//! values (`serde_yaml` would copy every event of a document and then go through serde). Only a
+//! directive, a `...` or an error hands the rest of the stream to libyaml. The test
+//! `resolves_like_serde_yaml` holds both readers to `serde_yaml`'s values.
 
 mod fast;
 
@@ -63,6 +64,9 @@ struct Libyaml<'t> {
     /// Documents and lines of the stream before what libyaml reads, for its errors.
     documents_before: usize,
     lines_before: usize,
+    /// A stream without documents reads as one `Null`, as with `serde_yaml`; not so a single
+    /// document read alone.
+    null_when_empty: bool,
     in_document: bool,
     finished: bool,
 }
@@ -191,14 +195,39 @@ impl<'t> FastStream<'t> {
         let Ok(text) = std::str::from_utf8(&self.document) else {
             return FastRead::Unsupported;
         };
-        match fast::document(text, explicit) {
-            Ok(Some(value)) => {
+        let read = match fast::document(text, explicit) {
+            Ok(read) => read,
+            Err(fast::Unsupported) => match self.libyaml_alone() {
+                Some(read) => read,
+                None => return FastRead::Unsupported,
+            },
+        };
+        match read {
+            Some(value) => {
                 self.documents += 1;
                 FastRead::Document(value)
             }
-            Ok(None) => FastRead::Nothing,
-            Err(fast::Unsupported) => FastRead::Unsupported,
+            None => FastRead::Nothing,
         }
+    }
+
+    /// The current document read by libyaml on its own, so that the fast reader goes on with
+    /// the next one (a block scalar in one ConfigMap leaves the rest of a bundle fast). `None`
+    /// when only the rest of the stream can tell: a directive or `...` (they concern the next
+    /// document), or an error (whose position and wording depend on what follows).
+    fn libyaml_alone(&self) -> Option<Option<Value>> {
+        let mut lines = self.document.split(|&b| b == b'\n');
+        if lines.any(|line| line.starts_with(b"%") || line.starts_with(b"...")) {
+            return None;
+        }
+        let mut libyaml = Libyaml::new(Box::new(&self.document[..]), 0, 0);
+        libyaml.null_when_empty = false;
+        let mut values = Vec::new();
+        for document in libyaml {
+            values.push(document.ok()?);
+        }
+        // Split at its `---` lines and without `...`, a document cannot hold two.
+        (values.len() <= 1).then(|| values.pop())
     }
 
     /// libyaml over the rest of the stream, from the current document on.
@@ -235,6 +264,7 @@ impl<'t> Libyaml<'t> {
             started: 0,
             documents_before,
             lines_before,
+            null_when_empty: true,
             in_document: false,
             finished: false,
         }
@@ -298,7 +328,8 @@ impl<'t> Libyaml<'t> {
                 Ok(Step::End) => {
                     self.finished = true;
                     // An empty stream reads as one empty document, as with `serde_yaml`.
-                    return (self.documents_before + self.started == 0).then_some(Ok(Value::Null));
+                    let empty = self.documents_before + self.started == 0;
+                    return (empty && self.null_when_empty).then_some(Ok(Value::Null));
                 }
                 Err(message) => {
                     self.finished = true;
@@ -938,6 +969,12 @@ spec:
         "a: b\u{85}c\n",
         "k: v\nk: w\n",
         "- a\n  - b\n",
+        "a: |\n  x\n---\nb: 1\n",
+        "a: |+\n  x\n\n\n---\nb: 1\n",
+        "a: \"x\n---\nb: 1\n",
+        "a: [1,\n---\nb: 2\n",
+        "# c\ta\n---\nb: >-\n  x\n  y\n---\n- z\n",
+        "a: &x 1\n---\nb: *x\n",
         MANIFEST,
     ];
 
@@ -1025,6 +1062,26 @@ spec:
         }
         assert!(read > 50, "only {read} documents without block scalars");
         assert!(fast::document(MANIFEST, false).is_ok_and(|v| v.is_some()));
+    }
+
+    #[test]
+    fn the_fast_reader_goes_on_after_a_document_it_leaves() {
+        let text = format!("data:\n  config: |\n    a: 1\n---\n{MANIFEST}");
+        let mut documents = Documents::new(&text);
+        assert!(documents.next().is_some_and(|d| d.is_ok()));
+        assert!(matches!(documents.reader, Reading::Fast(_)));
+        assert_eq!(
+            documents.collect::<Vec<_>>(),
+            libyaml(&text).unwrap()[1..]
+                .iter()
+                .cloned()
+                .map(Ok)
+                .collect::<Vec<_>>()
+        );
+        // A directive concerns the next document: the rest of the stream is libyaml's.
+        let mut documents = Documents::new("a: |\n  x\n...\n%YAML 1.2\n---\nb: 1\n");
+        assert!(documents.next().is_some_and(|d| d.is_ok()));
+        assert!(matches!(documents.reader, Reading::Libyaml(_)));
     }
 
     #[test]
