@@ -49,13 +49,28 @@ pub fn etcd(binaries: &Binaries, data: &Path, client: u16, peer: u16) -> Command
 /// kube-apiserver on 127.0.0.1:`port` with etcd at `etcd_client`: client-certificate admin,
 /// Node,RBAC, the aggregation layer's front proxy.
 pub fn kube_apiserver(binaries: &Binaries, pki: &Pki, etcd_client: u16, port: u16) -> Command {
+    let mut api = kube_apiserver_at(binaries, pki, etcd_client, "127.0.0.1", port);
+    // Loopback is no valid endpoint address for the `kubernetes` Service.
+    api.arg(arg("endpoint-reconciler-type", "none"));
+    api
+}
+
+/// kube-apiserver serving (and advertising itself) at `address`:`port`, etcd on the loopback of
+/// the same network namespace.
+pub fn kube_apiserver_at(
+    binaries: &Binaries,
+    pki: &Pki,
+    etcd_client: u16,
+    address: &str,
+    port: u16,
+) -> Command {
     let mut api = Command::new(binaries.path("kube-apiserver"));
     api.arg(arg(
         "etcd-servers",
         format!("http://127.0.0.1:{etcd_client}"),
     ))
-    .arg(arg("bind-address", "127.0.0.1"))
-    .arg(arg("advertise-address", "127.0.0.1"))
+    .arg(arg("bind-address", address))
+    .arg(arg("advertise-address", address))
     .arg(arg("secure-port", port.to_string()))
     .arg(arg("tls-cert-file", &pki.apiserver.0))
     .arg(arg("tls-private-key-file", &pki.apiserver.1))
@@ -72,8 +87,6 @@ pub fn kube_apiserver(binaries: &Binaries, pki: &Pki, etcd_client: u16, port: u1
     .arg(arg("service-cluster-ip-range", SERVICE_RANGE))
     .arg(arg("authorization-mode", "Node,RBAC"))
     .arg(arg("allow-privileged", "true"))
-    // Loopback is no valid endpoint address for the `kubernetes` Service.
-    .arg(arg("endpoint-reconciler-type", "none"))
     // The aggregation layer (metrics.k8s.io) authenticates itself with this client.
     .arg(arg("proxy-client-cert-file", &pki.front_proxy.0))
     .arg(arg("proxy-client-key-file", &pki.front_proxy.1))
@@ -92,19 +105,35 @@ pub fn kubeconfig_path(private: &Path) -> PathBuf {
 
 /// The admin kubeconfig: file references to the PKI (keys are not copied anywhere).
 pub fn kubeconfig_yaml(port: u16, pki: &Pki) -> String {
+    kubeconfig_for(
+        CONTEXT,
+        &format!("https://127.0.0.1:{port}"),
+        &pki.ca,
+        &pki.admin,
+    )
+}
+
+/// A kubeconfig of one context `context` for `server`, authenticating with the client
+/// certificate `identity` (certificate, key): file references only.
+pub fn kubeconfig_for(
+    context: &str,
+    server: &str,
+    ca: &Path,
+    identity: &(PathBuf, PathBuf),
+) -> String {
     serde_yaml::to_string(&serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {
-            "server": format!("https://127.0.0.1:{port}"),
-            "certificate-authority": pki.ca,
+        "clusters": [{"name": context, "cluster": {
+            "server": server,
+            "certificate-authority": ca,
         }}],
-        "users": [{"name": CONTEXT, "user": {
-            "client-certificate": pki.admin.0,
-            "client-key": pki.admin.1,
+        "users": [{"name": context, "user": {
+            "client-certificate": identity.0,
+            "client-key": identity.1,
         }}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT}}],
-        "current-context": CONTEXT,
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "current-context": context,
     }))
     .unwrap_or_default()
 }

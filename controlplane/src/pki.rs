@@ -1,7 +1,8 @@
 //! The control plane's PKI, generated per run with rcgen into a private folder (0700, outside
 //! the artifacts): a cluster CA whose key never touches the disk, the serving certificates of
 //! kube-apiserver, metrics-server and kwok, the admin and front-proxy client certificates, and
-//! the service-account signing key.
+//! the service-account signing key; for a real node (the node backend) also the kubelet's
+//! serving and client certificates and kube-proxy's client certificate.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,25 @@ pub struct Pki {
     pub service_account_key: PathBuf,
     /// Its public half: what kube-apiserver verifies tokens with.
     pub service_account_pub: PathBuf,
+    /// Present when generated for a real node.
+    pub node: Option<NodeCerts>,
+}
+
+/// A real node's name and address: the kubelet's certificates name both, and the API server's
+/// names the address it serves on.
+pub struct NodeIdentity<'a> {
+    pub name: &'a str,
+    pub ip: &'a str,
+}
+
+/// The certificates of a real node's components.
+pub struct NodeCerts {
+    /// `system:node:<name>` in `system:nodes`: what the Node authorizer expects of a kubelet.
+    pub kubelet_client: (PathBuf, PathBuf),
+    /// The kubelet's HTTPS endpoint (logs, exec, port-forward, metrics) at the node's address.
+    pub kubelet_serving: (PathBuf, PathBuf),
+    /// `system:kube-proxy`, bound to its ClusterRole by the API server's bootstrap policy.
+    pub kube_proxy: (PathBuf, PathBuf),
 }
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
@@ -74,6 +94,11 @@ impl Issuer {
 
 impl Pki {
     pub fn generate(dir: &Path) -> Result<Self> {
+        Self::generate_for(dir, None)
+    }
+
+    /// The PKI, with a real node's certificates when `node` is given.
+    pub fn generate_for(dir: &Path, node: Option<&NodeIdentity>) -> Result<Self> {
         let key = KeyPair::generate().context("generating the cluster CA key")?;
         let mut params = CertificateParams::default();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -91,20 +116,22 @@ impl Pki {
         let issuer = Issuer { cert, key };
         let server = ExtendedKeyUsagePurpose::ServerAuth;
         let client = ExtendedKeyUsagePurpose::ClientAuth;
+        let mut apiserver_names = vec![
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            crate::SERVICE_IP,
+        ];
+        apiserver_names.extend(node.map(|n| n.ip));
         let apiserver = issuer.issue(
             dir,
             "apiserver",
             "kube-apiserver",
             None,
-            &[
-                "127.0.0.1",
-                "localhost",
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-                crate::SERVICE_IP,
-            ],
+            &apiserver_names,
             server.clone(),
         )?;
         // system:masters: the harness and every controller act as cluster admin, as kwokctl does.
@@ -122,7 +149,7 @@ impl Pki {
             crate::FRONT_PROXY_NAME,
             None,
             &[crate::FRONT_PROXY_NAME],
-            client,
+            client.clone(),
         )?;
         // The aggregator verifies the service's DNS name; metrics-server answers on loopback.
         let metrics_server = issuer.issue(
@@ -140,8 +167,40 @@ impl Pki {
             crate::NODE_NAME,
             None,
             &["127.0.0.1", "localhost"],
-            server,
+            server.clone(),
         )?;
+        let node = match node {
+            None => None,
+            Some(node) => {
+                let user = format!("system:node:{}", node.name);
+                Some(NodeCerts {
+                    kubelet_client: issuer.issue(
+                        dir,
+                        "kubelet-client",
+                        &user,
+                        Some("system:nodes"),
+                        &[node.name],
+                        client.clone(),
+                    )?,
+                    kubelet_serving: issuer.issue(
+                        dir,
+                        "kubelet-serving",
+                        node.name,
+                        None,
+                        &[node.name, node.ip],
+                        server,
+                    )?,
+                    kube_proxy: issuer.issue(
+                        dir,
+                        "kube-proxy",
+                        "system:kube-proxy",
+                        None,
+                        &["kube-proxy"],
+                        client,
+                    )?,
+                })
+            }
+        };
         let service_account_key = dir.join("service-account.key");
         let sa = KeyPair::generate().context("generating the service-account key")?;
         write_private(&service_account_key, sa.serialize_pem().as_bytes())?;
@@ -157,6 +216,7 @@ impl Pki {
             kwok,
             service_account_key,
             service_account_pub,
+            node,
         })
     }
 }

@@ -124,6 +124,8 @@ pub enum Backend {
     Existing,
     /// A real control plane whose pods kwok simulates: nothing runs Camunda.
     Kwok,
+    /// A real one-node cluster on the harness's host (`cargo xtask e2e --backend node`).
+    Node,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

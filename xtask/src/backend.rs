@@ -61,7 +61,10 @@ pub fn e2e(args: &E2eArgs) -> Result<bool> {
             artifacts.finish(args, &outcome, timings);
             outcome
         }
-        BackendChoice::Kind | BackendChoice::Existing | BackendChoice::Kwok => {
+        BackendChoice::Kind
+        | BackendChoice::Existing
+        | BackendChoice::Kwok
+        | BackendChoice::Node => {
             let name = format!("{:?}", chosen.backend).to_lowercase();
             let name = name.as_str();
             let artifacts = Artifacts::create(args, name)?;

@@ -16,6 +16,7 @@ mod interrupts;
 mod kind;
 mod kwok;
 mod local;
+mod node;
 mod selfrun;
 
 use std::path::PathBuf;
@@ -72,6 +73,20 @@ pub enum BackendChoice {
     Existing,
     /// A real control plane with kwok's simulated pods (built from the Go module proxy, cached).
     Kwok,
+    /// A real one-node Kubernetes on this host: the control plane plus kubelet and kube-proxy,
+    /// Debian's containerd, images built here, Traefik as the front door (root, Linux).
+    Node,
+}
+
+/// What stands in front of the Camunda Service on the node backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Route {
+    /// The overlay's Ingress as written (its ingress-nginx annotations), served by Traefik's
+    /// ingress-nginx provider.
+    Ingress,
+    /// A Gateway API Gateway with a TLS listener and an HTTPRoute instead of the Ingress,
+    /// served by the same Traefik.
+    Gateway,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -120,6 +135,9 @@ pub struct E2eArgs {
     /// kind: delete the cluster a `--keep` run left and exit.
     #[arg(long)]
     pub down: bool,
+    /// node: the route in front of Camunda.
+    #[arg(long, value_enum, default_value_t = Route::Ingress)]
+    pub route: Route,
     /// kind/existing: the kustomize overlay to validate, deploy and test.
     #[arg(long)]
     pub overlay: Option<PathBuf>,

@@ -50,6 +50,8 @@ struct Runner<'a> {
     cluster_owned: bool,
     /// kwok: the running control plane (stopped on drop).
     control_plane: Option<ControlPlane>,
+    /// node: the running node (stopped on drop).
+    node: Option<crate::node::cluster::Node>,
 }
 
 pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timings) -> Result<bool> {
@@ -68,6 +70,7 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
         password: None,
         cluster_owned: false,
         control_plane: None,
+        node: None,
     };
     let total = plan.steps.len();
     let mut outcome: Result<bool> = Ok(true);
@@ -101,6 +104,12 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
                 eprintln!("control plane: {exited}");
             }
             println!("control plane logs: {}", plane.logs().display());
+        }
+        if let Some(node) = runner.node.as_mut() {
+            if let Some(exited) = node.any_exited() {
+                eprintln!("node: {exited}");
+            }
+            println!("node logs: {}", settings.work.join("logs").display());
         }
         if let Err(err) = diag::collect(
             &settings.work,
@@ -376,6 +385,54 @@ impl Runner<'_> {
                     drop(plane);
                 }
             }
+            Step::StartNode => {
+                let run_dir = self
+                    .settings
+                    .private_dir
+                    .clone()
+                    .ok_or_else(|| anyhow!("no folder was prepared for the node"))?;
+                let started = Instant::now();
+                let node =
+                    tokio::task::block_in_place(|| crate::node::start(self.settings, &run_dir))?;
+                println!(
+                    "  node up in {:.1}s (context {}, kubeconfig {})",
+                    started.elapsed().as_secs_f64(),
+                    crate::node::cluster::CONTEXT,
+                    node.state.kubeconfig.display()
+                );
+                self.node = Some(node);
+            }
+            Step::NodeVolumes { volumes } => {
+                for volume in volumes {
+                    std::fs::create_dir_all(&volume.dir)
+                        .with_context(|| format!("creating {}", volume.dir.display()))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&volume.dir, std::fs::Permissions::from_mode(0o777))
+                        .with_context(|| {
+                        format!("opening {} to the pod's user", volume.dir.display())
+                    })?;
+                }
+                let docs: Vec<Value> = volumes.iter().map(|v| v.pv.clone()).collect();
+                self.applier().await?.apply(&docs).await?;
+            }
+            Step::ReleaseNode { keep } => {
+                let Some(node) = self.node.take() else {
+                    return Ok(true);
+                };
+                if *keep {
+                    crate::node::record_kept(&node.keep())?;
+                } else {
+                    let started = Instant::now();
+                    let left = tokio::task::block_in_place(|| node.stop());
+                    if !left.is_empty() {
+                        bail!("the node is stopped but left:\n  - {}", left.join("\n  - "));
+                    }
+                    println!(
+                        "  node stopped in {:.1}s; nothing left on the host (leak check passed)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
             Step::DeleteCluster { name } => {
                 super::interrupt::cluster_released();
                 if !self.cluster_owned {
@@ -467,20 +524,26 @@ impl Runner<'_> {
             disruptive: settings.backend != Backend::Existing,
             backend: match settings.backend {
                 Backend::Kind => TargetBackend::Kind,
+                Backend::Node => TargetBackend::Node,
                 Backend::Existing | Backend::Kwok => TargetBackend::Existing,
             },
-            ingress_addresses: (settings.backend == Backend::Kind).then(|| {
-                (
+            ingress_addresses: match settings.backend {
+                Backend::Kind => Some((
                     SocketAddr::from(([127, 0, 0, 1], settings.https_port)),
                     SocketAddr::from(([127, 0, 0, 1], settings.http_port)),
-                )
-            }),
+                )),
+                // The front door listens on the node's address, inside the run's namespace.
+                Backend::Node => Some(crate::node::front_door_addresses()),
+                Backend::Existing | Backend::Kwok => None,
+            },
         };
         let mut found = discover::discover(&client, &request).await?;
         for note in &found.notes {
             println!("  {note}");
         }
-        if settings.backend == Backend::Kind && found.target.prometheus.is_none() {
+        if matches!(settings.backend, Backend::Kind | Backend::Node)
+            && found.target.prometheus.is_none()
+        {
             bail!(
                 "the kind stack's Prometheus ({}) was not found",
                 request.prometheus
@@ -517,19 +580,44 @@ impl Runner<'_> {
                 addons::CERT_MANAGER_NAMESPACE.to_string(),
                 addons::CA_SECRET.to_string(),
             ),
-            Backend::Kwok => {
+            Backend::Kwok | Backend::Node => {
                 let ns = names.namespace.clone();
-                let ingress: Ingress = Api::namespaced(client.clone(), &ns)
-                    .get(&names.ingress)
-                    .await
-                    .with_context(|| format!("reading Ingress {ns}/{}", names.ingress))?;
-                let secret = ingress
-                    .spec
-                    .and_then(|s| s.tls)
-                    .and_then(|tls| tls.into_iter().find_map(|t| t.secret_name))
-                    .ok_or_else(|| {
-                        anyhow!("Ingress {ns}/{}: no spec.tls[].secretName", names.ingress)
-                    })?;
+                let (kind, route) = (names.route.0, names.route.1.as_str());
+                let secret = if kind == "Gateway" {
+                    let resource = kube::api::ApiResource::from_gvk_with_plural(
+                        &kube::api::GroupVersionKind::gvk(
+                            "gateway.networking.k8s.io",
+                            "v1",
+                            "Gateway",
+                        ),
+                        "gateways",
+                    );
+                    let api: Api<DynamicObject> =
+                        Api::namespaced_with(client.clone(), &ns, &resource);
+                    let gateway = serde_json::to_value(
+                        api.get(route)
+                            .await
+                            .with_context(|| format!("reading Gateway {ns}/{route}"))?,
+                    )?;
+                    gateway["spec"]["listeners"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find_map(|l| l["tls"]["certificateRefs"][0]["name"].as_str())
+                        .map(str::to_string)
+                } else {
+                    let ingress: Ingress = Api::namespaced(client.clone(), &ns)
+                        .get(route)
+                        .await
+                        .with_context(|| format!("reading Ingress {ns}/{route}"))?;
+                    ingress
+                        .spec
+                        .and_then(|s| s.tls)
+                        .and_then(|tls| tls.into_iter().find_map(|t| t.secret_name))
+                };
+                let secret = secret.ok_or_else(|| {
+                    anyhow!("{kind} {ns}/{route}: names no TLS Secret (spec.tls[].secretName, listeners[].tls.certificateRefs[])")
+                })?;
                 (ns, secret)
             }
         };

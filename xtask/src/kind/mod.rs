@@ -33,6 +33,8 @@ pub enum Backend {
     Existing,
     /// A real control plane on loopback with kwok's simulated node (see `crate::kwok`).
     Kwok,
+    /// A real one-node cluster on this host (see `crate::node`).
+    Node,
 }
 
 /// Everything the plan depends on, from the command line.
@@ -56,6 +58,8 @@ pub struct Settings {
     /// The folder holding the project's Dockerfiles (`fixtures/image/`).
     pub images_dir: PathBuf,
     pub build_context: PathBuf,
+    /// The Camunda 7 line the node backend builds its image of.
+    pub flavour: Flavour,
     /// kwok: the private folder of the control plane (PKI, kubeconfig, etcd data), chosen
     /// before anything runs so that every client can be pointed at its kubeconfig.
     pub private_dir: Option<PathBuf>,
@@ -68,15 +72,16 @@ impl Settings {
             Backend::Existing => Some(args.context.clone().ok_or_else(|| {
                 anyhow!("--backend existing needs --context NAME (a context of your kubeconfig)")
             })?),
-            Backend::Kind | Backend::Kwok => {
+            Backend::Kind | Backend::Kwok | Backend::Node => {
                 let own = match backend {
                     Backend::Kwok => crate::kwok::control_plane::CONTEXT.to_string(),
+                    Backend::Node => crate::node::cluster::CONTEXT.to_string(),
                     _ => config::context_name(config::CLUSTER_NAME),
                 };
                 if args.context.is_some() {
                     bail!("--context is for --backend existing; this backend uses context {own}");
                 }
-                (backend == Backend::Kwok).then_some(own)
+                (backend != Backend::Kind).then_some(own)
             }
         };
         if backend != Backend::Existing && args.ca.is_some() {
@@ -85,16 +90,25 @@ impl Settings {
         if backend != Backend::Existing && args.no_deploy {
             bail!("--no-deploy is for --backend existing (this backend's cluster starts empty)");
         }
+        if backend != Backend::Node && args.route != crate::Route::Ingress {
+            bail!("--route is for --backend node (kind serves the overlay's Ingress through ingress-nginx)");
+        }
+        if backend == Backend::Node && args.reuse {
+            bail!("--reuse is not available on the node backend: a kept node is tested with `camunda-conformance run --kube-context {}`", crate::node::cluster::CONTEXT);
+        }
         if backend == Backend::Kwok && args.reuse {
             bail!("--reuse is not available on kwok: a kept control plane is tested with --backend existing --context {} --no-deploy", crate::kwok::control_plane::CONTEXT);
         }
         if args.http_port == args.https_port {
             bail!("--http-port and --https-port must differ");
         }
-        let overlay = match &args.overlay {
+        let mut overlay = match &args.overlay {
             Some(dir) => dir.clone(),
             None => default_overlay(&root, args.sessions, args.flavour)?,
         };
+        if backend == Backend::Node && !args.down {
+            overlay = crate::node::overlay_for(work, &overlay, args.route)?;
+        }
         Ok(Self {
             backend,
             cluster: config::CLUSTER_NAME.to_string(),
@@ -110,6 +124,7 @@ impl Settings {
             work: work.to_path_buf(),
             images_dir: root.join("fixtures/image"),
             build_context: root,
+            flavour: args.flavour,
             private_dir: None,
         })
     }
@@ -118,7 +133,7 @@ impl Settings {
     /// gets `deploy`'s default: a conflict is an error.
     pub fn conflicts(&self) -> Conflicts {
         match self.backend {
-            Backend::Kind | Backend::Kwok => Conflicts::Force,
+            Backend::Kind | Backend::Kwok | Backend::Node => Conflicts::Force,
             Backend::Existing => Conflicts::Refuse,
         }
     }
@@ -165,7 +180,8 @@ pub struct Names {
     pub deployment: String,
     pub hpa: String,
     pub host: Option<String>,
-    pub ingress: String,
+    /// What fronts the stack: `Ingress` or a Gateway API `Gateway`, and its name.
+    pub route: (&'static str, String),
     /// Every Deployment and StatefulSet; the HPA's target counts at its `minReplicas`.
     pub rollouts: Vec<Rollout>,
     /// Certificates to await: explicit ones and those cert-manager's ingress-shim creates
@@ -303,7 +319,26 @@ impl Names {
         // Typed once here so that a malformed Camunda Deployment stops the plan, not the apply.
         serde_json::from_value::<Deployment>(deployment_doc.clone())
             .with_context(|| format!("reading Deployment {namespace}/{deployment_name}"))?;
-        let ingress = single(&docs, "Ingress", &namespace)?;
+        // The overlay's Ingress, or (with the route-gateway component) a Gateway in its place.
+        let has_ingress = of_kind(&docs, "Ingress").any(|d| namespace_of(d) == namespace);
+        let (route, host) =
+            if has_ingress || !of_kind(&docs, "Gateway").any(|d| namespace_of(d) == namespace) {
+                let ingress = single(&docs, "Ingress", &namespace)?;
+                let host = ingress["spec"]["tls"][0]["hosts"][0]
+                    .as_str()
+                    .map(str::to_string);
+                (("Ingress", name_of(ingress)), host)
+            } else {
+                let gateway = single(&docs, "Gateway", &namespace)?;
+                let host = gateway["spec"]["listeners"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|l| l["tls"].is_object())
+                    .and_then(|l| l["hostname"].as_str())
+                    .map(str::to_string);
+                (("Gateway", name_of(gateway)), host)
+            };
         // Discovery finds it in the cluster; the plan refuses an overlay without exactly one.
         single(&docs, "ServiceMonitor", &namespace)?;
 
@@ -325,10 +360,7 @@ impl Names {
         certificates.sort();
         certificates.dedup();
 
-        let host = ingress["spec"]["tls"][0]["hosts"][0]
-            .as_str()
-            .map(str::to_string);
-        let (hpa, ingress) = (name_of(hpa), name_of(ingress));
+        let hpa = name_of(hpa);
         let deploy::Plan {
             docs,
             secrets,
@@ -339,7 +371,7 @@ impl Names {
             deployment: deployment_name,
             hpa,
             host,
-            ingress,
+            route,
             rollouts,
             certificates,
             secrets,
@@ -372,12 +404,14 @@ pub fn e2e(
         BackendChoice::Kind => Backend::Kind,
         BackendChoice::Existing => Backend::Existing,
         BackendChoice::Kwok => Backend::Kwok,
+        BackendChoice::Node => Backend::Node,
         other => bail!("the kind module does not run backend {other:?}"),
     };
     let mut settings = Settings::from_args(args, backend, &artifacts.dir)?;
     if args.down {
         return match backend {
             Backend::Kwok => crate::kwok::down(args.plan),
+            Backend::Node => crate::node::down(args.plan),
             _ => down(&settings, args.plan),
         };
     }
@@ -387,17 +421,20 @@ pub fn e2e(
         print!("{}", plan.render(&settings, &names));
         return Ok(true);
     }
-    if backend == Backend::Kwok {
-        settings.private_dir = Some(crate::kwok::prepare_private_dir()?);
-    } else {
-        interrupt::install();
+    match backend {
+        Backend::Kwok => settings.private_dir = Some(crate::kwok::prepare_private_dir()?),
+        Backend::Node => settings.private_dir = Some(crate::node::prepare_run_dir()?),
+        _ => interrupt::install(),
     }
     let plan = plan::build(&settings, &names)?;
     let outcome = run_plan(&settings, &names, &plan, artifacts, timings);
     if let Some(private) = &settings.private_dir {
         // Gone with the control plane, kept with it (--keep), or left by a run that stopped
         // before starting it: only the last one is removed here.
-        crate::kwok::release_private_dir(private);
+        match backend {
+            Backend::Node => crate::node::release_run_dir(private),
+            _ => crate::kwok::release_private_dir(private),
+        }
     }
     outcome
 }

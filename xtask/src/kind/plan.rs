@@ -152,6 +152,17 @@ pub enum Step {
     ReleaseControlPlane {
         keep: bool,
     },
+    /// node: build (or find cached) the binaries and images, start the node, import the images.
+    StartNode,
+    /// node: the volumes the stack's StatefulSets claim, as PersistentVolumes bound to each
+    /// claim, in folders of the run (the harness stands in for a provisioner).
+    NodeVolumes {
+        volumes: Vec<crate::node::Volume>,
+    },
+    /// node: stop the node and put the host back, or with `--keep` leave it running.
+    ReleaseNode {
+        keep: bool,
+    },
 }
 
 pub struct Plan {
@@ -163,7 +174,7 @@ pub struct Plan {
 const ADDON_ROLLOUT: Duration = Duration::from_secs(300);
 const STACK_ROLLOUT: Duration = Duration::from_secs(600);
 
-fn rollout(workload: Workload, namespace: &str, name: &str, timeout: Duration) -> Step {
+fn rollout_step(workload: Workload, namespace: &str, name: &str, timeout: Duration) -> Step {
     Step::Wait(Wait::Rollout {
         workload,
         namespace: namespace.into(),
@@ -190,7 +201,7 @@ fn addon_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         addon: ingress,
         dir: dir(ingress.name),
     });
-    steps.push(rollout(
+    steps.push(rollout_step(
         Workload::Deployment,
         addons::INGRESS_NAMESPACE,
         addons::INGRESS_CONTROLLER,
@@ -207,7 +218,7 @@ fn addon_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         "cert-manager-cainjector",
         "cert-manager-webhook",
     ] {
-        steps.push(rollout(
+        steps.push(rollout_step(
             Workload::Deployment,
             addons::CERT_MANAGER_NAMESPACE,
             name,
@@ -246,7 +257,7 @@ fn addon_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         addon: metrics,
         dir: dir(metrics.name),
     });
-    steps.push(rollout(
+    steps.push(rollout_step(
         Workload::Deployment,
         "kube-system",
         "metrics-server",
@@ -267,7 +278,7 @@ fn addon_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         addon: prometheus,
         dir: dir(prometheus.name),
     });
-    steps.push(rollout(
+    steps.push(rollout_step(
         Workload::Deployment,
         addons::MONITORING_NAMESPACE,
         "prometheus-operator",
@@ -281,7 +292,7 @@ fn addon_steps(settings: &Settings, names: &Names) -> Vec<Step> {
         docs: vec![addons::prometheus(&names.namespace)],
         retry_for: None,
     });
-    steps.push(rollout(
+    steps.push(rollout_step(
         Workload::StatefulSet,
         addons::MONITORING_NAMESPACE,
         &format!("prometheus-{}", addons::PROMETHEUS_NAME),
@@ -357,7 +368,7 @@ fn deploy_steps(settings: &Settings, names: &Names) -> Vec<Step> {
     } else {
         steps.extend(own_cluster_deploy_steps(settings, names));
     }
-    if settings.backend == Backend::Kwok {
+    if matches!(settings.backend, Backend::Kwok | Backend::Node) {
         steps.push(Step::StandInForCertManager {
             certificates: names.certificates.clone(),
         });
@@ -450,6 +461,18 @@ pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
                 keep: settings.keep,
             });
         }
+        Backend::Node => {
+            steps.push(Step::Preflight(vec![Tool::Go, Tool::Kubectl]));
+            steps.push(Step::Validate {
+                overlay: settings.overlay.clone(),
+            });
+            steps.push(Step::StartNode);
+            steps.extend(node_steps(settings, names)?);
+            steps.extend(deploy_steps(settings, names));
+            finally.push(Step::ReleaseNode {
+                keep: settings.keep,
+            });
+        }
         Backend::Existing => {
             steps.push(Step::Preflight(vec![Tool::Kubectl]));
             steps.extend(prerequisite_steps());
@@ -469,6 +492,57 @@ pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
         suites: settings.suites.clone(),
     });
     Ok(Plan { steps, finally })
+}
+
+/// node: the CRDs, the Node Ready, the addons (cluster DNS, metrics-server, the Prometheus
+/// Operator and its Prometheus, Traefik) with their rollouts, and the stack's volumes.
+fn node_steps(settings: &Settings, names: &Names) -> Result<Vec<Step>> {
+    let mut steps = vec![Step::Apply {
+        what: "CRDs: cert-manager, the Prometheus Operator, Gateway API (from the Go module cache); cert-manager's namespace (the stack's test CA lives there)"
+            .into(),
+        docs: crate::node::crds()?,
+        retry_for: None,
+    }];
+    for name in crate::node::AWAITED_CRDS {
+        steps.push(Step::Wait(Wait::CrdEstablished {
+            name,
+            timeout: Duration::from_secs(60),
+        }));
+    }
+    steps.push(Step::Wait(Wait::Ready {
+        api_version: "v1",
+        kind: "Node",
+        namespace: None,
+        name: crate::node::cluster::NODE_NAME.into(),
+        timeout: Duration::from_secs(120),
+    }));
+    for addon in crate::node::addons::addons(&names.namespace)? {
+        steps.push(Step::Apply {
+            what: format!("addon {}", addon.name),
+            docs: addon.docs,
+            retry_for: None,
+        });
+        for rollout in addon.rollouts {
+            steps.push(rollout_step(
+                rollout.workload,
+                rollout.namespace,
+                &rollout.name,
+                ADDON_ROLLOUT,
+            ));
+        }
+    }
+    steps.push(Step::Wait(Wait::ApiServiceAvailable {
+        name: "v1beta1.metrics.k8s.io",
+        timeout: ADDON_ROLLOUT,
+    }));
+    let run_dir = settings
+        .private_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<the node's folder>"));
+    steps.push(Step::NodeVolumes {
+        volumes: crate::node::volumes(&names.docs, &run_dir)?,
+    });
+    Ok(steps)
 }
 
 fn indent(text: &str, by: &str) -> String {
@@ -693,6 +767,15 @@ impl Step {
                             settings.work.display()
                         );
                     }
+                    Backend::Node => {
+                        let (https, http) = crate::node::front_door_addresses();
+                        let _ = writeln!(
+                            out,
+                            "    front door (Traefik on the node's network): https://{host} at {https}, http://{host} at {http}; CA: ca.crt of the route's TLS Secret (the stand-in's test CA) -> {}/ca.crt",
+                            settings.work.display(),
+                            host = names.host.as_deref().unwrap_or("<route TLS host>"),
+                        );
+                    }
                     Backend::Kwok => {
                         let _ = writeln!(
                             out,
@@ -785,6 +868,31 @@ impl Step {
                 out.push_str("cert-manager stand-in (its controller does not build from the Go module proxy): a per-run test CA issues each certificate into its Secret (tls.crt, tls.key, ca.crt) and the harness marks the Certificate Ready itself, saying so\n");
                 for (namespace, name) in certificates {
                     let _ = writeln!(out, "    {namespace}/{name}");
+                }
+            }
+            Step::StartNode => {
+                let _ = writeln!(out, "node: Kubernetes {k} (kubelet, kube-proxy and the control plane), etcd {}, CoreDNS {}, Traefik {}, Prometheus Operator {}, metrics-server {} from the Go module proxy; Debian's containerd, runc and CNI plugins; images built here (debootstrap + umoci), all cached under {}",
+                    pins::ETCD, pins::COREDNS, pins::TRAEFIK, pins::PROMETHEUS_OPERATOR, pins::METRICS_SERVER,
+                    camunda_conformance_controlplane::cache::root().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("({e:#})")),
+                    k = pins::KUBERNETES);
+                let _ = writeln!(out, "    network namespace {} (node address {}, pods {}), per-run PKI; etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy inside it; the images imported into containerd",
+                    crate::node::net::NETNS, crate::node::net::NODE_IP, crate::node::net::POD_CIDR);
+            }
+            Step::NodeVolumes { volumes } => {
+                out.push_str("volumes (stand-in for a provisioner): a folder of the run and a PersistentVolume bound to each claim\n");
+                for volume in volumes {
+                    let _ = writeln!(out, "    {} -> {}", volume.claim, volume.dir.display());
+                }
+            }
+            Step::ReleaseNode { keep } => {
+                if *keep {
+                    let _ = writeln!(
+                        out,
+                        "keep the node running (--keep); record it in {}",
+                        crate::node::kept_state_file().display()
+                    );
+                } else {
+                    out.push_str("stop the node: delete every pod, stop the processes, remove containers, mounts, the network namespace and cgroups, restore the kubelet's sysctls, then the leak check\n");
                 }
             }
             Step::ReleaseControlPlane { keep } => {

@@ -2,10 +2,10 @@
 //! twemproxy (shared sessions), Prometheus, nginx as the TLS ingress and N Camunda replicas —
 //! then every live suite through `camunda-conformance run`.
 
-mod app;
+pub(crate) mod app;
 mod faults;
 pub(crate) mod ports;
-mod prereq;
+pub(crate) mod prereq;
 mod render;
 mod stack;
 pub(crate) mod supervisor;

@@ -126,7 +126,7 @@ fn locate() -> Result<Programs> {
 
 /// PATH plus the sbin directories (CI's PATH may lack them) and, for PostgreSQL, Debian's
 /// versioned bin directory (newest version first).
-fn find(name: &str) -> Option<PathBuf> {
+pub fn find(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));

@@ -17,11 +17,15 @@ use anyhow::{Context, Result};
 struct Registry {
     groups: Vec<(String, i32)>,
     temp_dirs: Vec<PathBuf>,
+    /// Run after the groups are stopped, before the temp dirs go (the node backend's mounts,
+    /// network namespace and cgroups).
+    cleanups: Vec<fn()>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     groups: Vec::new(),
     temp_dirs: Vec::new(),
+    cleanups: Vec::new(),
 });
 static HANDLER: Once = Once::new();
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -59,15 +63,19 @@ pub fn install_signal_handler() -> Result<()> {
         outcome = ctrlc::set_handler(|| {
             mark_interrupted();
             eprintln!("\ninterrupted: stopping the local stack");
-            let (groups, dirs) = {
+            let (groups, dirs, cleanups) = {
                 let mut reg = registry();
                 (
                     std::mem::take(&mut reg.groups),
                     std::mem::take(&mut reg.temp_dirs),
+                    std::mem::take(&mut reg.cleanups),
                 )
             };
             crate::command::stop_running();
             stop_groups(&groups, Duration::from_secs(5));
+            for cleanup in cleanups {
+                cleanup();
+            }
             for dir in dirs {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -77,6 +85,15 @@ pub fn install_signal_handler() -> Result<()> {
         .context("installing the Ctrl-C/SIGTERM handler");
     });
     outcome
+}
+
+/// Registers a cleanup the signal handler runs once the processes are stopped (once per
+/// function, however often registered).
+pub fn on_interrupt(cleanup: fn()) {
+    let mut reg = registry();
+    if !reg.cleanups.contains(&cleanup) {
+        reg.cleanups.push(cleanup);
+    }
 }
 
 /// Registers a temp dir the signal handler removes; `forget_temp_dir` when it is kept or gone.
