@@ -351,18 +351,19 @@ pub fn ensure_kubernetes(kubernetes: &str) -> Result<Binaries> {
     )
 }
 
-/// The node backend's CoreDNS, Traefik, Prometheus Operator and its config reloader
+/// The node backend's Prometheus, CoreDNS, Traefik, Prometheus Operator and its config reloader
 /// ([`NODE_ADDON_BINARIES`]) from the cache, built first when missing or damaged.
 pub fn ensure_node_addons() -> Result<Binaries> {
     ensure_built(
         "node-addons",
         &format!(
-            "CoreDNS {}, Traefik {}, Prometheus Operator {}",
+            "Prometheus {}, CoreDNS {}, Traefik {}, Prometheus Operator {}",
+            pins::PROMETHEUS_RELEASE,
             pins::COREDNS,
             pins::TRAEFIK,
             pins::PROMETHEUS_OPERATOR
         ),
-        "about 10 minutes on 2 cores",
+        "20-30 minutes on 2 busy cores",
         &node_addon_programs(),
         &NODE_ADDON_BINARIES,
     )

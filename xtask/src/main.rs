@@ -52,8 +52,18 @@ enum Command {
     /// control plane `e2e --backend kwok --keep` left: validate, discovery, the scaling suite.
     TestInstalled,
     /// Interrupt the local end-to-end with SIGINT and SIGTERM in each phase; prove nothing is
-    /// left and the next run is green.
-    TestInterrupts,
+    /// left and the next run is green. `--backend node`: the node end-to-end in each of its
+    /// phases; nothing of the node left on the host.
+    TestInterrupts {
+        #[arg(long, value_enum, default_value_t = InterruptBackend::Local)]
+        backend: InterruptBackend,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum InterruptBackend {
+    Local,
+    Node,
 }
 
 #[derive(Subcommand)]
@@ -164,7 +174,10 @@ fn main() -> ExitCode {
         Command::E2e(args) => backend::e2e(&args),
         Command::PinAddons => kind::pin_addons(),
         Command::TestControlPlane => kwok::live_tests::run(),
-        Command::TestInterrupts => interrupts::run(),
+        Command::TestInterrupts { backend } => match backend {
+            InterruptBackend::Local => interrupts::run(),
+            InterruptBackend::Node => node::interrupts::run(),
+        },
         Command::TestSecretsCanary => canary::kubernetes(),
         Command::TestInstalled => installed::run(),
         Command::Bench { what } => match what {

@@ -420,8 +420,9 @@ impl Runner<'_> {
                     return Ok(true);
                 };
                 if *keep {
-                    crate::node::record_kept(&node.keep())?;
+                    crate::node::record_kept(&node.keep(), &self.settings.work.join("ca.crt"))?;
                 } else {
+                    println!("  stopping the node");
                     let started = Instant::now();
                     let left = tokio::task::block_in_place(|| node.stop());
                     if !left.is_empty() {

@@ -43,7 +43,7 @@ pub async fn stand_in(
         };
         let spec = &certificate.data["spec"];
         if spec["isCA"].as_bool() == Some(true) {
-            println!("  cert-manager stand-in: CA Certificate {namespace}/{name} marked Ready without key material (no issuer runs on kwok)");
+            println!("  cert-manager stand-in: CA Certificate {namespace}/{name} marked Ready without key material (no cert-manager issuer runs on this cluster)");
         } else {
             let secret = spec["secretName"].as_str().unwrap_or(name);
             write_secret(client, namespace, secret, &pki).await?;

@@ -344,13 +344,15 @@ impl Node {
         self.state.clone()
     }
 
-    /// Stops the node and puts the host back; returns what could not be removed.
+    /// Stops the node and puts the host back; returns what could not be removed. The node
+    /// stays registered with the signal handler until the teardown is done: a Ctrl-C in the
+    /// middle runs the (idempotent) teardown to its end before the process exits.
     pub fn stop(mut self) -> Vec<String> {
-        active().take();
         let problems = teardown(&self.state, Some(&self.state.kubeconfig));
         if let Some(mut supervisor) = self.supervisor.take() {
             supervisor.shutdown();
         }
+        active().take();
         problems
     }
 }
@@ -358,13 +360,13 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if self.supervisor.is_some() {
-            active().take();
             for problem in teardown(&self.state, None) {
                 eprintln!("warning: {problem}");
             }
             if let Some(mut supervisor) = self.supervisor.take() {
                 supervisor.shutdown();
             }
+            active().take();
         }
     }
 }
@@ -560,6 +562,10 @@ fn kubelet_configuration(
         "protectKernelDefaults": false,
         "serializeImagePulls": false,
         "nodeStatusUpdateFrequency": "5s",
+        // How soon a changed Secret reaches a mounted volume: the Prometheus Operator hands
+        // Prometheus its scrape configuration that way (the default 1m is a minute of waiting
+        // for the first targets).
+        "syncFrequency": "10s",
         "rotateCertificates": false,
         "serverTLSBootstrap": false,
     })

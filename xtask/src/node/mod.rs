@@ -9,6 +9,7 @@ pub mod addons;
 pub mod cluster;
 pub mod host;
 pub mod images;
+pub mod interrupts;
 pub mod net;
 
 use std::path::{Path, PathBuf};
@@ -203,6 +204,11 @@ pub fn kept_kubeconfig() -> PathBuf {
     workspace_root().join("target/e2e/node.kubeconfig")
 }
 
+/// The CA a kept node's front door certificate verifies against (the run's test CA).
+pub fn kept_ingress_ca() -> PathBuf {
+    workspace_root().join("target/e2e/node-ingress-ca.crt")
+}
+
 fn read_kept() -> Result<Option<State>> {
     let file = kept_state_file();
     match std::fs::read_to_string(&file) {
@@ -214,8 +220,9 @@ fn read_kept() -> Result<Option<State>> {
     }
 }
 
-/// Records a kept node for `--down` and copies its kubeconfig to a fixed place.
-pub fn record_kept(state: &State) -> Result<()> {
+/// Records a kept node for `--down` and copies its kubeconfig and the front door's test CA
+/// (`ingress_ca`, when the run got that far) to fixed places.
+pub fn record_kept(state: &State, ingress_ca: &Path) -> Result<()> {
     let file = kept_state_file();
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)
@@ -226,11 +233,20 @@ pub fn record_kept(state: &State) -> Result<()> {
     let kubeconfig = kept_kubeconfig();
     std::fs::copy(&state.kubeconfig, &kubeconfig)
         .with_context(|| format!("copying the kubeconfig to {}", kubeconfig.display()))?;
+    let ca = kept_ingress_ca();
+    if ingress_ca.is_file() {
+        std::fs::copy(ingress_ca, &ca)
+            .with_context(|| format!("copying the test CA to {}", ca.display()))?;
+    }
     println!(
-        "  kept the node (recorded in {}):\n    KUBECONFIG={} camunda-conformance run --kube-context {} --namespace camunda\n    cargo xtask e2e --backend node --down",
+        "  kept the node (recorded in {}):\n    KUBECONFIG={} cargo xtask e2e --backend existing --context {} --no-deploy --ca {}\n    KUBECONFIG={} camunda-conformance run --kube-context {} --namespace camunda --ca {}\n    cargo xtask e2e --backend node --down",
         file.display(),
         kubeconfig.display(),
-        cluster::CONTEXT
+        cluster::CONTEXT,
+        ca.display(),
+        kubeconfig.display(),
+        cluster::CONTEXT,
+        ca.display()
     );
     Ok(())
 }
@@ -336,6 +352,7 @@ pub fn down(plan_only: bool) -> Result<bool> {
     std::fs::remove_file(kept_state_file())
         .with_context(|| format!("removing {}", kept_state_file().display()))?;
     let _ = std::fs::remove_file(kept_kubeconfig());
+    let _ = std::fs::remove_file(kept_ingress_ca());
     if !left.is_empty() {
         bail!("the node is stopped but left:\n  - {}", left.join("\n  - "));
     }
