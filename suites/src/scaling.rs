@@ -267,12 +267,14 @@ async fn under_load(ctx: &Ctx<'_>, ops: &dyn KubeOps, rec: &mut Recorder<'_>) {
     let settled = async {
         let hpa = ops.hpa().await?;
         // From wherever it is back to minReplicas, as its behavior allows, or the settle bound.
-        let bound = hpa::scale_down_s(
+        // A disruptive check before (a replica stopped and replaced) may have left the HPA busy:
+        // it sees that load end only a metrics window later.
+        let bound = (hpa::scale_down_s(
             &hpa,
             hpa.current_replicas.max(hpa.desired_replicas),
             hpa.min_replicas,
-        )
-        .max(ctx.target.bounds.settle_s);
+        ) + hpa::METRICS_LAG_S)
+            .max(ctx.target.bounds.settle_s);
         let initial = poll(
             Duration::from_secs(bound),
             Duration::from_secs(5),

@@ -279,6 +279,10 @@ pub fn scaled_out(hpa: &HpaStatus, initial: u32) -> Polled<String> {
     Polled::Pending(format!("{why}; {}", hpa.summary()))
 }
 
+/// How long after a load ends the HPA still sees it: the kubelet's CPU rate window and
+/// metrics-server's 15 s resolution, then one controller sync.
+pub const METRICS_LAG_S: u64 = 60;
+
 /// The seconds the HPA's behavior needs to go from `from` replicas down to `to`: the
 /// scale-down stabilization window, then one policy period per step (the policies decide how
 /// many pods a step removes), plus one controller sync for the decision to show.

@@ -113,7 +113,15 @@ impl Settings {
             backend,
             cluster: config::CLUSTER_NAME.to_string(),
             context_override,
-            ca: args.ca.clone(),
+            // Absolute: the target description resolves a relative path against its own folder.
+            ca: args
+                .ca
+                .as_ref()
+                .map(|ca| {
+                    std::fs::canonicalize(ca)
+                        .with_context(|| format!("--ca {}: cannot read the CA file", ca.display()))
+                })
+                .transpose()?,
             overlay,
             http_port: args.http_port,
             https_port: args.https_port,
@@ -353,6 +361,30 @@ impl Names {
                 for tls in ing["spec"]["tls"].as_array().into_iter().flatten() {
                     if let Some(secret) = tls["secretName"].as_str() {
                         certificates.push((namespace_of(ing), secret.to_string()));
+                    }
+                }
+            }
+        }
+        // cert-manager's gateway-shim: the same annotations on a Gateway, one certificate per
+        // TLS listener's Secret.
+        for gateway in of_kind(&docs, "Gateway") {
+            let annotations = &gateway["metadata"]["annotations"];
+            if annotations.get("cert-manager.io/cluster-issuer").is_some()
+                || annotations.get("cert-manager.io/issuer").is_some()
+            {
+                for listener in gateway["spec"]["listeners"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    for reference in listener["tls"]["certificateRefs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(secret) = reference["name"].as_str() {
+                            certificates.push((namespace_of(gateway), secret.to_string()));
+                        }
                     }
                 }
             }

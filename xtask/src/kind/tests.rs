@@ -495,3 +495,38 @@ fn the_operaton_image_is_built_with_its_flavour() {
         "{line}"
     );
 }
+
+#[test]
+fn a_gateway_in_place_of_the_ingress_names_the_route_host_and_certificate() {
+    let mut docs: Vec<Value> = rendered()
+        .into_iter()
+        .filter(|d| d["kind"] != "Ingress")
+        .collect();
+    docs.push(serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "camunda", "namespace": "camunda",
+            "annotations": {"cert-manager.io/cluster-issuer": "camunda-conformance-ca"}},
+        "spec": {"gatewayClassName": "traefik", "listeners": [
+            {"name": "http", "protocol": "HTTP", "port": 80, "hostname": "camunda.test"},
+            {"name": "https", "protocol": "HTTPS", "port": 443, "hostname": "camunda.test",
+             "tls": {"certificateRefs": [{"name": "camunda-gw-tls"}]}},
+        ]},
+    }));
+    let names = Names::from_docs(docs.clone()).unwrap();
+    assert_eq!(names.route, ("Gateway", "camunda".to_string()));
+    assert_eq!(names.host.as_deref(), Some("camunda.test"));
+    assert!(
+        names
+            .certificates
+            .contains(&("camunda".to_string(), "camunda-gw-tls".to_string())),
+        "{:?}",
+        names.certificates
+    );
+    // Without cert-manager's annotation the Secret is the team's own: nothing to issue.
+    docs.last_mut().unwrap()["metadata"]["annotations"] = serde_json::json!({});
+    let names = Names::from_docs(docs).unwrap();
+    assert!(!names
+        .certificates
+        .iter()
+        .any(|(_, s)| s == "camunda-gw-tls"));
+}
