@@ -176,25 +176,7 @@ impl Bench {
                 run.last_lines(5)
             );
         }
-        // Ctrl-C reaches the terminal's whole foreground group; `kill PID` only the process.
-        let target = if signal == libc::SIGINT {
-            -run.pid()
-        } else {
-            run.pid()
-        };
-        // SAFETY: signals the child (or its group) this test started.
-        unsafe {
-            libc::kill(target, signal);
-        }
-        let signalled = run.started.elapsed();
-        let status = run.wait_exit(STOP)?;
-        let stopped = run.started.elapsed() - signalled;
-        if status.code() != Some(130) {
-            bail!(
-                "expected exit 130 after the signal, got {status}; it printed last: {}",
-                run.last_line()
-            );
-        }
+        let (signalled, stopped) = run.interrupt(signal, STOP)?;
         self.nothing_left(&dir, &run.seen)?;
         Ok(format!(
             "signalled {:.1} s in ({} at {:.1} s) with {running} processes of the run up, exited 130 {:.1} s later, nothing left",

@@ -79,6 +79,30 @@ impl SelfRun {
         self.child.id() as i32
     }
 
+    /// Sends `signal` as a user would (SIGINT, Ctrl-C, to the whole foreground group; any other
+    /// signal, `kill PID`, to the process alone) and expects exit 130 within `stop`; returns when
+    /// it was sent (since the start) and how long the run took to stop.
+    pub fn interrupt(&mut self, signal: i32, stop: Duration) -> Result<(Duration, Duration)> {
+        let target = if signal == libc::SIGINT {
+            -self.pid()
+        } else {
+            self.pid()
+        };
+        // SAFETY: signals the child (or its group) this harness started.
+        unsafe {
+            libc::kill(target, signal);
+        }
+        let signalled = self.started.elapsed();
+        let status = self.wait_exit(stop)?;
+        if status.code() != Some(130) {
+            bail!(
+                "expected exit 130 after the signal, got {status}; it printed last: {}",
+                self.last_lines(5)
+            );
+        }
+        Ok((signalled, self.started.elapsed() - signalled))
+    }
+
     fn take(&mut self, line: String) {
         let _ = writeln!(self.log, "{line}");
         self.seen.push(line);

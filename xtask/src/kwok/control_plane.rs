@@ -143,16 +143,7 @@ impl ControlPlane {
     }
 
     fn await_apiserver(&mut self, port: u16, pki: &Pki, index: usize, log: &Path) -> Result<()> {
-        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-        let mut identity = read(&pki.admin.0)?;
-        identity.extend(read(&pki.admin.1)?);
-        let client = reqwest::blocking::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&read(&pki.ca)?)?)
-            .identity(reqwest::Identity::from_pem(&identity)?)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .context("building the readiness client")?;
+        let client = admin_client(pki)?;
         let url = format!("https://127.0.0.1:{port}/readyz");
         wait::until(
             "kube-apiserver /readyz",
@@ -227,6 +218,21 @@ impl ControlPlane {
             kubeconfig,
         }
     }
+}
+
+/// An HTTP client that trusts only the cluster CA and presents the admin certificate: what
+/// the harness asks an API server's `/readyz` with.
+pub fn admin_client(pki: &Pki) -> Result<reqwest::blocking::Client> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let mut identity = read(&pki.admin.0)?;
+    identity.extend(read(&pki.admin.1)?);
+    reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&read(&pki.ca)?)?)
+        .identity(reqwest::Identity::from_pem(&identity)?)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("building the readiness client")
 }
 
 impl Drop for ControlPlane {

@@ -282,16 +282,7 @@ impl Node {
     }
 
     fn await_apiserver(&mut self, pki: &Pki, index: usize) -> Result<()> {
-        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-        let mut identity = read(&pki.admin.0)?;
-        identity.extend(read(&pki.admin.1)?);
-        let client = reqwest::blocking::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&read(&pki.ca)?)?)
-            .identity(reqwest::Identity::from_pem(&identity)?)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .context("building the readiness client")?;
+        let client = crate::kwok::control_plane::admin_client(pki)?;
         let url = format!("https://{NODE_IP}:{APISERVER_PORT}/readyz");
         let log = self.log_of(index);
         wait::until(

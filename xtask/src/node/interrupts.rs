@@ -94,24 +94,7 @@ fn interrupt(dir: &Path, marker: &str, signal: i32) -> Result<String> {
             run.last_lines(5)
         );
     }
-    let target = if signal == libc::SIGINT {
-        -run.pid()
-    } else {
-        run.pid()
-    };
-    // SAFETY: signals the child (or its group) this test started.
-    unsafe {
-        libc::kill(target, signal);
-    }
-    let signalled = run.started.elapsed();
-    let status = run.wait_exit(STOP)?;
-    if status.code() != Some(130) {
-        bail!(
-            "expected exit 130 after the signal, got {status}; it printed last: {}",
-            run.last_lines(5)
-        );
-    }
-    let stopped = run.started.elapsed() - signalled;
+    let (signalled, stopped) = run.interrupt(signal, STOP)?;
     let run_dirs: Vec<_> = std::fs::read_dir(&tmp)
         .with_context(|| format!("listing {}", tmp.display()))?
         .flatten()
