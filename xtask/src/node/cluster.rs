@@ -53,6 +53,14 @@ fn containerd_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("containerd/containerd.sock")
 }
 
+/// What containerd accepts as a socket path (sockaddr_un's 108 bytes, less its own margin).
+pub const MAX_SOCKET_PATH: usize = 104;
+
+/// The longest socket path of the node's folder: containerd's ttrpc endpoint.
+pub fn longest_socket_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("containerd/containerd.sock.ttrpc")
+}
+
 /// The node of this process, for the Ctrl-C/SIGTERM handler.
 static ACTIVE: Mutex<Option<State>> = Mutex::new(None);
 

@@ -79,8 +79,14 @@ pub fn run() -> Result<bool> {
 }
 
 fn interrupt(dir: &Path, marker: &str, signal: i32) -> Result<String> {
-    let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    // The run's temp folder holds the node's folder, whose containerd sockets must stay within
+    // a Unix socket path's length: a short folder of its own in the system temp dir.
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("ccn-int-")
+        .tempdir()
+        .context("creating the case's temp folder")?;
+    let tmp = tmp_dir.path().to_path_buf();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let before = Before::record()?;
     let artifacts = dir.join("artifacts").display().to_string();
     let args = ["e2e", "--backend", "node", "--artifacts", &artifacts];

@@ -271,6 +271,17 @@ pub fn prepare_run_dir() -> Result<PathBuf> {
         .tempdir()
         .context("creating the node's folder")?
         .keep();
+    let socket = cluster::longest_socket_path(&dir);
+    if socket.as_os_str().len() > cluster::MAX_SOCKET_PATH {
+        let _ = std::fs::remove_dir_all(&dir);
+        bail!(
+            "the node's folder {} is too deep for containerd's sockets ({} is {} bytes, a Unix socket path holds at most {}): point TMPDIR at a shorter folder",
+            dir.display(),
+            socket.display(),
+            socket.as_os_str().len(),
+            cluster::MAX_SOCKET_PATH
+        );
+    }
     std::env::set_var("KUBECONFIG", dir.join("kubeconfig"));
     Ok(dir)
 }
