@@ -105,7 +105,9 @@ impl ControlPlane {
                 &pki.service_account_key,
             ))
             .arg(arg("root-ca-file", &pki.ca))
-            .arg(arg("service-cluster-ip-range", SERVICE_RANGE));
+            .arg(arg("service-cluster-ip-range", SERVICE_RANGE))
+            // Its default, /usr/libexec/kubernetes/..., would be created on the host.
+            .arg(arg("flex-volume-plugin-dir", dir.join("flex-volume")));
         plane.supervisor()?.spawn("kube-controller-manager", kcm)?;
         plane.spawned += 1;
 

@@ -227,7 +227,9 @@ impl Node {
         ))
         .arg(arg("root-ca-file", &pki.ca))
         .arg(arg("service-cluster-ip-range", SERVICE_RANGE))
-        .arg(arg("use-service-account-credentials", "true"));
+        .arg(arg("use-service-account-credentials", "true"))
+        // Its default, /usr/libexec/kubernetes/..., would be created on the host.
+        .arg(arg("flex-volume-plugin-dir", sub("flex-volume")?));
         self.spawn("kube-controller-manager", kcm)?;
         self.spawn("kube-scheduler", client("kube-scheduler"))?;
 

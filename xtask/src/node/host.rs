@@ -164,7 +164,8 @@ pub fn preflight() -> Result<()> {
     Ok(())
 }
 
-/// The cgroup v1 controllers mounted on this host (cpu, memory, pids, ...).
+/// The cgroup hierarchies mounted on this host: the v1 controllers (cpu, memory, pids, ...)
+/// and the hybrid layout's empty cgroup2 at `unified`, where the kubelet also makes its folders.
 fn cgroup_controllers() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(CGROUP_V1) else {
         return Vec::new();
@@ -172,7 +173,7 @@ fn cgroup_controllers() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists() && !p.ends_with("unified"))
+        .filter(|p| p.join("cgroup.procs").exists())
         .filter(|p| !p.is_symlink())
         .collect();
     dirs.sort();
