@@ -168,6 +168,11 @@ impl Entry {
     }
 }
 
+/// The pod template annotation that declares a workload as Camunda when its image name does not
+/// tell (a team's own image): `"true"` for its first container, a container's name for that
+/// one, `"false"` for none.
+pub const ENGINE_ANNOTATION: &str = "camunda-conformance.io/engine";
+
 /// A Deployment, StatefulSet or DaemonSet with its pod template.
 #[derive(Clone, Copy)]
 pub struct Workload<'a> {
@@ -200,10 +205,17 @@ impl<'a> Workload<'a> {
             .flat_map(|s| s.containers.iter())
     }
 
-    /// The container running Camunda, if this workload runs it.
+    /// The container running Camunda, if this workload runs it: the one [`ENGINE_ANNOTATION`]
+    /// declares, else the first whose image name tells.
     pub fn camunda_container(&self) -> Option<&'a Container> {
-        self.main_containers()
-            .find(|c| c.image.as_deref().is_some_and(is_camunda_image))
+        match self.pod_annotation(ENGINE_ANNOTATION) {
+            Some("true") => self.main_containers().next(),
+            Some("false") => None,
+            Some(name) => self.main_containers().find(|c| c.name == name),
+            None => self
+                .main_containers()
+                .find(|c| c.image.as_deref().is_some_and(is_camunda_image)),
+        }
     }
 
     pub fn pod_annotation(&self, key: &str) -> Option<&'a str> {

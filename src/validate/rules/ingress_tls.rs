@@ -51,29 +51,41 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 ));
                 continue;
             };
-            let provided = issued
-                || bundle.entries.iter().any(|e| {
-                    e.same_namespace(entry)
-                        && match &e.typed {
-                            Typed::Certificate(c) => c.spec.secret_name == secret,
-                            Typed::Secret(s) => {
-                                e.name() == secret
-                                    && s.type_.as_deref() == Some("kubernetes.io/tls")
-                            }
-                            _ => false,
-                        }
-                });
-            if !provided {
-                out.push(RULE.finding(
-                    entry,
-                    format!("nothing provides TLS Secret `{secret}`: add a cert-manager.io/cluster-issuer annotation or a Certificate with secretName `{secret}`"),
-                ));
+            if !issued {
+                out.extend(tls_secret_problem(bundle, entry, secret));
             }
         }
         let class = spec.ingress_class_name.as_deref();
         if let Some(problem) = redirect_problem(entry, controller(entry, class)) {
             out.push(problem);
         }
+    }
+}
+
+/// Whether the bundle makes TLS Secret `secret` for `entry`: a Certificate, an ExternalSecret or
+/// SealedSecret, or a Secret object of type `kubernetes.io/tls`. A Secret the bundle does not
+/// make may come from elsewhere (a platform team, a wildcard certificate, a reflector): like any
+/// out-of-band Secret (rule `reference`) a warning that it must exist before rollout.
+fn tls_secret_problem(bundle: &Bundle, entry: &Entry, secret: &str) -> Option<Finding> {
+    let object = bundle
+        .named("Secret", secret, entry)
+        .into_iter()
+        .find_map(|e| match &e.typed {
+            Typed::Secret(s) => Some(s.type_.as_deref().unwrap_or("Opaque")),
+            _ => None,
+        });
+    match object {
+        Some("kubernetes.io/tls") => None,
+        Some(other) => Some(RULE.finding(
+            entry,
+            format!("TLS Secret `{secret}` is a Secret of type {other} in the bundle: a certificate Secret has type kubernetes.io/tls (keys tls.crt and tls.key)"),
+        )),
+        None if bundle.provides_secret(entry, secret) => None,
+        None => Some(entry.finding(
+            RULE.id,
+            Severity::Warning,
+            format!("TLS Secret `{secret}` is not created by the bundle: it must exist in the cluster before rollout (or add a cert-manager.io/cluster-issuer annotation or a Certificate with secretName `{secret}`)"),
+        )),
     }
 }
 

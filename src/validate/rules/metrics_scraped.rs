@@ -24,10 +24,13 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         let Some(port) = metrics_port(&env, container) else {
             continue; // metrics-exposed reports it
         };
-        if workload.pod_annotation("prometheus.io/scrape") == Some("true")
-            || scraped_by_service_monitor(bundle, &workload, port)
+        if scraped_by_service_monitor(bundle, &workload, port)
             || scraped_by_pod_monitor(bundle, &workload, port)
         {
+            continue;
+        }
+        if let Some(finding) = scraped_by_annotations(bundle, &workload, port) {
+            out.push(finding);
             continue;
         }
         let services: Vec<String> = bundle
@@ -44,6 +47,62 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             format!("nothing scrapes the metrics port {port}: {hint}"),
         ));
     }
+}
+
+const SCRAPE: &str = "prometheus.io/scrape";
+const SCRAPE_PORT: &str = "prometheus.io/port";
+
+/// `prometheus.io/*` annotations on the pod template or on a Service in front of the pods.
+/// The Prometheus Operator ignores them; annotation-based scrape configs (the community
+/// Prometheus chart's default `kubernetes-pods` and `kubernetes-service-endpoints` jobs) honour
+/// them, scraping `prometheus.io/port` when set, else every declared port. Which Prometheus runs
+/// is not in the bundle: a warning naming that assumption, or an error when even such a config
+/// would miss the metrics port.
+fn scraped_by_annotations(bundle: &Bundle, workload: &Workload, metrics: i32) -> Option<Finding> {
+    let mut annotated: Vec<(String, Option<&str>, bool)> = Vec::new();
+    if workload.pod_annotation(SCRAPE) == Some("true") {
+        // An undeclared metrics port is metrics-exposed's finding, not said twice.
+        annotated.push((
+            "its pod template".to_string(),
+            workload.pod_annotation(SCRAPE_PORT),
+            true,
+        ));
+    }
+    for (entry, service) in bundle.services_for(workload) {
+        if entry.annotation(SCRAPE) != Some("true") {
+            continue;
+        }
+        let reaches = service_ports(service).any(|p| {
+            workload
+                .container_port(&target_of(p))
+                .is_some_and(|c| c.container_port == metrics)
+        });
+        annotated.push((
+            format!("Service `{}`", entry.name()),
+            entry.annotation(SCRAPE_PORT),
+            reaches,
+        ));
+    }
+    let (place, _, _) = annotated.first()?;
+    let missed = annotated.iter().find_map(|(place, port, reaches)| match port {
+        Some(port) if port.trim().parse::<i32>().ok() != Some(metrics) => Some(format!(
+            "{SCRAPE_PORT}: \"{port}\" on {place} is not the metrics port {metrics}: set it to \"{metrics}\""
+        )),
+        None if !reaches => Some(format!(
+            "{SCRAPE}: \"true\" on {place}, but no port of it reaches the metrics port {metrics}: declare it, or set {SCRAPE_PORT}: \"{metrics}\""
+        )),
+        _ => None,
+    });
+    Some(match missed {
+        Some(problem) => RULE.finding(workload.entry, problem),
+        None => workload.entry.finding(
+            RULE.id,
+            Severity::Warning,
+            format!(
+                "the metrics port {metrics} is scraped only through `prometheus.io/*` annotations on {place}, with no ServiceMonitor or PodMonitor: this assumes a Prometheus with annotation-based scrape configs (the community Prometheus chart's default); the Prometheus Operator ignores these annotations, so add a ServiceMonitor if yours runs it"
+            ),
+        ),
+    })
 }
 
 fn namespace_allowed(

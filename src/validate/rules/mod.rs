@@ -3,6 +3,7 @@
 //! ids are part of the CLI contract).
 
 mod affinity_cookie_name;
+mod camunda_workload;
 mod db_connection_budget;
 mod db_credentials_from_secret;
 mod duplicate;
@@ -46,8 +47,9 @@ impl Rule {
 /// The id of the `duplicate` rule, also used by the bundle that finds them.
 pub const DUPLICATE: &str = "duplicate";
 
-const CATALOG: [Rule; 24] = [
+const CATALOG: [Rule; 25] = [
     schema::RULE,
+    camunda_workload::RULE,
     db_credentials_from_secret::RULE,
     no_h2_with_replicas::RULE,
     resource_requests::RULE,
@@ -81,4 +83,28 @@ pub fn catalog() -> &'static [Rule] {
 /// A container's name for messages.
 fn container_label(container: &k8s_openapi::api::core::v1::Container) -> String {
     format!("container `{}`", container.name)
+}
+
+/// The value of a dotted Spring property in a mounted `.properties` or YAML file, lower-cased.
+fn spring_property(path: &str, content: &str, property: &str) -> Option<String> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.ends_with(".properties") {
+        return content.lines().find_map(|line| {
+            let (k, v) = line.split_once(['=', ':'])?;
+            (k.trim() == property).then(|| v.trim().to_ascii_lowercase())
+        });
+    }
+    if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+        return None;
+    }
+    let config = crate::validate::yaml::Documents::new(content)
+        .next()?
+        .ok()?;
+    let pointer = format!("/{}", property.replace('.', "/"));
+    let value = config.pointer(&pointer).or_else(|| config.get(property))?;
+    match value {
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::String(s) => Some(s.trim().to_ascii_lowercase()),
+        _ => None,
+    }
 }

@@ -1,7 +1,6 @@
 use k8s_openapi::api::core::v1::Container;
-use serde_json::Value;
 
-use super::{container_label, Bundle, Finding, Rule, Severity};
+use super::{container_label, spring_property, Bundle, Finding, Rule, Severity};
 use crate::validate::bundle::{flavour, image_repository, Flavour, Fork, Workload};
 use crate::validate::env::{mounted_files, Env, MountedFile};
 
@@ -145,7 +144,7 @@ fn run_auth(fork: Fork, env: &Env, files: &[MountedFile]) -> Verdict {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let in_file = files
         .iter()
-        .any(|f| run_property_in(&f.path, f.content, property).as_deref() == Some("true"));
+        .any(|f| spring_property(&f.path, f.content, property).as_deref() == Some("true"));
     if !(in_env || in_file) {
         return Verdict::Off(format!(
             "runs {} Run, whose engine-rest is open by default: set {variable}=true (or {property}: true in a mounted {}/configuration/default.yml)",
@@ -161,7 +160,7 @@ fn run_auth(fork: Fork, env: &Env, files: &[MountedFile]) -> Verdict {
         .or_else(|| {
             files
                 .iter()
-                .find_map(|f| run_property_in(&f.path, f.content, &method_property))
+                .find_map(|f| spring_property(&f.path, f.content, &method_property))
         })
         .is_some_and(|m| m == "pseudo");
     if pseudo {
@@ -176,31 +175,7 @@ fn run_auth(fork: Fork, env: &Env, files: &[MountedFile]) -> Verdict {
 fn run_property(file: &MountedFile) -> Option<String> {
     [Fork::Camunda, Fork::Operaton]
         .iter()
-        .find_map(|fork| run_property_in(&file.path, file.content, fork.run_auth_property()))
-}
-
-/// The value of a dotted Spring property in a mounted `.properties` or YAML file, lower-cased.
-fn run_property_in(path: &str, content: &str, property: &str) -> Option<String> {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    if name.ends_with(".properties") {
-        return content.lines().find_map(|line| {
-            let (k, v) = line.split_once(['=', ':'])?;
-            (k.trim() == property).then(|| v.trim().to_ascii_lowercase())
-        });
-    }
-    if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
-        return None;
-    }
-    let config = crate::validate::yaml::Documents::new(content)
-        .next()?
-        .ok()?;
-    let pointer = format!("/{}", property.replace('.', "/"));
-    let value = config.pointer(&pointer).or_else(|| config.get(property))?;
-    match value {
-        Value::Bool(b) => Some(b.to_string()),
-        Value::String(s) => Some(s.trim().to_ascii_lowercase()),
-        _ => None,
-    }
+        .find_map(|fork| spring_property(&file.path, file.content, fork.run_auth_property()))
 }
 
 fn without_xml_comments(xml: &str) -> String {
@@ -228,10 +203,10 @@ mod tests {
     }
 
     #[test]
-    fn run_yaml_and_properties() {
+    fn spring_yaml_and_properties() {
         let property = "camunda.bpm.run.auth.enabled";
         assert_eq!(
-            run_property_in(
+            spring_property(
                 "/camunda/configuration/default.yml",
                 "camunda:\n  bpm:\n    run:\n      auth:\n        enabled: true\n",
                 property
@@ -240,7 +215,7 @@ mod tests {
             Some("true")
         );
         assert_eq!(
-            run_property_in(
+            spring_property(
                 "/x/application.properties",
                 "camunda.bpm.run.auth.enabled=true\n",
                 property
@@ -249,7 +224,7 @@ mod tests {
             Some("true")
         );
         assert_eq!(
-            run_property_in(
+            spring_property(
                 "/x/application.yaml",
                 "camunda: {bpm: {run: {auth: {enabled: false}}}}",
                 property
@@ -258,7 +233,7 @@ mod tests {
             Some("false")
         );
         assert_eq!(
-            run_property_in(
+            spring_property(
                 "/operaton/configuration/default.yml",
                 "operaton: {bpm: {run: {auth: {enabled: true}}}}",
                 "operaton.bpm.run.auth.enabled"

@@ -15,15 +15,19 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-/// Markers of session managers that share Tomcat sessions between replicas, in mounted
-/// configuration files (context.xml, redisson.yaml, application.yaml).
-const SHARED_MANAGER_MARKERS: [&str; 5] = [
+/// Tomcat session managers that share sessions between replicas, by class name in a mounted
+/// configuration file (context.xml).
+const TOMCAT_SHARED_MANAGERS: [&str; 3] = [
     "RedissonSessionManager",
     "de.javakaffee.web.msm",
     "MemcachedBackupSessionManager",
-    "spring.session.store-type",
-    "spring.session.redis",
 ];
+
+/// Spring Session's store; `none` keeps sessions in memory.
+const SPRING_STORE_TYPE: &str = "spring.session.store-type";
+/// Spring Session's Redis settings (Spring Boot 3 picks the store from the classpath, without
+/// a store type).
+const SPRING_SESSION_REDIS: &str = "spring.session.redis";
 
 /// How the container shares sessions, if it does.
 fn shared_sessions(bundle: &Bundle, workload: &Workload, container: &Container) -> Option<String> {
@@ -34,16 +38,37 @@ fn shared_sessions(bundle: &Bundle, workload: &Workload, container: &Container) 
     {
         return Some(format!("SESSION_STORE={store}"));
     }
-    if let Some(store) = env
-        .value("SPRING_SESSION_STORE_TYPE")
-        .filter(|s| !s.eq_ignore_ascii_case("none"))
+    let files = mounted_files(bundle, workload, container);
+    if let Some(file) = files
+        .iter()
+        .find(|f| TOMCAT_SHARED_MANAGERS.iter().any(|m| f.content.contains(m)))
     {
-        return Some(format!("SPRING_SESSION_STORE_TYPE={store}"));
+        return Some(format!("the session manager configured in {}", file.path));
     }
-    mounted_files(bundle, workload, container)
-        .into_iter()
-        .find(|f| SHARED_MANAGER_MARKERS.iter().any(|m| f.content.contains(m)))
-        .map(|f| format!("the session manager configured in {}", f.path))
+    // The environment overrides the files, as in Spring Boot. The value is read: a store type
+    // of `none` is the property present and sessions in memory.
+    let store = env
+        .value("SPRING_SESSION_STORE_TYPE")
+        .map(|v| {
+            (
+                v.trim().to_ascii_lowercase(),
+                "SPRING_SESSION_STORE_TYPE".to_string(),
+            )
+        })
+        .or_else(|| {
+            files.iter().find_map(|f| {
+                super::spring_property(&f.path, f.content, SPRING_STORE_TYPE)
+                    .map(|v| (v, format!("{SPRING_STORE_TYPE} in {}", f.path)))
+            })
+        });
+    match store {
+        Some((value, _)) if value.is_empty() || value == "none" => None,
+        Some((value, source)) => Some(format!("{source}={value}")),
+        None => files
+            .iter()
+            .find(|f| f.content.contains(SPRING_SESSION_REDIS))
+            .map(|f| format!("Spring Session's Redis store configured in {}", f.path)),
+    }
 }
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {

@@ -120,6 +120,45 @@ fn other<T>(_: Box<T>) -> Typed {
     Typed::Other
 }
 
+/// An autoscaling/v1 HPA as the API server stores it (v2): its bounds and target feed the rules
+/// like a v2 one's. Whatever its body also carries that v1 does not serve (a v2 `metrics` list,
+/// as a public chart ships) is reported by the schema walk and, as on the server, dropped: an
+/// unset `targetCPUUtilizationPercentage` is the default 80% CPU target, as empty v2 metrics are.
+fn hpa_v1_as_v2(v1: Box<autoscaling_v1::HorizontalPodAutoscaler>) -> Typed {
+    let v1 = *v1;
+    let spec = v1
+        .spec
+        .map(|spec| autoscaling::HorizontalPodAutoscalerSpec {
+            scale_target_ref: autoscaling::CrossVersionObjectReference {
+                api_version: spec.scale_target_ref.api_version,
+                kind: spec.scale_target_ref.kind,
+                name: spec.scale_target_ref.name,
+            },
+            min_replicas: spec.min_replicas,
+            max_replicas: spec.max_replicas,
+            metrics: spec.target_cpu_utilization_percentage.map(|percent| {
+                vec![autoscaling::MetricSpec {
+                    type_: "Resource".to_string(),
+                    resource: Some(autoscaling::ResourceMetricSource {
+                        name: "cpu".to_string(),
+                        target: autoscaling::MetricTarget {
+                            type_: "Utilization".to_string(),
+                            average_utilization: Some(percent),
+                            ..Default::default()
+                        },
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            behavior: None,
+        });
+    Typed::Hpa(Box::new(autoscaling::HorizontalPodAutoscaler {
+        metadata: v1.metadata,
+        spec,
+        status: None,
+    }))
+}
+
 fn kinds() -> &'static [Kind] {
     static KINDS: OnceLock<Vec<Kind>> = OnceLock::new();
     KINDS.get_or_init(|| {
@@ -141,7 +180,7 @@ fn kinds() -> &'static [Kind] {
             builtin!(networking::IngressClass, other),
             builtin!(networking::NetworkPolicy, Typed::NetworkPolicy),
             builtin!(autoscaling::HorizontalPodAutoscaler, Typed::Hpa),
-            builtin!(autoscaling_v1::HorizontalPodAutoscaler, other),
+            builtin!(autoscaling_v1::HorizontalPodAutoscaler, hpa_v1_as_v2),
             builtin!(policy::PodDisruptionBudget, Typed::Pdb),
             builtin!(batch::Job, other),
             builtin!(batch::CronJob, other),
@@ -343,7 +382,7 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
                 served.join(" or ")
             )
         };
-        return (Typed::Other, vec![finding(message)]);
+        return (as_served(raw), vec![finding(message)]);
     };
     let mut problems = Problems::default();
     let typed = (kind.check)(&raw.value, &mut problems);
@@ -354,9 +393,10 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
     (typed, findings)
 }
 
-/// An object in a removed apiVersion, typed as the served version of its kind where the fields
-/// allow (unknown ones dropped), so that the rules still see it and report no follow-on
-/// "missing" findings; its problems in that layout are not reported twice.
+/// An object in a removed apiVersion (or one that does not serve its kind), typed as the served
+/// version of its kind where the fields allow (unknown ones dropped), so that the rules still see
+/// it and report no follow-on "missing" findings; its problems in that layout are not reported
+/// twice.
 fn as_served(raw: &RawObject) -> Typed {
     let mut value = raw.value.clone();
     if raw.kind == "Ingress" {
