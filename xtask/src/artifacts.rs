@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::E2eArgs;
+use crate::backend::RunSettings;
 
 /// Every file below `dir` (symlinks not followed), sorted: a listing that does not depend on
 /// directory order.
@@ -35,7 +35,7 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    pub fn create(args: &E2eArgs, backend: &str) -> Result<Self> {
+    pub fn create(args: &RunSettings, backend: &str) -> Result<Self> {
         let dir = match &args.artifacts {
             Some(dir) => dir.clone(),
             None => {
@@ -70,7 +70,7 @@ impl Artifacts {
 
     /// The last line of every run names the folder. `--plan` and `--down` run no suites: they
     /// name no verdict and leave no empty folder behind.
-    pub fn finish(&self, args: &E2eArgs, outcome: &Result<bool>, timings: &Timings) {
+    pub fn finish(&self, args: &RunSettings, outcome: &Result<bool>, timings: &Timings) {
         if args.plan || args.down {
             let _ = std::fs::remove_dir(&self.dir); // only succeeds when empty
             return;

@@ -1,12 +1,126 @@
-//! Picks the backend, prepares the run's artifacts folder and hands over to it.
+//! Every place a stack can run, behind one interface: [`e2e`] picks the backend, opens it and
+//! drives it through the same phases whatever it is — bring up (or connect), the suites against
+//! its target, the faults, diagnostics when anything failed, tear down (or keep).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use clap::ValueEnum;
 
 use crate::artifacts::{Artifacts, Timings};
-use crate::{kind, local, BackendChoice, E2eArgs};
+use crate::flavour::Flavour;
+use crate::{kind, local};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// `kind` when a Docker engine answers, else `local`.
+    Auto,
+    Kind,
+    Local,
+    Existing,
+    /// A real control plane with kwok's simulated pods (built from the Go module proxy, cached).
+    Kwok,
+    /// A real one-node Kubernetes on this host: the control plane plus kubelet and kube-proxy,
+    /// Debian's containerd, images built here, Traefik as the front door (root, Linux).
+    Node,
+}
+
+impl BackendChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Kind => "kind",
+            BackendChoice::Local => "local",
+            BackendChoice::Existing => "existing",
+            BackendChoice::Kwok => "kwok",
+            BackendChoice::Node => "node",
+        }
+    }
+}
+
+/// What stands in front of the Camunda Service on the node backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Route {
+    /// The overlay's Ingress as written (its ingress-nginx annotations), served by Traefik's
+    /// ingress-nginx provider.
+    Ingress,
+    /// A Gateway API Gateway with a TLS listener and an HTTPRoute instead of the Ingress,
+    /// served by the same Traefik.
+    Gateway,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionMode {
+    /// Cookie affinity at the ingress, sessions in each replica's memory.
+    Sticky,
+    /// Spring Session through twemproxy in front of Redis.
+    SharedRedis,
+    /// Sessions through twemproxy in front of memcached.
+    SharedMemcached,
+}
+
+/// One `cargo xtask e2e` run as the command line asked for it (see `cli.rs` for each flag).
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub backend: BackendChoice,
+    pub sessions: SessionMode,
+    pub flavour: Flavour,
+    pub replicas: u16,
+    pub keep: bool,
+    pub reuse: bool,
+    pub suites: Vec<String>,
+    pub artifacts: Option<PathBuf>,
+    pub faults: bool,
+    pub plan: bool,
+    pub down: bool,
+    pub route: Route,
+    pub overlay: Option<PathBuf>,
+    pub context: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub no_deploy: bool,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+impl RunSettings {
+    /// The options that choose what is deployed, as a user would type them.
+    pub fn stack(&self) -> String {
+        let name = |value: Option<clap::builder::PossibleValue>| {
+            value.map(|v| v.get_name().to_string()).unwrap_or_default()
+        };
+        let mut stack = format!(
+            "--sessions {} --flavour {} --route {}",
+            name(self.sessions.to_possible_value()),
+            self.flavour.name(),
+            name(self.route.to_possible_value()),
+        );
+        if let Some(overlay) = &self.overlay {
+            stack += &format!(" --overlay {}", overlay.display());
+        }
+        stack
+    }
+}
+
+/// A place a stack runs, as [`e2e`] drives it. `down` is called whatever happened before it.
+pub trait Backend {
+    /// Brings the stack up (or connects to a kept or existing one) and describes it for the
+    /// suites.
+    fn up(&mut self, timings: &mut Timings) -> Result<()>;
+    /// The target description `up` wrote (`camunda-conformance run --target`).
+    fn target(&self) -> Option<&Path>;
+    /// Every selected suite against the target; `Ok(false)` when a check failed.
+    fn suites(&mut self, timings: &mut Timings) -> Result<bool>;
+    /// The backend's fault catalogue, one fault at a time: each must fail the checks it
+    /// names, by their symptom, and the stack must heal.
+    fn faults(&mut self, timings: &mut Timings) -> Result<bool>;
+    /// After a failure: what a person needs to debug, into the artifacts folder.
+    fn diagnostics(&mut self);
+    /// Stops the stack, or keeps it (`--keep`) for `--reuse` and `--backend existing`.
+    fn down(&mut self, timings: &mut Timings) -> Result<()>;
+}
 
 /// A backend chosen for this run, with the reason shown on the first line.
 pub struct Chosen {
@@ -45,33 +159,161 @@ fn docker_engine_version() -> Option<String> {
 
 /// Runs the end-to-end job; `Ok(false)` when a check failed. Phase timings land in the
 /// artifacts folder (`timings.txt`).
-pub fn e2e(args: &E2eArgs) -> Result<bool> {
-    let chosen = choose(args.backend);
-    println!(
-        "backend: {} ({})",
-        format!("{:?}", chosen.backend).to_lowercase(),
-        chosen.reason
-    );
+pub fn e2e(settings: &RunSettings) -> Result<bool> {
+    let chosen = choose(settings.backend);
+    println!("backend: {} ({})", chosen.backend.name(), chosen.reason);
+    let artifacts = Artifacts::create(settings, chosen.backend.name())?;
     let mut timings = Timings::default();
-    let timings = &mut timings;
-    match chosen.backend {
-        BackendChoice::Local => {
-            let artifacts = Artifacts::create(args, "local")?;
-            let outcome = local::e2e(args, &artifacts, timings);
-            artifacts.finish(args, &outcome, timings);
-            outcome
+    let outcome = open_and_drive(settings, chosen.backend, &artifacts, &mut timings);
+    artifacts.finish(settings, &outcome, &timings);
+    outcome
+}
+
+fn open_and_drive(
+    settings: &RunSettings,
+    choice: BackendChoice,
+    artifacts: &Artifacts,
+    timings: &mut Timings,
+) -> Result<bool> {
+    if settings.down {
+        return match choice {
+            BackendChoice::Local => local::down_kept(),
+            _ => kind::down_kept(settings, choice, artifacts),
+        };
+    }
+    if settings.plan {
+        return kind::print_plan(settings, choice, artifacts);
+    }
+    let mut backend: Box<dyn Backend> = match choice {
+        BackendChoice::Local => Box::new(local::LocalBackend::open(settings, artifacts)?),
+        BackendChoice::Auto => bail!("choose() never returns auto"),
+        cluster => Box::new(kind::ClusterBackend::open(settings, cluster, artifacts)?),
+    };
+    drive(backend.as_mut(), settings.faults, timings)
+}
+
+/// The phases every backend goes through, in order; `down` whatever happened.
+fn drive(backend: &mut dyn Backend, faults: bool, timings: &mut Timings) -> Result<bool> {
+    let mut outcome = backend.up(timings).and_then(|()| {
+        if let Some(target) = backend.target() {
+            println!("stack up; target description: {}", target.display());
         }
-        BackendChoice::Kind
-        | BackendChoice::Existing
-        | BackendChoice::Kwok
-        | BackendChoice::Node => {
-            let name = format!("{:?}", chosen.backend).to_lowercase();
-            let name = name.as_str();
-            let artifacts = Artifacts::create(args, name)?;
-            let outcome = kind::e2e(args, chosen.backend, &artifacts, timings);
-            artifacts.finish(args, &outcome, timings);
-            outcome
+        backend.suites(timings)
+    });
+    if faults {
+        match outcome {
+            Ok(true) => outcome = backend.faults(timings),
+            Ok(false) => {
+                println!("faults skipped: the suites must pass before faults can prove anything")
+            }
+            Err(_) => {}
         }
-        BackendChoice::Auto => unreachable!("choose() never returns Auto"),
+    }
+    if !matches!(outcome, Ok(true)) && !crate::local::supervisor::interrupted() {
+        backend.diagnostics();
+    }
+    let down = backend.down(timings);
+    match (outcome, down) {
+        (outcome, Ok(())) => outcome,
+        (Ok(_), Err(err)) => Err(err.context("tearing the stack down")),
+        (Err(err), Err(down_err)) => {
+            eprintln!("warning: tearing the stack down: {down_err:#}");
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::anyhow;
+
+    /// Records the phases it is driven through; fails where told to.
+    #[derive(Default)]
+    struct Recorder {
+        phases: Vec<&'static str>,
+        up_fails: bool,
+        suites_pass: bool,
+        down_fails: bool,
+    }
+
+    impl Backend for Recorder {
+        fn up(&mut self, _: &mut Timings) -> Result<()> {
+            self.phases.push("up");
+            if self.up_fails {
+                bail!("no stack");
+            }
+            Ok(())
+        }
+        fn target(&self) -> Option<&Path> {
+            None
+        }
+        fn suites(&mut self, _: &mut Timings) -> Result<bool> {
+            self.phases.push("suites");
+            Ok(self.suites_pass)
+        }
+        fn faults(&mut self, _: &mut Timings) -> Result<bool> {
+            self.phases.push("faults");
+            Ok(true)
+        }
+        fn diagnostics(&mut self) {
+            self.phases.push("diagnostics");
+        }
+        fn down(&mut self, _: &mut Timings) -> Result<()> {
+            self.phases.push("down");
+            if self.down_fails {
+                return Err(anyhow!("a process left"));
+            }
+            Ok(())
+        }
+    }
+
+    fn driven(mut backend: Recorder, faults: bool) -> (Result<bool>, Vec<&'static str>) {
+        let outcome = drive(&mut backend, faults, &mut Timings::default());
+        (outcome, backend.phases)
+    }
+
+    #[test]
+    fn a_green_run_goes_up_tests_injects_faults_and_goes_down() {
+        let green = Recorder {
+            suites_pass: true,
+            ..Recorder::default()
+        };
+        let (outcome, phases) = driven(green, true);
+        assert!(outcome.unwrap());
+        assert_eq!(phases, ["up", "suites", "faults", "down"]);
+    }
+
+    #[test]
+    fn a_failed_check_skips_the_faults_and_collects_diagnostics() {
+        let (outcome, phases) = driven(Recorder::default(), true);
+        assert!(!outcome.unwrap());
+        assert_eq!(phases, ["up", "suites", "diagnostics", "down"]);
+    }
+
+    #[test]
+    fn a_stack_that_does_not_come_up_is_still_torn_down() {
+        let broken = Recorder {
+            up_fails: true,
+            ..Recorder::default()
+        };
+        let (outcome, phases) = driven(broken, false);
+        assert_eq!(outcome.unwrap_err().to_string(), "no stack");
+        assert_eq!(phases, ["up", "diagnostics", "down"]);
+    }
+
+    #[test]
+    fn a_teardown_that_leaves_something_fails_a_green_run() {
+        let leaky = Recorder {
+            suites_pass: true,
+            down_fails: true,
+            ..Recorder::default()
+        };
+        let (outcome, _) = driven(leaky, false);
+        let err = format!("{:#}", outcome.unwrap_err());
+        assert!(
+            err.contains("tearing the stack down: a process left"),
+            "{err}"
+        );
     }
 }

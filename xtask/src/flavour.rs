@@ -63,6 +63,7 @@ impl Flavour {
     }
 
     /// The kustomize component that turns the CE base into this flavour (None: the base is CE).
+    #[cfg(test)]
     pub fn component(self) -> Option<&'static str> {
         match self {
             Flavour::Ce | Flavour::Cibseven => None,

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,9 +33,9 @@ use crate::kwok::control_plane::{self, ControlPlane};
 use crate::kwok::{build, pins};
 
 /// State that steps hand to later steps.
-struct Runner<'a> {
-    settings: &'a Settings,
-    names: &'a Names,
+struct Runner {
+    settings: Rc<Settings>,
+    names: Rc<Names>,
     applier: Option<Applier>,
     http: reqwest::Client,
     cli: Option<PathBuf>,
@@ -54,58 +55,119 @@ struct Runner<'a> {
     node: Option<crate::node::cluster::Node>,
 }
 
-pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timings) -> Result<bool> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let mut runner = Runner {
-        settings,
-        names,
-        applier: None,
-        http: reqwest::Client::builder()
-            .build()
-            .context("building the HTTP client")?,
-        cli: None,
-        forwards: None,
-        prometheus_url: None,
-        target: None,
-        password: None,
-        cluster_owned: false,
-        control_plane: None,
-        node: None,
-    };
-    let total = plan.steps.len();
-    let mut outcome: Result<bool> = Ok(true);
-    for (i, step) in plan.steps.iter().enumerate() {
-        let title = step.describe(settings, names);
-        let title = title.lines().next().unwrap_or_default();
-        println!("[{:>2}/{total}] {title}", i + 1);
-        let started = Instant::now();
-        let result = runtime.block_on(runner.step(step));
-        timings.record(
-            format!("{:>2} {}", i + 1, truncate(title, 36)),
-            started.elapsed(),
-        );
-        match result {
-            Ok(true) => {}
-            Ok(false) => {
-                outcome = Ok(false);
-                break;
-            }
-            Err(err) => {
-                outcome = Err(err.context(format!("step {} of {total}: {title}", i + 1)));
-                break;
+/// kind, kwok, node and existing: a [`Plan`] run step by step. `up` runs the steps up to the
+/// suites (the cluster, the addons, the deploy, the connection), `suites` the rest, `down` the
+/// plan's teardown steps.
+pub struct ClusterBackend {
+    runtime: tokio::runtime::Runtime,
+    runner: Runner,
+    plan: Plan,
+    /// Steps started so far (the progress lines count across `up` and `suites`).
+    started: usize,
+}
+
+impl ClusterBackend {
+    pub fn new(settings: Settings, names: Names, plan: Plan) -> Result<Self> {
+        Ok(Self {
+            runtime: tokio::runtime::Runtime::new().context("starting the async runtime")?,
+            runner: Runner {
+                settings: Rc::new(settings),
+                names: Rc::new(names),
+                applier: None,
+                http: reqwest::Client::builder()
+                    .build()
+                    .context("building the HTTP client")?,
+                cli: None,
+                forwards: None,
+                prometheus_url: None,
+                target: None,
+                password: None,
+                cluster_owned: false,
+                control_plane: None,
+                node: None,
+            },
+            plan,
+            started: 0,
+        })
+    }
+
+    /// Runs the plan's steps `range` in order; stops at the first that fails.
+    fn run_steps(&mut self, range: std::ops::Range<usize>, timings: &mut Timings) -> Result<bool> {
+        let total = self.plan.steps.len();
+        let (settings, names) = (self.runner.settings.clone(), self.runner.names.clone());
+        for i in range {
+            let step = &self.plan.steps[i];
+            let title = step.describe(&settings, &names);
+            let title = title.lines().next().unwrap_or_default();
+            println!("[{:>2}/{total}] {title}", i + 1);
+            self.started = i + 1;
+            let started = Instant::now();
+            let result = self.runtime.block_on(self.runner.step(step));
+            timings.record(
+                format!("{:>2} {}", i + 1, truncate(title, 36)),
+                started.elapsed(),
+            );
+            match result {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(err) => return Err(err.context(format!("step {} of {total}: {title}", i + 1))),
             }
         }
+        Ok(true)
     }
-    // Diagnostics only once a cluster answered: before that there is nothing to collect.
-    if !matches!(outcome, Ok(true)) && runner.applier.is_some() {
+
+    /// Where the suites start: everything before brings the stack up.
+    fn suites_start(&self) -> usize {
+        self.plan
+            .steps
+            .iter()
+            .position(|step| matches!(step, Step::RunSuites { .. }))
+            .unwrap_or(self.plan.steps.len())
+    }
+}
+
+impl crate::backend::Backend for ClusterBackend {
+    fn up(&mut self, timings: &mut Timings) -> Result<()> {
+        let end = self.suites_start();
+        if !self.run_steps(0..end, timings)? {
+            bail!("the stack did not come up (see the step above)");
+        }
+        Ok(())
+    }
+
+    fn target(&self) -> Option<&std::path::Path> {
+        self.runner
+            .target
+            .as_ref()
+            .map(|(file, _, _)| file.as_path())
+    }
+
+    fn suites(&mut self, timings: &mut Timings) -> Result<bool> {
+        let start = self.suites_start().max(self.started);
+        self.run_steps(start..self.plan.steps.len(), timings)
+    }
+
+    fn faults(&mut self, _timings: &mut Timings) -> Result<bool> {
+        bail!(
+            "--faults: backend {:?} has no fault catalogue",
+            self.runner.settings.backend
+        )
+    }
+
+    fn diagnostics(&mut self) {
+        // Only once a cluster answered: before that there is nothing to collect.
+        if self.runner.applier.is_none() {
+            return;
+        }
+        let settings = &self.runner.settings;
         // Outside the runtime: the collectors block (kubectl, one HTTP GET).
-        if let Some(plane) = runner.control_plane.as_mut() {
+        if let Some(plane) = self.runner.control_plane.as_mut() {
             if let Some(exited) = plane.exited() {
                 eprintln!("control plane: {exited}");
             }
             println!("control plane logs: {}", plane.logs().display());
         }
-        if let Some(node) = runner.node.as_mut() {
+        if let Some(node) = self.runner.node.as_mut() {
             if let Some(exited) = node.any_exited() {
                 eprintln!("node: {exited}");
             }
@@ -114,27 +176,35 @@ pub fn run(settings: &Settings, names: &Names, plan: &Plan, timings: &mut Timing
         if let Err(err) = diag::collect(
             &settings.work,
             &settings.context(),
-            &names.namespace,
-            &names.hpa,
-            runner.prometheus_url.as_deref(),
+            &self.runner.names.namespace,
+            &self.runner.names.hpa,
+            self.runner.prometheus_url.as_deref(),
         ) {
             eprintln!("warning: diagnostics incomplete: {err:#}");
         }
     }
-    runner.forwards = None;
-    for step in &plan.finally {
-        if let Err(err) = runtime.block_on(runner.step(step)) {
-            eprintln!("warning: teardown: {err:#}");
+
+    fn down(&mut self, _timings: &mut Timings) -> Result<()> {
+        self.runner.forwards = None;
+        let mut failed = Vec::new();
+        for step in &self.plan.finally {
+            if let Err(err) = self.runtime.block_on(self.runner.step(step)) {
+                failed.push(format!("{err:#}"));
+            }
         }
+        super::release_private_dir(&self.runner.settings);
+        if !failed.is_empty() {
+            bail!("{}", failed.join("; "));
+        }
+        Ok(())
     }
-    outcome
 }
 
 fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-impl Runner<'_> {
+impl Runner {
     async fn applier(&mut self) -> Result<&mut Applier> {
         if self.applier.is_none() {
             let client =
@@ -393,7 +463,7 @@ impl Runner<'_> {
                     .ok_or_else(|| anyhow!("no folder was prepared for the node"))?;
                 let started = Instant::now();
                 let node =
-                    tokio::task::block_in_place(|| crate::node::start(self.settings, &run_dir))?;
+                    tokio::task::block_in_place(|| crate::node::start(&self.settings, &run_dir))?;
                 println!(
                     "  node up in {:.1}s (context {}, kubeconfig {})",
                     started.elapsed().as_secs_f64(),
@@ -417,10 +487,15 @@ impl Runner<'_> {
             }
             Step::ReleaseNode { keep } => {
                 let Some(node) = self.node.take() else {
+                    if self.settings.reuse && self.target.is_some() {
+                        crate::node::refresh_kept_ingress_ca(&self.settings.work.join("ca.crt"))?;
+                    }
                     return Ok(true);
                 };
                 if *keep {
-                    crate::node::record_kept(&node.keep(), &self.settings.work.join("ca.crt"))?;
+                    let mut state = node.keep();
+                    state.deployed = Some(self.settings.stack.clone());
+                    crate::node::record_kept(&state, &self.settings.work.join("ca.crt"))?;
                 } else {
                     println!("  stopping the node");
                     let started = Instant::now();
@@ -506,7 +581,7 @@ impl Runner<'_> {
     /// keeps its port-forwards open for the suites, writes target.toml (and the harness's own
     /// test CA as ca.crt).
     async fn connect(&mut self) -> Result<()> {
-        let (settings, names) = (self.settings, self.names);
+        let (settings, names) = (self.settings.clone(), self.names.clone());
         let client = self.client().await?;
         let ns = names.namespace.as_str();
         let request = Request {
@@ -574,7 +649,7 @@ impl Runner<'_> {
     /// copied to ca.crt. An existing cluster: the user's `--ca`, else the system's roots — never
     /// the Ingress's own TLS Secret (a self-signed certificate verifies against itself).
     async fn test_ca(&self, client: &kube::Client) -> Result<Option<PathBuf>> {
-        let (settings, names) = (self.settings, self.names);
+        let (settings, names) = (self.settings.clone(), self.names.clone());
         let (ns, name) = match settings.backend {
             Backend::Existing => return Ok(settings.ca.clone()),
             Backend::Kind => (

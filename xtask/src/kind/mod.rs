@@ -21,9 +21,10 @@ use camunda_conformance::cluster::deploy::{self, Rollout, SecretUse};
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
-use crate::artifacts::{workspace_root, Artifacts, Timings};
+use crate::artifacts::{workspace_root, Artifacts};
+use crate::backend::{BackendChoice, Route, RunSettings, SessionMode};
 use crate::flavour::Flavour;
-use crate::{BackendChoice, E2eArgs, SessionMode};
+pub use exec::ClusterBackend;
 
 pub use addons::pin_addons;
 
@@ -60,13 +61,15 @@ pub struct Settings {
     pub build_context: PathBuf,
     /// The Camunda 7 line the node backend builds its image of.
     pub flavour: Flavour,
+    /// What the run deploys, as the options that choose it (a kept node records it).
+    pub stack: String,
     /// kwok: the private folder of the control plane (PKI, kubeconfig, etcd data), chosen
     /// before anything runs so that every client can be pointed at its kubeconfig.
     pub private_dir: Option<PathBuf>,
 }
 
 impl Settings {
-    pub fn from_args(args: &E2eArgs, backend: Backend, work: &Path) -> Result<Self> {
+    pub fn from_run(args: &RunSettings, backend: Backend, work: &Path) -> Result<Self> {
         let root = workspace_root();
         let context_override = match backend {
             Backend::Existing => Some(args.context.clone().ok_or_else(|| {
@@ -90,14 +93,14 @@ impl Settings {
         if backend != Backend::Existing && args.no_deploy {
             bail!("--no-deploy is for --backend existing (this backend's cluster starts empty)");
         }
-        if backend != Backend::Node && args.route != crate::Route::Ingress {
+        if backend != Backend::Node && args.route != Route::Ingress {
             bail!("--route is for --backend node (kind serves the overlay's Ingress through ingress-nginx)");
-        }
-        if backend == Backend::Node && args.reuse {
-            bail!("--reuse is not available on the node backend: a kept node is tested with `camunda-conformance run --kube-context {}`", crate::node::cluster::CONTEXT);
         }
         if backend == Backend::Kwok && args.reuse {
             bail!("--reuse is not available on kwok: a kept control plane is tested with --backend existing --context {} --no-deploy", crate::kwok::control_plane::CONTEXT);
+        }
+        if args.faults && backend != Backend::Node {
+            bail!("--faults: the fault catalogue runs on --backend local and --backend node, not on {backend:?}");
         }
         if args.http_port == args.https_port {
             bail!("--http-port and --https-port must differ");
@@ -128,11 +131,12 @@ impl Settings {
             keep: args.keep,
             reuse: args.reuse,
             no_deploy: args.no_deploy,
-            suites: args.suite.clone(),
+            suites: args.suites.clone(),
             work: work.to_path_buf(),
             images_dir: root.join("fixtures/image"),
             build_context: root,
             flavour: args.flavour,
+            stack: args.stack(),
             private_dir: None,
         })
     }
@@ -426,60 +430,75 @@ pub(crate) fn render(dir: &Path) -> Result<Vec<Value>> {
     parse_documents(&text).with_context(|| format!("reading what {} renders to", dir.display()))
 }
 
-pub fn e2e(
-    args: &E2eArgs,
-    backend: BackendChoice,
-    artifacts: &Artifacts,
-    timings: &mut Timings,
-) -> Result<bool> {
-    let backend = match backend {
+fn backend_of(choice: BackendChoice) -> Result<Backend> {
+    Ok(match choice {
         BackendChoice::Kind => Backend::Kind,
         BackendChoice::Existing => Backend::Existing,
         BackendChoice::Kwok => Backend::Kwok,
         BackendChoice::Node => Backend::Node,
-        other => bail!("the kind module does not run backend {other:?}"),
-    };
-    let mut settings = Settings::from_args(args, backend, &artifacts.dir)?;
-    if args.down {
-        return match backend {
-            Backend::Kwok => crate::kwok::down(args.plan),
-            Backend::Node => crate::node::down(args.plan),
-            _ => down(&settings, args.plan),
-        };
-    }
+        BackendChoice::Local => {
+            bail!("--plan is for the cluster backends (kind, kwok, node, existing); the local backend has no plan")
+        }
+        BackendChoice::Auto => bail!("the backend is chosen before this"),
+    })
+}
+
+/// `--plan`: every step the run would take, running nothing.
+pub fn print_plan(run: &RunSettings, choice: BackendChoice, artifacts: &Artifacts) -> Result<bool> {
+    let settings = Settings::from_run(run, backend_of(choice)?, &artifacts.dir)?;
     let names = Names::from_docs(render(&settings.overlay)?)?;
-    if args.plan {
-        let plan = plan::build(&settings, &names)?;
-        print!("{}", plan.render(&settings, &names));
-        return Ok(true);
-    }
-    match backend {
-        Backend::Kwok => settings.private_dir = Some(crate::kwok::prepare_private_dir()?),
-        Backend::Node => settings.private_dir = Some(crate::node::prepare_run_dir()?),
-        _ => interrupt::install(),
-    }
     let plan = plan::build(&settings, &names)?;
-    let outcome = run_plan(&settings, &names, &plan, artifacts, timings);
+    print!("{}", plan.render(&settings, &names));
+    Ok(true)
+}
+
+/// `--down`: stops what a `--keep` run left.
+pub fn down_kept(run: &RunSettings, choice: BackendChoice, artifacts: &Artifacts) -> Result<bool> {
+    let settings = Settings::from_run(run, backend_of(choice)?, &artifacts.dir)?;
+    match settings.backend {
+        Backend::Kwok => crate::kwok::down(run.plan),
+        Backend::Node => crate::node::down(run.plan),
+        Backend::Kind | Backend::Existing => down(&settings, run.plan),
+    }
+}
+
+impl ClusterBackend {
+    /// Renders the overlay, prepares what the backend's processes need and builds the plan;
+    /// nothing runs yet.
+    pub fn open(run: &RunSettings, choice: BackendChoice, artifacts: &Artifacts) -> Result<Self> {
+        let mut settings = Settings::from_run(run, backend_of(choice)?, &artifacts.dir)?;
+        let names = Names::from_docs(render(&settings.overlay)?)?;
+        match settings.backend {
+            Backend::Kwok => settings.private_dir = Some(crate::kwok::prepare_private_dir()?),
+            Backend::Node if run.reuse => {
+                settings.private_dir = Some(crate::node::adopt_kept(&settings.stack)?)
+            }
+            Backend::Node => settings.private_dir = Some(crate::node::prepare_run_dir()?),
+            Backend::Kind | Backend::Existing => interrupt::install(),
+        }
+        let planned = plan::build(&settings, &names).and_then(|plan| {
+            diag::write_manifests(&artifacts.path("manifests.yaml")?, &names.docs)?;
+            Ok(plan)
+        });
+        match planned {
+            Ok(plan) => ClusterBackend::new(settings, names, plan),
+            Err(err) => {
+                release_private_dir(&settings);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The control plane's (kwok) or node's private folder: gone with it, kept with it (--keep),
+/// or left by a run that stopped before starting it: only the last one is removed here.
+fn release_private_dir(settings: &Settings) {
     if let Some(private) = &settings.private_dir {
-        // Gone with the control plane, kept with it (--keep), or left by a run that stopped
-        // before starting it: only the last one is removed here.
-        match backend {
+        match settings.backend {
             Backend::Node => crate::node::release_run_dir(private),
             _ => crate::kwok::release_private_dir(private),
         }
     }
-    outcome
-}
-
-fn run_plan(
-    settings: &Settings,
-    names: &Names,
-    plan: &plan::Plan,
-    artifacts: &Artifacts,
-    timings: &mut Timings,
-) -> Result<bool> {
-    diag::write_manifests(&artifacts.path("manifests.yaml")?, &names.docs)?;
-    exec::run(settings, names, plan, timings)
 }
 
 /// `--down`: deletes the cluster a `--keep` run left, and the password generated for it.

@@ -466,11 +466,14 @@ pub fn build(settings: &Settings, names: &Names) -> Result<Plan> {
             steps.push(Step::Validate {
                 overlay: settings.overlay.clone(),
             });
-            steps.push(Step::StartNode);
-            steps.extend(node_steps(settings, names)?);
+            // A reused node has its addons and volumes: only the stack converges again.
+            if !settings.reuse {
+                steps.push(Step::StartNode);
+                steps.extend(node_steps(settings, names)?);
+            }
             steps.extend(deploy_steps(settings, names));
             finally.push(Step::ReleaseNode {
-                keep: settings.keep,
+                keep: settings.keep || settings.reuse,
             });
         }
         Backend::Existing => {

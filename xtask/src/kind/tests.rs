@@ -3,21 +3,12 @@
 
 use std::path::Path;
 
-use clap::Parser;
-
 use super::plan::{self, Step, Workload};
 use super::*;
 use camunda_conformance::cluster::deploy::Rollout;
 
-fn args(line: &str) -> E2eArgs {
-    let argv = std::iter::once("xtask").chain(line.split_whitespace());
-    match crate::Cli::try_parse_from(argv)
-        .expect("test command lines parse")
-        .command
-    {
-        crate::Command::E2e(args) => args,
-        _ => panic!("not an e2e command line"),
-    }
+fn args(line: &str) -> RunSettings {
+    crate::cli::e2e_settings(line)
 }
 
 fn rendered() -> Vec<Value> {
@@ -29,7 +20,7 @@ fn rendered() -> Vec<Value> {
 /// Settings with an explicit overlay, so that these tests do not depend on manifests/.
 fn settings(line: &str, backend: Backend) -> Settings {
     let line = format!("{line} --overlay /tmp/overlay");
-    Settings::from_args(&args(&line), backend, Path::new("/tmp/artifacts")).unwrap()
+    Settings::from_run(&args(&line), backend, Path::new("/tmp/artifacts")).unwrap()
 }
 
 #[test]
@@ -327,7 +318,7 @@ fn existing_backend_installs_nothing_and_no_deploy_only_tests() {
 #[test]
 fn the_session_mode_picks_the_shipped_overlay() {
     let overlay = |line: &str| {
-        Settings::from_args(&args(line), Backend::Kind, Path::new("/tmp/a"))
+        Settings::from_run(&args(line), Backend::Kind, Path::new("/tmp/a"))
             .unwrap()
             .overlay
     };
@@ -343,7 +334,7 @@ fn the_session_mode_picks_the_shipped_overlay() {
 #[test]
 fn contradictory_flags_are_refused() {
     let err = |line: &str, backend| {
-        Settings::from_args(&args(line), backend, Path::new("/tmp/a"))
+        Settings::from_run(&args(line), backend, Path::new("/tmp/a"))
             .err()
             .unwrap()
             .to_string()
@@ -415,7 +406,7 @@ fn kwok_plan_runs_the_deploy_path_on_a_local_control_plane() {
 #[test]
 fn kwok_refuses_what_only_other_backends_do() {
     let err = |line: &str| {
-        Settings::from_args(&args(line), Backend::Kwok, Path::new("/tmp/a"))
+        Settings::from_run(&args(line), Backend::Kwok, Path::new("/tmp/a"))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -429,13 +420,13 @@ fn kwok_refuses_what_only_other_backends_do() {
 fn a_fork_gets_its_own_overlay_and_cibseven_is_refused() {
     let root = workspace_root();
     let work = Path::new("/tmp/artifacts");
-    let operaton = Settings::from_args(&args("e2e --flavour operaton"), Backend::Kind, work)
+    let operaton = Settings::from_run(&args("e2e --flavour operaton"), Backend::Kind, work)
         .expect("operaton settings");
     assert_eq!(
         operaton.overlay,
         root.join("manifests/overlays/e2e-operaton")
     );
-    let shared = Settings::from_args(
+    let shared = Settings::from_run(
         &args("e2e --flavour operaton --sessions shared-redis"),
         Backend::Kind,
         work,
@@ -445,24 +436,13 @@ fn a_fork_gets_its_own_overlay_and_cibseven_is_refused() {
         shared.overlay,
         root.join("manifests/overlays/e2e-shared-operaton")
     );
-    let ce = Settings::from_args(&args("e2e"), Backend::Kind, work).expect("ce settings");
+    let ce = Settings::from_run(&args("e2e"), Backend::Kind, work).expect("ce settings");
     assert_eq!(ce.overlay, root.join("manifests/overlays/e2e"));
-    let err = Settings::from_args(&args("e2e --flavour cibseven"), Backend::Kind, work)
+    let err = Settings::from_run(&args("e2e --flavour cibseven"), Backend::Kind, work)
         .err()
         .expect("cibseven refused")
         .to_string();
     assert!(err.contains("Maven Central"), "{err}");
-}
-
-#[test]
-fn an_unknown_flavour_is_a_usage_error() {
-    let argv = ["xtask", "e2e", "--flavour", "zeebe"];
-    let err = crate::Cli::try_parse_from(argv).err().expect("refused");
-    let text = err.to_string();
-    assert!(
-        text.contains("zeebe") && text.contains("operaton"),
-        "{text}"
-    );
 }
 
 #[test]
@@ -529,4 +509,25 @@ fn a_gateway_in_place_of_the_ingress_names_the_route_host_and_certificate() {
         .certificates
         .iter()
         .any(|(_, s)| s == "camunda-gw-tls"));
+}
+
+#[test]
+fn a_reused_node_converges_the_stack_only_and_stays_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let line = "e2e --backend node --reuse --sessions shared-redis --route gateway";
+    let reused = Settings::from_run(&args(line), Backend::Node, work.path()).unwrap();
+    assert_eq!(
+        reused.stack,
+        "--sessions shared-redis --flavour ce --route gateway"
+    );
+    let plan = plan::build(&reused, &Names::from_docs(rendered()).unwrap()).unwrap();
+    assert!(
+        !plan.steps.iter().any(|s| matches!(s, Step::StartNode)),
+        "a reused node is not started again"
+    );
+    assert!(plan.steps.iter().any(|s| matches!(s, Step::Connect)));
+    assert!(matches!(
+        plan.finally.as_slice(),
+        [Step::ReleaseNode { keep: true }]
+    ));
 }

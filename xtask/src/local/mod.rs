@@ -18,86 +18,197 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::artifacts::{workspace_root, Artifacts, Timings};
-use crate::{conformance, E2eArgs, SessionMode};
+use crate::backend::{Backend, Route, RunSettings, SessionMode};
+use crate::conformance;
 use stack::{Stack, StackState};
 
-pub fn e2e(args: &E2eArgs, artifacts: &Artifacts, timings: &mut Timings) -> Result<bool> {
-    let root = workspace_root();
-    let kept_file = kept_state_file(&root);
-    if args.down {
-        return down(&kept_file);
-    }
-    // Before anything is installed, built or started.
-    args.flavour.ensure_available()?;
-    let sticky = match args.sessions {
-        SessionMode::Sticky => true,
-        SessionMode::SharedRedis => false,
-        SessionMode::SharedMemcached => bail!(
-            "--sessions shared-memcached is not available: no maintained session manager serves \
-             memcached on Tomcat 10.1 (memcached-session-manager stops at Tomcat 9, Spring Session \
-             has no memcached store; see fixtures/camunda-app SessionStore.java). \
-             Use --sessions shared-redis (Spring Session through twemproxy) or --sessions sticky."
-        ),
-    };
-    if args.reuse {
-        return reuse(args, artifacts, timings, &kept_file);
-    }
-    if let Some(state) = load_kept(&kept_file)? {
-        if state
-            .groups()
-            .iter()
-            .any(|(_, pid)| supervisor::group_alive(*pid))
-        {
+/// The stack as processes on loopback, kept (`--keep`) in a state file that `--reuse` adopts
+/// and `--down` stops.
+pub struct LocalBackend {
+    settings: RunSettings,
+    artifacts: PathBuf,
+    kept_file: PathBuf,
+    stack: Option<Stack>,
+    cli: Option<PathBuf>,
+    target: Option<PathBuf>,
+}
+
+impl LocalBackend {
+    /// Refuses what cannot run before anything is installed, built or started.
+    pub fn open(settings: &RunSettings, artifacts: &Artifacts) -> Result<Self> {
+        settings.flavour.ensure_available()?;
+        if settings.sessions == SessionMode::SharedMemcached {
             bail!(
-                "a kept local stack is still running ({}): test it with `cargo xtask e2e --backend local --reuse` \
-                 or stop it with `cargo xtask e2e --backend local --down`",
-                kept_file.display()
+                "--sessions shared-memcached is not available: no maintained session manager serves \
+                 memcached on Tomcat 10.1 (memcached-session-manager stops at Tomcat 9, Spring Session \
+                 has no memcached store; see fixtures/camunda-app SessionStore.java). \
+                 Use --sessions shared-redis (Spring Session through twemproxy) or --sessions sticky."
             );
         }
-        std::fs::remove_file(&kept_file).ok();
+        if settings.route != Route::Ingress {
+            bail!("--route is for --backend node (the local stack's front door is nginx)");
+        }
+        Ok(Self {
+            settings: settings.clone(),
+            artifacts: artifacts.dir.clone(),
+            kept_file: kept_state_file(&workspace_root()),
+            stack: None,
+            cli: None,
+            target: None,
+        })
     }
 
-    let programs = timings.measure("prerequisites", prereq::ensure)?;
-    let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
-    let mut build_supervisor = supervisor::Supervisor::new(artifacts.path("logs")?, true)?;
-    let app = timings.measure("camunda app (build cache)", || {
-        app::ensure_built(&root, &programs.mvn, args.flavour, &mut build_supervisor)
-    })?;
-    drop(build_supervisor);
+    fn sticky(&self) -> bool {
+        self.settings.sessions == SessionMode::Sticky
+    }
 
-    let mut stack = Stack::start(
-        app,
-        &artifacts.dir,
-        args.replicas,
-        sticky,
-        args.keep,
-        programs,
-        timings,
-    )?;
-    let target = stack
-        .state
-        .write_target(&artifacts.path("target.toml")?, &stack.state.replicas)?;
-    println!("stack up; target description: {}", target.display());
+    /// A fresh stack; a kept one that still runs is refused, a dead one's record dropped.
+    fn start(&mut self, timings: &mut Timings) -> Result<Stack> {
+        if let Some(state) = load_kept(&self.kept_file)? {
+            if state
+                .groups()
+                .iter()
+                .any(|(_, pid)| supervisor::group_alive(*pid))
+            {
+                bail!(
+                    "a kept local stack is still running ({}): test it with `cargo xtask e2e --backend local --reuse` \
+                     or stop it with `cargo xtask e2e --backend local --down`",
+                    self.kept_file.display()
+                );
+            }
+            std::fs::remove_file(&self.kept_file).ok();
+        }
+        let programs = timings.measure("prerequisites", prereq::ensure)?;
+        self.cli = Some(timings.measure("build camunda-conformance", conformance::build_cli)?);
+        let mut build_supervisor = supervisor::Supervisor::new(self.artifacts.join("logs"), true)?;
+        let app = timings.measure("camunda app (build cache)", || {
+            app::ensure_built(
+                &workspace_root(),
+                &programs.mvn,
+                self.settings.flavour,
+                &mut build_supervisor,
+            )
+        })?;
+        drop(build_supervisor);
+        Stack::start(
+            app,
+            &self.artifacts,
+            self.settings.replicas,
+            self.sticky(),
+            self.settings.keep,
+            programs,
+            timings,
+        )
+    }
 
-    let passed = timings.measure("suites", || {
-        run_suites_restarting(&mut stack, &cli, &target, &args.suite, &artifacts.dir)
-    })?;
-    let mut ok = passed;
-    if args.faults {
-        if passed {
-            ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
-        } else {
-            println!("faults skipped: the suites must pass before faults can prove anything");
+    /// `--reuse`: the stack a `--keep` run left, checked whole.
+    fn adopt(&mut self, timings: &mut Timings) -> Result<Stack> {
+        let Some(state) = load_kept(&self.kept_file)? else {
+            bail!(
+                "--reuse: no kept local stack ({} does not exist); start one with `cargo xtask e2e --backend local --keep`",
+                self.kept_file.display()
+            );
+        };
+        if state.sticky != self.sticky() {
+            bail!(
+                "--reuse: the kept stack runs sessions {}, not {:?}; pass the same --sessions or `--down` it",
+                if state.sticky { "sticky" } else { "shared-redis" },
+                self.settings.sessions
+            );
+        }
+        let dead: Vec<String> = state
+            .groups()
+            .into_iter()
+            .filter(|(name, pid)| !name.starts_with("camunda-") && !supervisor::group_alive(*pid))
+            .map(|(name, pid)| format!("{name} (pid {pid})"))
+            .collect();
+        if !dead.is_empty() {
+            bail!(
+                "--reuse: the kept stack is broken, gone: {}; stop it with `cargo xtask e2e --backend local --down`",
+                dead.join(", ")
+            );
+        }
+        let programs = timings.measure("prerequisites", prereq::ensure)?;
+        self.cli = Some(timings.measure("build camunda-conformance", conformance::build_cli)?);
+        let mut stack = Stack::adopt(state, programs)?;
+        timings.measure("kept stack ready", || {
+            stack.heal(true)?;
+            stack.wait_kept_replicas()
+        })?;
+        Ok(stack)
+    }
+
+    fn stack(&mut self) -> Result<(&mut Stack, &Path)> {
+        match (self.stack.as_mut(), self.cli.as_deref()) {
+            (Some(stack), Some(cli)) => Ok((stack, cli)),
+            _ => bail!("the local stack is not up"),
         }
     }
-    if args.keep {
-        let state = keep_whole(stack, &kept_file)?;
-        announce_kept(&state, &kept_file);
-    } else {
-        println!("tearing down the local stack");
-        timings.measure("teardown", || stack.teardown())?;
+}
+
+impl Backend for LocalBackend {
+    fn up(&mut self, timings: &mut Timings) -> Result<()> {
+        let stack = if self.settings.reuse {
+            self.adopt(timings)?
+        } else {
+            self.start(timings)?
+        };
+        let stack = self.stack.insert(stack);
+        let target_file = self.artifacts.join("target.toml");
+        self.target = Some(
+            stack
+                .state
+                .write_target(&target_file, &stack.state.replicas)?,
+        );
+        Ok(())
     }
-    Ok(ok)
+
+    fn target(&self) -> Option<&Path> {
+        self.target.as_deref()
+    }
+
+    fn suites(&mut self, timings: &mut Timings) -> Result<bool> {
+        let target = self
+            .target
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no target description was written"))?;
+        let (suites, artifacts) = (self.settings.suites.clone(), self.artifacts.clone());
+        let (stack, cli) = self.stack()?;
+        let cli = cli.to_path_buf();
+        timings.measure("suites", || {
+            run_suites_restarting(stack, &cli, &target, &suites, &artifacts)
+        })
+    }
+
+    fn faults(&mut self, timings: &mut Timings) -> Result<bool> {
+        let artifacts = Artifacts {
+            dir: self.artifacts.clone(),
+        };
+        let (stack, cli) = self.stack()?;
+        let cli = cli.to_path_buf();
+        timings.measure("faults", || faults::run(stack, &cli, &artifacts))
+    }
+
+    fn diagnostics(&mut self) {
+        // Every process of the stack logs into the artifacts folder as it runs.
+        println!("stack logs: {}", self.artifacts.join("logs").display());
+    }
+
+    fn down(&mut self, timings: &mut Timings) -> Result<()> {
+        let Some(stack) = self.stack.take() else {
+            return Ok(());
+        };
+        if self.settings.keep || self.settings.reuse {
+            let state = keep_whole(stack, &self.kept_file)?;
+            if !self.settings.reuse {
+                announce_kept(&state, &self.kept_file);
+            }
+        } else {
+            println!("tearing down the local stack");
+            timings.measure("teardown", || stack.teardown())?;
+        }
+        Ok(())
+    }
 }
 
 /// The suites, while a replica a check stopped is restarted at once in the background, as a
@@ -119,60 +230,6 @@ fn run_suites_restarting(
         return Err(err.context("restarting a replica a check stopped"));
     }
     Ok(passed)
-}
-
-/// `--reuse`: the suites against the stack a `--keep` run left, in seconds.
-fn reuse(
-    args: &E2eArgs,
-    artifacts: &Artifacts,
-    timings: &mut Timings,
-    kept_file: &Path,
-) -> Result<bool> {
-    let Some(state) = load_kept(kept_file)? else {
-        bail!(
-            "--reuse: no kept local stack ({} does not exist); start one with `cargo xtask e2e --backend local --keep`",
-            kept_file.display()
-        );
-    };
-    let wanted_sticky = args.sessions == SessionMode::Sticky;
-    if state.sticky != wanted_sticky {
-        bail!(
-            "--reuse: the kept stack runs sessions {}, not {:?}; pass the same --sessions or `--down` it",
-            if state.sticky { "sticky" } else { "shared-redis" },
-            args.sessions
-        );
-    }
-    let dead: Vec<String> = state
-        .groups()
-        .into_iter()
-        .filter(|(name, pid)| !name.starts_with("camunda-") && !supervisor::group_alive(*pid))
-        .map(|(name, pid)| format!("{name} (pid {pid})"))
-        .collect();
-    if !dead.is_empty() {
-        bail!(
-            "--reuse: the kept stack is broken, gone: {}; stop it with `cargo xtask e2e --backend local --down`",
-            dead.join(", ")
-        );
-    }
-    let programs = timings.measure("prerequisites", prereq::ensure)?;
-    let cli = timings.measure("build camunda-conformance", conformance::build_cli)?;
-    let mut stack = Stack::adopt(state, programs)?;
-    timings.measure("kept stack ready", || {
-        stack.heal(true)?;
-        stack.wait_kept_replicas()
-    })?;
-    let target = stack
-        .state
-        .write_target(&artifacts.path("target.toml")?, &stack.state.replicas)?;
-    let passed = timings.measure("suites", || {
-        run_suites_restarting(&mut stack, &cli, &target, &args.suite, &artifacts.dir)
-    })?;
-    let mut ok = passed;
-    if args.faults && passed {
-        ok &= timings.measure("faults", || faults::run(&mut stack, &cli, artifacts))?;
-    }
-    keep_whole(stack, kept_file)?;
-    Ok(ok)
 }
 
 /// Keeps the stack for `--reuse`, whole: a replica a disruptive check stopped was restarted
@@ -232,7 +289,8 @@ pub fn kept_secrets() -> Result<Vec<crate::canary::Secret>> {
 }
 
 /// `--down`: stops a kept stack and removes its temp dir.
-fn down(kept_file: &Path) -> Result<bool> {
+pub fn down_kept() -> Result<bool> {
+    let kept_file = &kept_state_file(&workspace_root());
     let Some(state) = load_kept(kept_file)? else {
         println!(
             "no kept local stack ({} does not exist)",

@@ -41,6 +41,9 @@ pub struct State {
     /// (component, process group) in start order.
     pub groups: Vec<(String, i32)>,
     pub before: Before,
+    /// What a kept node runs (`RunSettings::stack`), for `--reuse` to refuse another stack.
+    #[serde(default)]
+    pub deployed: Option<String>,
 }
 
 impl State {
@@ -110,6 +113,7 @@ impl Node {
                 kubeconfig: kubeconfig.clone(),
                 groups: Vec::new(),
                 before,
+                deployed: None,
             },
         };
         *active() = Some(node.state.clone());

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::artifacts::workspace_root;
+use crate::backend::Route;
 use crate::kwok::control_plane::module_docs;
 use crate::kwok::pins;
-use crate::Route;
 use cluster::State;
 
 /// The CRDs the node's addons and the stack need Established before their objects are applied.
@@ -284,6 +284,46 @@ pub fn prepare_run_dir() -> Result<PathBuf> {
     }
     std::env::set_var("KUBECONFIG", dir.join("kubeconfig"));
     Ok(dir)
+}
+
+/// `--reuse`: the node a `--keep` run left, when it runs the stack this run asks for and all
+/// its processes are alive; every client of this run is pointed at its kubeconfig.
+pub fn adopt_kept(stack: &str) -> Result<PathBuf> {
+    let Some(kept) = read_kept()? else {
+        bail!(
+            "--reuse: no kept node ({} does not exist); start one with `cargo xtask e2e --backend node --keep`",
+            kept_state_file().display()
+        );
+    };
+    if kept.deployed.as_deref() != Some(stack) {
+        bail!(
+            "--reuse: the kept node runs {}, not {stack}; pass the same options or stop it with `cargo xtask e2e --backend node --down`",
+            kept.deployed.as_deref().unwrap_or("a stack it did not record")
+        );
+    }
+    let dead: Vec<String> = kept
+        .groups
+        .iter()
+        .filter(|(_, pgid)| !crate::local::supervisor::group_alive(*pgid))
+        .map(|(name, pgid)| format!("{name} (process group {pgid})"))
+        .collect();
+    if !dead.is_empty() {
+        bail!(
+            "--reuse: the kept node is broken, gone: {}; stop it with `cargo xtask e2e --backend node --down`",
+            dead.join(", ")
+        );
+    }
+    std::env::set_var("KUBECONFIG", &kept.kubeconfig);
+    Ok(kept.run_dir)
+}
+
+/// After a `--reuse` run: the front door's certificate was issued anew by this run's test CA,
+/// which replaces the kept copy.
+pub fn refresh_kept_ingress_ca(ingress_ca: &Path) -> Result<()> {
+    let ca = kept_ingress_ca();
+    std::fs::copy(ingress_ca, &ca)
+        .with_context(|| format!("copying the test CA to {}", ca.display()))?;
+    Ok(())
 }
 
 /// Removes the node's folder when no node took it over (a run that stopped before starting one).

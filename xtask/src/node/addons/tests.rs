@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::artifacts::workspace_root;
-use crate::Route;
+use crate::backend::Route;
 
 fn docs(text: &str) -> Vec<Value> {
     parse_documents(text).unwrap()
