@@ -5,8 +5,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::backend::RunSettings;
-
 /// Every file below `dir` (symlinks not followed), sorted: a listing that does not depend on
 /// directory order.
 pub fn files_below(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -35,22 +33,18 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    pub fn create(args: &RunSettings, backend: &str) -> Result<Self> {
-        let dir = match &args.artifacts {
-            Some(dir) => dir.clone(),
+    /// `explicit` (`--artifacts`), else `target/e2e/<timestamp>-<run name>`.
+    pub fn create(explicit: Option<&Path>, run_name: &str) -> Result<Self> {
+        let dir = match explicit {
+            Some(dir) => dir.to_path_buf(),
             None => {
                 let stamp = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or_default();
-                let sessions = serde_json::to_value(args.sessions)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                workspace_root().join("target/e2e").join(format!(
-                    "{stamp}-{}",
-                    run_name(backend, args.flavour, &sessions)
-                ))
+                workspace_root()
+                    .join("target/e2e")
+                    .join(format!("{stamp}-{run_name}"))
             }
         };
         std::fs::create_dir_all(&dir)
@@ -68,10 +62,10 @@ impl Artifacts {
         Ok(path)
     }
 
-    /// The last line of every run names the folder. `--plan` and `--down` run no suites: they
-    /// name no verdict and leave no empty folder behind.
-    pub fn finish(&self, args: &RunSettings, outcome: &Result<bool>, timings: &Timings) {
-        if args.plan || args.down {
+    /// The last line of every run names the folder. A run without suites (`--plan`, `--down`)
+    /// names no verdict and leaves no empty folder behind.
+    pub fn finish(&self, ran_suites: bool, outcome: &Result<bool>, timings: &Timings) {
+        if !ran_suites {
             let _ = std::fs::remove_dir(&self.dir); // only succeeds when empty
             return;
         }

@@ -11,6 +11,7 @@ mod canary;
 mod cli;
 mod command;
 mod conformance;
+mod e2e;
 mod flavour;
 mod installed;
 mod interrupts;
@@ -29,7 +30,7 @@ use cli::{BenchWhat, Cli, Command, InterruptBackend};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::E2e(args) => backend::e2e(&args.into()),
+        Command::E2e(args) => e2e::run(&args.into()),
         Command::PinAddons => kind::pin_addons(),
         Command::TestControlPlane => kwok::live_tests::run(),
         Command::TestInterrupts { backend } => match backend {

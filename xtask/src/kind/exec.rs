@@ -462,8 +462,10 @@ impl Runner {
                     .clone()
                     .ok_or_else(|| anyhow!("no folder was prepared for the node"))?;
                 let started = Instant::now();
-                let node =
-                    tokio::task::block_in_place(|| crate::node::start(&self.settings, &run_dir))?;
+                let node = tokio::task::block_in_place(|| {
+                    let settings = &self.settings;
+                    crate::node::start(&settings.work, settings.flavour, settings.keep, &run_dir)
+                })?;
                 println!(
                     "  node up in {:.1}s (context {}, kubeconfig {})",
                     started.elapsed().as_secs_f64(),

@@ -118,13 +118,19 @@ pub fn volumes(docs: &[Value], run_dir: &Path) -> Result<Vec<Volume>> {
 /// The sandbox image containerd runs every pod in: built here from Kubernetes' own pause sources.
 pub const PAUSE_IMAGE: &str = "docker.io/camunda-conformance/pause:3.10";
 
-/// Builds (or finds cached) everything the node runs and starts it in `run_dir`, the images
-/// imported before the kubelet starts.
-pub fn start(settings: &crate::kind::Settings, run_dir: &Path) -> Result<cluster::Node> {
-    let logs = settings.work.join("logs");
-    let (binaries, images) = build_all(&logs, settings.flavour)?;
+/// Builds (or finds cached) everything the node runs, with `flavour`'s Camunda image, and starts
+/// it in `run_dir` (logs in the run's artifacts folder `work`), the images imported before the
+/// kubelet starts.
+pub fn start(
+    work: &Path,
+    flavour: crate::flavour::Flavour,
+    keep: bool,
+    run_dir: &Path,
+) -> Result<cluster::Node> {
+    let logs = work.join("logs");
+    let (binaries, images) = build_all(&logs, flavour)?;
     let import_log = logs.join("image-import.log");
-    cluster::Node::start(&binaries, run_dir, &logs, settings.keep, |socket| {
+    cluster::Node::start(&binaries, run_dir, &logs, keep, |socket| {
         let started = std::time::Instant::now();
         images::import(socket, &images, &import_log)?;
         println!(
