@@ -257,10 +257,39 @@ pub fn record_kept(state: &State, ingress_ca: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The host has one node at a time (one network namespace name, one set of host folders): a
+/// run holds this name from before it checks the host until it exits. An abstract Unix socket:
+/// the kernel frees it with the process, so nothing is left on the host.
+const RUN_LOCK: &str = "camunda-conformance-node";
+
+/// Takes the host's node lock for the rest of the process, or says that another run holds it.
+fn lock_host() -> Result<()> {
+    static HELD: std::sync::OnceLock<std::os::unix::net::UnixListener> = std::sync::OnceLock::new();
+    if HELD.get().is_none() {
+        let _ = HELD.set(hold_abstract_name(RUN_LOCK)?);
+    }
+    Ok(())
+}
+
+/// Binds the abstract Unix socket `name`: held until the listener is dropped.
+fn hold_abstract_name(name: &str) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let address =
+        std::os::unix::net::SocketAddr::from_abstract_name(name).context("naming the node lock")?;
+    match std::os::unix::net::UnixListener::bind_addr(&address) {
+        Ok(listener) => Ok(listener),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "another node run is in progress on this host (it holds the abstract socket @{name}): one node at a time; wait for it to end"
+        ),
+        Err(err) => Err(err).context("taking the node lock"),
+    }
+}
+
 /// Checks the host (exit 2 before anything is touched), then creates the node's folder (0700, in
 /// the system temp dir) and points every client of this run at its kubeconfig (`KUBECONFIG`,
 /// set while the process has a single thread).
 pub fn prepare_run_dir() -> Result<PathBuf> {
+    lock_host()?;
     if let Some(kept) = read_kept()? {
         bail!(
             "a kept node runs already (run folder {}): stop it with `cargo xtask e2e --backend node --down`, or test it with `KUBECONFIG={} camunda-conformance run --kube-context {}`",
@@ -295,6 +324,7 @@ pub fn prepare_run_dir() -> Result<PathBuf> {
 /// `--reuse`: the node a `--keep` run left, when it runs the stack this run asks for and all
 /// its processes are alive; every client of this run is pointed at its kubeconfig.
 pub fn adopt_kept(stack: &str) -> Result<PathBuf> {
+    lock_host()?;
     let Some(kept) = read_kept()? else {
         bail!(
             "--reuse: no kept node ({} does not exist); start one with `cargo xtask e2e --backend node --keep`",
@@ -420,6 +450,16 @@ pub fn down(plan_only: bool) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_run_is_refused_while_the_first_holds_the_host() {
+        let name = format!("camunda-conformance-node-test-{}", std::process::id());
+        let first = hold_abstract_name(&name).unwrap();
+        let err = hold_abstract_name(&name).unwrap_err().to_string();
+        assert!(err.contains("another node run is in progress"), "{err}");
+        drop(first);
+        hold_abstract_name(&name).expect("free again once the first run ends");
+    }
 
     #[test]
     fn each_claim_of_a_statefulset_gets_its_own_volume() {
