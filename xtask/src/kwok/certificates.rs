@@ -37,8 +37,12 @@ pub async fn stand_in(
             .await
             .with_context(|| format!("reading Certificate {namespace}/{name}"))?;
         let Some(certificate) = certificate else {
-            write_secret(client, namespace, name, &pki).await?;
-            println!("  cert-manager stand-in: issued {host} into Secret {namespace}/{name} (the Ingress's TLS Secret) with the run's test CA");
+            if issued_before(client, namespace, name).await? {
+                println!("  cert-manager stand-in: Secret {namespace}/{name} was issued by an earlier run on this cluster (--reuse); kept, as cert-manager keeps a certificate that is still valid");
+            } else {
+                write_secret(client, namespace, name, &pki).await?;
+                println!("  cert-manager stand-in: issued {host} into Secret {namespace}/{name} (the Ingress's TLS Secret) with the run's test CA");
+            }
             continue;
         };
         let spec = &certificate.data["spec"];
@@ -46,8 +50,12 @@ pub async fn stand_in(
             println!("  cert-manager stand-in: CA Certificate {namespace}/{name} marked Ready without key material (no cert-manager issuer runs on this cluster)");
         } else {
             let secret = spec["secretName"].as_str().unwrap_or(name);
-            write_secret(client, namespace, secret, &pki).await?;
-            println!("  cert-manager stand-in: issued {host} into Secret {namespace}/{secret} for Certificate {namespace}/{name}");
+            if issued_before(client, namespace, secret).await? {
+                println!("  cert-manager stand-in: Secret {namespace}/{secret} of Certificate {namespace}/{name} was issued by an earlier run on this cluster (--reuse); kept");
+            } else {
+                write_secret(client, namespace, secret, &pki).await?;
+                println!("  cert-manager stand-in: issued {host} into Secret {namespace}/{secret} for Certificate {namespace}/{name}");
+            }
         }
         let generation = certificate.metadata.generation.unwrap_or(1);
         let status = json!({"status": {"conditions": [{
@@ -62,6 +70,32 @@ pub async fn stand_in(
             .with_context(|| format!("marking Certificate {namespace}/{name} Ready"))?;
     }
     Ok(())
+}
+
+/// A TLS Secret this harness wrote in an earlier run (a kept cluster): certificate, key and CA.
+async fn issued_before(client: &kube::Client, namespace: &str, name: &str) -> Result<bool> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = api
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading Secret {namespace}/{name}"))?
+    else {
+        return Ok(false);
+    };
+    let complete = ["tls.crt", "tls.key", "ca.crt"].iter().all(|key| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(*key))
+            .is_some_and(|value| !value.0.is_empty())
+    });
+    let ours = secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER));
+    Ok(complete && ours)
 }
 
 async fn write_secret(client: &kube::Client, namespace: &str, name: &str, pki: &Pki) -> Result<()> {
