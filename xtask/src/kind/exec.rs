@@ -148,6 +148,7 @@ impl crate::backend::Backend for ClusterBackend {
     }
 
     fn faults(&mut self, _timings: &mut Timings) -> Result<bool> {
+        // `Settings::from_run` refuses --faults on these backends before anything runs.
         bail!(
             "--faults: backend {:?} has no fault catalogue",
             self.runner.settings.backend

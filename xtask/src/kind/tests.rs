@@ -531,3 +531,25 @@ fn a_reused_node_converges_the_stack_only_and_stays_kept() {
         [Step::ReleaseNode { keep: true }]
     ));
 }
+
+#[test]
+fn faults_are_refused_on_the_cluster_backends_before_anything_runs() {
+    for backend in [
+        Backend::Kind,
+        Backend::Kwok,
+        Backend::Node,
+        Backend::Existing,
+    ] {
+        let context = if backend == Backend::Existing {
+            " --context c"
+        } else {
+            ""
+        };
+        let line = format!("e2e --faults{context} --overlay /tmp/overlay");
+        let err = Settings::from_run(&args(&line), backend, Path::new("/tmp/a"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("--backend local only"), "{backend:?}: {err}");
+    }
+}
