@@ -48,9 +48,16 @@ struct OutputArgs {
 
 #[derive(Args)]
 struct ValidateArgs {
-    /// Kustomize directories, manifest files or directories of manifests.
+    /// Kustomize directories, Helm charts (a directory with Chart.yaml, rendered with `helm
+    /// template`), manifest files or directories of manifests.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
+    /// A values file for the Helm charts among PATH (repeatable; later files win).
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    values: Vec<PathBuf>,
+    /// A value for the Helm charts among PATH, as `helm --set` takes it (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Fail on warnings too.
     #[arg(long)]
     strict: bool,
@@ -89,6 +96,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Validate(args) => validate_command(args),
+        Command::Run(args) if args.output.format == Format::Sarif => Err(anyhow::anyhow!(
+            "--format sarif is for validate findings; run reports checks as human, json or junit"
+        )),
         Command::Run(args) => run::command(
             args.target.as_deref(),
             &args.discover,
@@ -118,11 +128,17 @@ fn listing(text: &str) -> anyhow::Result<bool> {
 
 /// `Ok(false)` when a finding fails the run (an error, or a warning under `--strict`).
 fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
-    let mut validated = validate::validate_paths(&args.paths)?;
+    let options = validate::input::Options {
+        values: args.values,
+        set: args.set,
+    };
+    let mut validated = validate::validate_with(&args.paths, &options)?;
     if let Some(version) = &args.api_server {
-        validated
-            .findings
-            .extend(validate::api_server::dry_run(&args.paths, version)?);
+        validated.findings.extend(validate::api_server::dry_run(
+            &args.paths,
+            &options,
+            version,
+        )?);
     }
     let sink = Sink::new(args.output.format, args.output.output);
     sink.write_validate(&validated, args.strict)?;

@@ -41,7 +41,7 @@ pub fn command(args: &DeployArgs) -> Result<bool> {
     let started = Instant::now();
     // Each object is schema-checked as it is read; the rendered documents are kept for the apply.
     let (mut entries, mut docs) = (Vec::new(), Vec::new());
-    let summary = input::load(&args.overlay, &mut |raw| {
+    let summary = input::load(&args.overlay, &input::Options::default(), &mut |raw| {
         entries.push(bundle::Entry::checked(&raw));
         docs.push(raw.value);
     })?;

@@ -123,6 +123,7 @@ impl Sink {
             Format::Human => human_full(report),
             Format::Json => json(report)?,
             Format::Junit => junit(report)?,
+            Format::Sarif => anyhow::bail!("--format sarif is for validate findings; run reports checks as human, json or junit"),
         };
         self.emit(&text)
     }

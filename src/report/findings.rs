@@ -43,6 +43,7 @@ impl Sink {
             Format::Human => human(report, strict, Paint(self.colours())),
             Format::Json => json(report, strict)?,
             Format::Junit => junit(report)?,
+            Format::Sarif => super::sarif::sarif(report).context("serialising the SARIF report")?,
         };
         self.emit(&text)
     }
@@ -74,23 +75,31 @@ fn human(report: &ValidateReport, strict: bool, paint: Paint) -> String {
     }
     // Grouped by resource (and source, as inputs may hold same-named objects) so that
     // everything to change in one object reads together.
-    let mut by_resource: BTreeMap<(&str, &str, &str, &str), Vec<&Finding>> = BTreeMap::new();
+    type Key<'a> = (&'a str, &'a str, Option<usize>, &'a str, &'a str);
+    let mut by_resource: BTreeMap<Key, Vec<&Finding>> = BTreeMap::new();
     for finding in &report.findings {
         let key = (
             finding.input.as_deref().unwrap_or_default(),
             finding.file.as_deref().unwrap_or_default(),
+            finding.line,
             finding.namespace.as_deref().unwrap_or_default(),
             finding.resource.as_str(),
         );
         by_resource.entry(key).or_default().push(finding);
     }
-    for ((input, file, namespace, resource), findings) in &by_resource {
+    for ((input, file, line, namespace, resource), findings) in &by_resource {
         let mut heading = resource.to_string();
         if !namespace.is_empty() {
             let _ = write!(heading, " in {namespace}");
         }
-        if !file.is_empty() {
-            let _ = write!(heading, " ({file})");
+        match (file.is_empty(), line) {
+            (true, _) => {}
+            (false, Some(line)) => {
+                let _ = write!(heading, " ({file}:{line})");
+            }
+            (false, None) => {
+                let _ = write!(heading, " ({file})");
+            }
         }
         if !input.is_empty() && report.inputs.len() > 1 {
             let _ = write!(heading, " of {input}");

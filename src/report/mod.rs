@@ -3,6 +3,7 @@
 
 mod checks;
 mod findings;
+mod sarif;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -19,6 +20,8 @@ pub enum Format {
     Human,
     Json,
     Junit,
+    /// SARIF 2.1.0 (validate only): findings on the lines of the files that caused them.
+    Sarif,
 }
 
 /// Where a report goes: standard output (colours only on a terminal) or a file (never colours).

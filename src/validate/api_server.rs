@@ -19,10 +19,10 @@ pub const RULE: &str = "api-server";
 const FIELD_MANAGER: &str = "camunda-conformance";
 
 /// Server-side dry-run findings of the objects of `paths`.
-pub fn dry_run(paths: &[PathBuf], version: &str) -> Result<Vec<Finding>> {
+pub fn dry_run(paths: &[PathBuf], options: &input::Options, version: &str) -> Result<Vec<Finding>> {
     let mut objects = Vec::new();
     for path in paths {
-        input::load(path, &mut |object| objects.push(object))?;
+        input::load(path, options, &mut |object| objects.push(object))?;
     }
     eprintln!("api-server: Kubernetes {version} (etcd {}, from the Go module proxy; a first build takes 15-25 minutes on 2 cores, later runs use the cache)", pins::ETCD);
     let binaries = build::ensure_kubernetes(version)?;
@@ -147,6 +147,7 @@ fn apply(
         resource: format!("{}/{}", object.kind, object.name),
         namespace: object.namespace.clone(),
         file: object.file.clone(),
+        line: object.line,
         message,
         input: None,
     };

@@ -27,6 +27,7 @@ pub struct Entry {
     pub name: String,
     pub namespace: Option<String>,
     pub file: Option<String>,
+    pub line: Option<usize>,
     pub typed: Typed,
     /// Findings of the `schema` rule, computed while typing the object.
     pub schema: Vec<Finding>,
@@ -114,6 +115,7 @@ impl Entry {
             name: raw.name.clone(),
             namespace: raw.namespace.clone(),
             file: raw.file.clone(),
+            line: raw.line,
             typed,
             schema,
             extract,
@@ -127,6 +129,7 @@ impl Entry {
             resource: self.resource(),
             namespace: self.namespace.clone(),
             file: self.file.clone(),
+            line: self.line,
             message,
             input: None,
         }

@@ -1,10 +1,15 @@
 //! Reading the inputs of `validate`: kustomize directories rendered by `kustomize build` or
-//! `kubectl kustomize`, and plain manifests (multi-document YAML files or directories of them).
+//! `kubectl kustomize`, Helm charts rendered by `helm template`, and plain manifests
+//! (multi-document YAML files or directories of them).
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use camunda_conformance_controlplane::cmd::{self, Cmd, Waiting};
 use serde_json::Value;
 
 use super::yaml::Documents;
@@ -13,8 +18,16 @@ use super::InputSummary;
 /// The `renderer` of inputs read as plain manifests (no kustomization).
 pub const PLAIN_RENDERER: &str = "plain";
 
+/// The Helm release `validate` is tested with, and `.ci/run` installs when `helm` is missing.
+pub const HELM_VERSION: &str = "v4.3.2";
+/// How to get that `helm` from the Go module proxy.
+pub const HELM_INSTALL: &str = "go install helm.sh/helm/v4/cmd/helm@v4.3.2";
+
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+/// A render is a local computation of seconds; past this something hangs (a chart's `lookup`
+/// or a remote base waiting on the network).
+const RENDER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why an input could not be read; the CLI maps it to exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +62,41 @@ pub enum InputError {
     },
     #[error("{path}: neither `kustomize` nor `kubectl` is on PATH to render this kustomization")]
     NoRenderer { path: String },
+    #[error("{path}: a Helm chart (Chart.yaml), and `helm` is not on PATH to render it: install it with `{HELM_INSTALL}` (tested with helm {HELM_VERSION})")]
+    NoHelm { path: String },
+    #[error("{path}: values file {values}: no such file")]
+    MissingValues { path: String, values: String },
+    #[error("--values and --set apply to Helm charts (a directory with Chart.yaml), and none of {paths} is one")]
+    ValuesWithoutChart { paths: String },
     #[error("{path}: {renderer} failed: {message}")]
     Render {
         path: String,
-        renderer: &'static str,
+        renderer: String,
         message: String,
     },
+}
+
+/// How inputs are rendered: the values given to every Helm chart among them.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--values FILE`, in order (later files win, as with helm).
+    pub values: Vec<PathBuf>,
+    /// `--set KEY=VALUE`, in order.
+    pub set: Vec<String>,
+}
+
+impl Options {
+    /// Values given while no path is a chart would be silently ignored: refuse them.
+    pub fn check_against(&self, paths: &[PathBuf]) -> Result<(), InputError> {
+        let has_values = !self.values.is_empty() || !self.set.is_empty();
+        if has_values && !paths.iter().any(|p| chart_root(p).is_some()) {
+            let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            return Err(InputError::ValuesWithoutChart {
+                paths: shown.join(", "),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One object as read, before any schema check.
@@ -65,6 +107,9 @@ pub struct RawObject {
     pub name: String,
     pub namespace: Option<String>,
     pub file: Option<String>,
+    /// The 1-based line of `file` the object is written at, when known: the document's first
+    /// line in a manifest, its `kind:` line in a kustomize source file or a chart's template.
+    pub line: Option<usize>,
     pub value: Value,
 }
 
@@ -74,7 +119,7 @@ pub type Sink<'s> = dyn FnMut(RawObject) + 's;
 
 /// Renders or reads one path given on the command line and hands each object to `sink`; the
 /// summary's `render_ms` includes the time spent in `sink`.
-pub fn load(path: &Path, sink: &mut Sink) -> Result<InputSummary, InputError> {
+pub fn load(path: &Path, options: &Options, sink: &mut Sink) -> Result<InputSummary, InputError> {
     let started = Instant::now();
     let shown = path.display().to_string();
     let metadata = std::fs::metadata(path).map_err(|source| match source.kind() {
@@ -103,20 +148,21 @@ pub fn load(path: &Path, sink: &mut Sink) -> Result<InputSummary, InputError> {
         objects += 1;
         sink(object);
     };
-    let renderer = match kustomize_root {
-        Some(root) => render_kustomization(&root, &mut counted)?,
-        None if metadata.is_dir() => {
+    let renderer = match (kustomize_root, chart_root(path)) {
+        (Some(root), _) => render_kustomization(&root, &mut counted)?.to_string(),
+        (None, Some(chart)) => render_chart(&chart, options, &mut counted)?,
+        (None, None) if metadata.is_dir() => {
             read_dir(path, &mut counted)?;
-            PLAIN_RENDERER
+            PLAIN_RENDERER.to_string()
         }
-        None => {
+        (None, None) => {
             read_file(path, &mut counted)?;
-            PLAIN_RENDERER
+            PLAIN_RENDERER.to_string()
         }
     };
     Ok(InputSummary {
         path: path.to_path_buf(),
-        renderer: renderer.to_string(),
+        renderer,
         objects,
         render_ms: started.elapsed().as_millis(),
     })
@@ -197,16 +243,22 @@ fn each_document(
         objects += 1;
         sink(object);
     };
-    for (index, document) in documents.enumerate() {
-        let doc = index + 1;
+    let mut documents = documents;
+    let mut doc = 0;
+    while let Some(document) = documents.next() {
+        doc += 1;
         let value = document.map_err(|err| InputError::Malformed {
             path: shown.to_string(),
             doc: err.document,
             message: err.message,
         })?;
+        let at = Place {
+            file: file.clone(),
+            line: documents.line(),
+        };
         match value {
             Value::Null => {}
-            Value::Object(_) => push_object(value, shown, doc, file.clone(), &mut counted)?,
+            Value::Object(_) => push_object(value, shown, doc, &at, &mut counted)?,
             other => {
                 return Err(InputError::NotMapping {
                     path: shown.to_string(),
@@ -219,11 +271,17 @@ fn each_document(
     Ok(objects)
 }
 
+/// Where a document was read: its file and the line it starts at.
+struct Place {
+    file: Option<String>,
+    line: usize,
+}
+
 fn push_object(
     mut value: Value,
     shown: &str,
     doc: usize,
-    file: Option<String>,
+    at: &Place,
     sink: &mut Sink,
 ) -> Result<(), InputError> {
     let not_object = |problem: &str| InputError::NotObject {
@@ -240,7 +298,7 @@ fn push_object(
                 if !item.is_object() {
                     return Err(not_object("an item of the List is not a mapping"));
                 }
-                push_object(item, shown, doc, file.clone(), sink)?;
+                push_object(item, shown, doc, at, sink)?;
             }
             return Ok(());
         }
@@ -260,7 +318,8 @@ fn push_object(
         kind,
         name,
         namespace: meta_text("namespace"),
-        file,
+        file: at.file.clone(),
+        line: Some(at.line),
         value,
     });
     Ok(())
@@ -311,8 +370,6 @@ impl Renderer {
     /// A standalone `kustomize` binary when present (it follows upstream more closely), else
     /// the one built into kubectl.
     fn find() -> Option<Renderer> {
-        let path = std::env::var_os("PATH")?;
-        let on_path = |binary: &str| std::env::split_paths(&path).any(|d| d.join(binary).is_file());
         if on_path("kustomize") {
             Some(Renderer::Kustomize)
         } else if on_path("kubectl") {
@@ -321,6 +378,63 @@ impl Renderer {
             None
         }
     }
+}
+
+fn on_path(binary: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(binary).is_file()))
+}
+
+/// What a bounded render left: its exit status, its standard output as a file to read from (a
+/// large render is streamed, never held whole), and its standard error.
+struct Rendered {
+    success: bool,
+    stdout: File,
+    stdout_path: PathBuf,
+    stderr: String,
+    /// Holds the output files until the render is read.
+    _dir: tempfile::TempDir,
+}
+
+/// Runs a renderer within [`RENDER_TIMEOUT`]; on expiry it is killed and the error says what it
+/// printed last. `what` names it in errors, never with its arguments (`--set` values may be
+/// secrets).
+fn run_bounded(mut command: Command, what: &str) -> Result<Rendered, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("camunda-conformance-render-")
+        .tempdir()
+        .map_err(|err| format!("cannot create a temp dir for its output: {err}"))?;
+    let stdout_path = dir.path().join("stdout");
+    let stderr_path = dir.path().join("stderr");
+    let create = |path: &Path| {
+        File::create(path).map_err(|err| format!("cannot create {}: {err}", path.display()))
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(create(&stdout_path)?)
+        .stderr(create(&stderr_path)?);
+    let mut started = cmd::start(&mut command, what).map_err(|err| format!("{err:#}"))?;
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let status = started
+        .wait_bounded(
+            what,
+            RENDER_TIMEOUT,
+            Waiting {
+                heartbeat: false,
+                tick: &mut || {},
+                last_output: &|| last_error_line(&stderr()),
+            },
+        )
+        .map_err(|err| format!("{err:#}"))?;
+    let stdout = File::open(&stdout_path)
+        .map_err(|err| format!("cannot read its output {}: {err}", stdout_path.display()))?;
+    Ok(Rendered {
+        success: status.success(),
+        stdout,
+        stdout_path,
+        stderr: stderr(),
+        _dir: dir,
+    })
 }
 
 /// Renders `root` through a throw-away wrapper kustomization that only adds
@@ -345,8 +459,21 @@ fn render_kustomization(root: &Path, sink: &mut Sink) -> Result<&'static str, In
     if render_wrapped(renderer, &absolute, &shown, &kustomization, sink)? {
         return Ok(renderer.name());
     }
-    let stdout = run_renderer(renderer, root, &shown)?;
-    each_document(Documents::new(&stdout), &shown, Some(kustomization), sink)?;
+    let render_error = |message| InputError::Render {
+        path: shown.clone(),
+        renderer: renderer.name().to_string(),
+        message,
+    };
+    let rendered = run_bounded(renderer.command(root), renderer.name()).map_err(render_error)?;
+    if !rendered.success {
+        return Err(render_error(last_error_line(&rendered.stderr)));
+    }
+    each_document(
+        Documents::from_reader(rendered.stdout),
+        &shown,
+        Some(kustomization),
+        sink,
+    )?;
     Ok(renderer.name())
 }
 
@@ -378,19 +505,29 @@ fn render_wrapped(
     if std::fs::write(wrapper_dir.join("kustomization.yaml"), text).is_err() {
         return Ok(false);
     }
-    let output = renderer.command(&wrapper_dir).output();
-    match output {
-        Ok(out) if out.status.success() => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
+    match run_bounded(renderer.command(&wrapper_dir), renderer.name()) {
+        Ok(rendered) if rendered.success => {
+            let mut sources = SourceFiles::default();
             each_document(
-                Documents::new(&stdout),
+                Documents::from_reader(rendered.stdout),
                 shown,
                 None,
                 &mut |mut object: RawObject| {
-                    object.file = Some(
-                        take_origin(&mut object.value, &wrapper_dir)
-                            .unwrap_or_else(|| kustomization.to_string()),
-                    );
+                    match take_origin(&mut object.value, &wrapper_dir) {
+                        Some(Origin::Local(path)) => {
+                            let (file, line) = sources.locate(&path, &object, None);
+                            object.file = Some(file);
+                            object.line = line;
+                        }
+                        Some(Origin::Remote(file)) => {
+                            object.file = Some(file);
+                            object.line = None;
+                        }
+                        None => {
+                            object.file = Some(kustomization.to_string());
+                            object.line = None;
+                        }
+                    }
                     sink(object);
                 },
             )?;
@@ -401,24 +538,284 @@ fn render_wrapped(
     }
 }
 
-fn run_renderer(renderer: Renderer, root: &Path, shown: &str) -> Result<String, InputError> {
-    let output = renderer
-        .command(root)
-        .output()
-        .map_err(|err| InputError::Render {
-            path: shown.to_string(),
-            renderer: renderer.name(),
-            message: format!("cannot start: {err}"),
-        })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(InputError::Render {
-            path: shown.to_string(),
-            renderer: renderer.name(),
-            message: last_error_line(&stderr),
+/// The chart directory when `path` is one (it holds `Chart.yaml`) or is its `Chart.yaml`.
+fn chart_root(path: &Path) -> Option<PathBuf> {
+    if path.is_dir() {
+        return path
+            .join("Chart.yaml")
+            .is_file()
+            .then(|| path.to_path_buf());
+    }
+    let is_chart_file = path.file_name().and_then(|n| n.to_str()) == Some("Chart.yaml");
+    is_chart_file.then(|| path.parent().unwrap_or(Path::new(".")).to_path_buf())
+}
+
+/// `helm version`'s own word (`v4.3.2`), or why it gave none. A helm built by `go install`
+/// knows only its minor version (`v4.3`: the release sets the rest at link time); its module
+/// version then comes from the Go toolchain's reading of the binary.
+fn helm_version() -> String {
+    let quick = |program: &str, args: &[&str]| {
+        Cmd::new(program, args.iter().copied())
+            .timeout(Duration::from_secs(20))
+            .output()
+            .ok()
+    };
+    let Some(own) = quick("helm", &["version", "--template", "{{.Version}}"])
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return "(version unknown: `helm version` failed)".to_string();
+    };
+    if own.matches('.').count() >= 2 {
+        return own;
+    }
+    let module = std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("helm"))
+                .find(|helm| helm.is_file())
+        })
+        .and_then(|helm| quick("go", &["version", "-m", &helm.display().to_string()]))
+        .and_then(|info| {
+            info.lines().find_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.next() == Some("mod") && fields.next()?.starts_with("helm.sh/helm/"))
+                    .then(|| fields.next().map(str::to_string))
+                    .flatten()
+            })
+        });
+    match module {
+        Some(module) => module,
+        None => own,
+    }
+}
+
+/// Renders a chart with `helm template` (test hooks left out: they run only on `helm test`)
+/// and the values of `options`; each object is attributed to the template it came from (the
+/// `# Source:` comment helm writes before it) at the line of the template's `kind:`. Returns
+/// the renderer with its version.
+fn render_chart(chart: &Path, options: &Options, sink: &mut Sink) -> Result<String, InputError> {
+    let shown = chart.display().to_string();
+    if let Some(missing) = options.values.iter().find(|v| !v.is_file()) {
+        return Err(InputError::MissingValues {
+            path: shown,
+            values: missing.display().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    if !on_path("helm") {
+        return Err(InputError::NoHelm { path: shown });
+    }
+    let version = helm_version();
+    // Errors name the chart with its values files (never the `--set` values).
+    let mut described = shown.clone();
+    if !options.values.is_empty() {
+        let files: Vec<String> = options
+            .values
+            .iter()
+            .map(|v| v.display().to_string())
+            .collect();
+        described.push_str(&format!(" with values {}", files.join(", ")));
+    }
+    if !options.set.is_empty() {
+        described.push_str(&format!(" and {} --set value(s)", options.set.len()));
+    }
+    let mut command = Command::new("helm");
+    command.arg("template").arg(chart).arg("--skip-tests");
+    for values in &options.values {
+        command.arg("--values").arg(values);
+    }
+    for set in &options.set {
+        command.arg("--set").arg(set);
+    }
+    let render_error = |message| InputError::Render {
+        path: described.clone(),
+        renderer: format!("helm template (helm {version})"),
+        message,
+    };
+    let rendered = run_bounded(command, &format!("helm template {shown}")).map_err(render_error)?;
+    if !rendered.success {
+        return Err(render_error(helm_error(&rendered.stderr)));
+    }
+    let helm_sources =
+        HelmSources::scan(&rendered.stdout_path).map_err(|source| InputError::Io {
+            path: rendered.stdout_path.display().to_string(),
+            source,
+        })?;
+    let mut files = SourceFiles::default();
+    // Per template and kind, the objects seen so far: the n-th one is written at the n-th
+    // `kind:` line of that kind in the template.
+    let mut seen: HashMap<(usize, String), usize> = HashMap::new();
+    each_document(
+        Documents::from_reader(rendered.stdout),
+        &described,
+        None,
+        &mut |mut object: RawObject| {
+            let source = object.line.and_then(|line| helm_sources.before(line));
+            match source {
+                Some((index, path)) => {
+                    let count = seen.entry((index, object.kind.clone())).or_default();
+                    let (file, line) =
+                        files.locate(&template_path(chart, path), &object, Some(*count));
+                    *count += 1;
+                    object.file = Some(file);
+                    object.line = line;
+                }
+                None => {
+                    object.file = Some(shown.clone());
+                    object.line = None;
+                }
+            }
+            sink(object);
+        },
+    )?;
+    Ok(format!("helm {version}"))
+}
+
+/// helm's `Error:` paragraph on one line (a template error spans several lines, then helm
+/// adds a hint about `--debug`), else its last line.
+fn helm_error(stderr: &str) -> String {
+    let Some(start) = stderr.find("Error: ") else {
+        return last_error_line(stderr);
+    };
+    let paragraph = stderr[start + "Error: ".len()..]
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    paragraph.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The file of a `# Source:` path (`<chart name>/templates/x.yaml`, or
+/// `<chart name>/charts/<subchart>/templates/x.yaml`), below the chart directory given.
+fn template_path(chart: &Path, source: &str) -> PathBuf {
+    let below_chart = source.split_once('/').map_or(source, |(_, rest)| rest);
+    chart.join(below_chart)
+}
+
+/// The `# Source:` comments of helm's output: the line of each and the template it names
+/// (distinct templates stored once: a large render names a few templates many times).
+struct HelmSources {
+    at: Vec<(usize, usize)>,
+    templates: Vec<String>,
+}
+
+impl HelmSources {
+    fn scan(path: &Path) -> std::io::Result<HelmSources> {
+        let mut sources = HelmSources {
+            at: Vec::new(),
+            templates: Vec::new(),
+        };
+        let mut index_of: HashMap<String, usize> = HashMap::new();
+        for (number, line) in BufReader::new(File::open(path)?).lines().enumerate() {
+            let line = line?;
+            if let Some(template) = line.strip_prefix("# Source: ") {
+                let next = sources.templates.len();
+                let index = *index_of.entry(template.trim().to_string()).or_insert(next);
+                if index == next {
+                    sources.templates.push(template.trim().to_string());
+                }
+                sources.at.push((number + 1, index));
+            }
+        }
+        Ok(sources)
+    }
+
+    /// The template of the object whose document starts at `line`: the last `# Source:`
+    /// before it.
+    fn before(&self, line: usize) -> Option<(usize, &str)> {
+        let count = self.at.partition_point(|(at, _)| *at < line);
+        let (_, index) = *self.at.get(count.checked_sub(1)?)?;
+        Some((index, &self.templates[index]))
+    }
+}
+
+/// Source files (kustomize resources, chart templates) read once each, with where each of
+/// their documents declares its kind and name.
+#[derive(Default)]
+struct SourceFiles {
+    files: HashMap<PathBuf, (String, Vec<SourceDocument>)>,
+}
+
+/// A document of a source file: its top-level `kind:` (and the line of it) and its
+/// `metadata.name` when written literally.
+struct SourceDocument {
+    kind: String,
+    line: usize,
+    name: Option<String>,
+}
+
+impl SourceFiles {
+    /// The file as shown in findings, and the line where `object` is written in it: the
+    /// document of its kind whose literal name it carries (kustomize adds prefixes and
+    /// suffixes), else the `nth` of its kind (a chart's templated names), else none.
+    fn locate(
+        &mut self,
+        path: &Path,
+        object: &RawObject,
+        nth: Option<usize>,
+    ) -> (String, Option<usize>) {
+        let (shown, documents) = self.files.entry(path.to_path_buf()).or_insert_with(|| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            (display_path(path), source_documents(&text))
+        });
+        let of_kind = || documents.iter().filter(|d| d.kind == object.kind);
+        let by_name = of_kind()
+            .filter_map(|d| {
+                let name = d.name.as_deref()?;
+                object.name.contains(name).then_some((name.len(), d.line))
+            })
+            .max_by_key(|(length, _)| *length)
+            .map(|(_, line)| line);
+        let by_position = nth.and_then(|n| of_kind().nth(n).or_else(|| of_kind().next_back()));
+        (shown.clone(), by_name.or(by_position.map(|d| d.line)))
+    }
+}
+
+/// The documents of a source file, split at its `---` lines; template directives are text
+/// like any other, so a templated kind or name is simply not literal.
+fn source_documents(text: &str) -> Vec<SourceDocument> {
+    let mut documents = Vec::new();
+    let mut kind: Option<(String, usize)> = None;
+    let mut name = None;
+    let mut in_metadata = false;
+    let mut finish = |kind: &mut Option<(String, usize)>, name: &mut Option<String>| {
+        if let Some((kind, line)) = kind.take() {
+            documents.push(SourceDocument {
+                kind,
+                line,
+                name: name.take(),
+            });
+        }
+        *name = None;
+    };
+    for (number, line) in text.lines().enumerate() {
+        if line.starts_with("---") {
+            finish(&mut kind, &mut name);
+            in_metadata = false;
+            continue;
+        }
+        let scalar = |value: &str| {
+            let value = value.split(" #").next().unwrap_or("").trim();
+            value.trim_matches(|c| c == '"' || c == '\'').to_string()
+        };
+        if let Some(value) = line.strip_prefix("kind:") {
+            if kind.is_none() {
+                kind = Some((scalar(value), number + 1));
+            }
+        } else if line.starts_with("metadata:") {
+            in_metadata = true;
+        } else if !line.starts_with([' ', '#']) && !line.trim().is_empty() {
+            in_metadata = false;
+        } else if in_metadata && name.is_none() {
+            if let Some(value) = line.trim_start().strip_prefix("name:") {
+                let value = scalar(value);
+                if !value.is_empty() && !value.contains("{{") {
+                    name = Some(value);
+                }
+            }
+        }
+    }
+    finish(&mut kind, &mut name);
+    documents
 }
 
 /// kubectl prefixes klog noise; the useful part is the `err=` text or the last non-empty line.
@@ -438,9 +835,16 @@ fn last_error_line(stderr: &str) -> String {
     }
 }
 
-/// Removes kustomize's origin annotation and returns the source file it names (resolved from
-/// the wrapper dir, shown relative to the working directory when below it).
-fn take_origin(value: &mut Value, wrapper_dir: &Path) -> Option<String> {
+/// Where kustomize's origin annotation says an object came from.
+enum Origin {
+    /// A local file (resolved from the wrapper dir).
+    Local(PathBuf),
+    /// A remote base: `repo//path`, as shown.
+    Remote(String),
+}
+
+/// Removes kustomize's origin annotation and returns the source it names.
+fn take_origin(value: &mut Value, wrapper_dir: &Path) -> Option<Origin> {
     let annotations = value
         .get_mut("metadata")?
         .get_mut("annotations")?
@@ -457,9 +861,9 @@ fn take_origin(value: &mut Value, wrapper_dir: &Path) -> Option<String> {
         .or_else(|| origin.get("configuredIn"))?
         .as_str()?;
     if let Some(repo) = origin.get("repo").and_then(Value::as_str) {
-        return Some(format!("{repo}//{source}"));
+        return Some(Origin::Remote(format!("{repo}//{source}")));
     }
-    Some(display_path(&normalize(&wrapper_dir.join(source))))
+    Some(Origin::Local(normalize(&wrapper_dir.join(source))))
 }
 
 fn display_path(path: &Path) -> String {

@@ -45,6 +45,10 @@ pub struct Finding {
     pub namespace: Option<String>,
     /// The manifest the object came from, or the kustomization that generated it.
     pub file: Option<String>,
+    /// The line of `file` the object is written at, when known (human and SARIF output; the
+    /// JSON finding keeps the contract's six keys).
+    #[serde(skip)]
+    pub line: Option<usize>,
     pub message: String,
     /// The kustomize directory given on the command line whose bundle this came from (absent for
     /// plain manifests): two overlays of one base share files and object names. Human output
@@ -57,7 +61,7 @@ pub struct Finding {
 #[derive(Clone, Debug, Serialize)]
 pub struct InputSummary {
     pub path: PathBuf,
-    /// `kubectl kustomize`, `kustomize` or `plain`.
+    /// `kubectl kustomize`, `kustomize`, `helm <version>` or `plain`.
     pub renderer: String,
     pub objects: usize,
     pub render_ms: u128,
@@ -71,12 +75,21 @@ pub struct ValidateReport {
     pub check_ms: u128,
 }
 
-/// Renders/reads every path and checks bundles: each kustomize directory is a bundle of its own
+/// Renders/reads every path and checks bundles: each kustomize directory and Helm chart is a bundle of its own
 /// (two overlays of one base share object names and must not be read as one stack), and all
 /// plain-manifest inputs together form one bundle, so that rules such as `metrics-scraped`
 /// follow references across the files given. Each object is schema-checked as soon as its
 /// document is parsed and only its [`bundle::Entry`] is kept.
 pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
+    validate_with(paths, &input::Options::default())
+}
+
+/// [`validate_paths`] with the values for the Helm charts among `paths`.
+pub fn validate_with(
+    paths: &[PathBuf],
+    options: &input::Options,
+) -> Result<ValidateReport, InputError> {
+    options.check_against(paths)?;
     let mut report = ValidateReport {
         findings: Vec::new(),
         inputs: Vec::new(),
@@ -89,7 +102,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<ValidateReport, InputError> {
     for path in paths {
         let mut entries = Vec::new();
         let mut typing = Duration::ZERO;
-        let mut summary = input::load(path, &mut |raw| {
+        let mut summary = input::load(path, options, &mut |raw| {
             let started = Instant::now();
             entries.push(bundle::Entry::checked(&raw));
             typing += started.elapsed();

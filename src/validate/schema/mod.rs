@@ -337,6 +337,7 @@ pub fn check(raw: &RawObject) -> (Typed, Vec<Finding>) {
         resource: format!("{}/{}", raw.kind, raw.name),
         namespace: raw.namespace.clone(),
         file: raw.file.clone(),
+        line: raw.line,
         message,
         input: None,
     };

@@ -50,6 +50,8 @@ struct FastStream<'t> {
     lines: usize,
     /// Documents read so far.
     documents: usize,
+    /// The 1-based line of the last document's first node.
+    start_line: usize,
     finished: bool,
 }
 
@@ -68,6 +70,8 @@ struct Libyaml<'t> {
     /// document read alone.
     null_when_empty: bool,
     in_document: bool,
+    /// The 1-based line of the current document's first node.
+    start_line: usize,
     finished: bool,
 }
 
@@ -122,6 +126,7 @@ impl<'t> Documents<'t> {
                 next_marker: Vec::new(),
                 lines: 0,
                 documents: 0,
+                start_line: 0,
                 finished: false,
             })),
         }
@@ -136,9 +141,38 @@ impl<'t> Documents<'t> {
     }
 }
 
+impl Documents<'_> {
+    /// The 1-based line of the stream where the document last returned starts (its first
+    /// node, after the `---` line and leading comments): where findings about it point.
+    pub fn line(&self) -> usize {
+        match &self.reader {
+            Reading::Fast(fast) => fast.start_line,
+            Reading::Libyaml(libyaml) => libyaml.start_line,
+            Reading::HandingOver => 0,
+        }
+    }
+}
+
 /// A `---` line: the start of a document.
 fn is_marker(line: &[u8]) -> bool {
     line.starts_with(b"---") && matches!(line.get(3), None | Some(b' ' | b'\n' | b'\t' | b'\r'))
+}
+
+/// The 1-based line, within a document's bytes, of its first line that is neither its `---`
+/// marker, blank nor a comment (its last line when it has none).
+fn first_content_line(document: &[u8], explicit: bool) -> usize {
+    let mut last = 0;
+    for (index, line) in document.split(|&b| b == b'\n').enumerate() {
+        last = index + 1;
+        if index == 0 && explicit {
+            continue;
+        }
+        let text = line.trim_ascii_start();
+        if !text.is_empty() && !text.starts_with(b"#") {
+            return index + 1;
+        }
+    }
+    last
 }
 
 /// What the fast reader made of the next document.
@@ -205,6 +239,7 @@ impl<'t> FastStream<'t> {
         match read {
             Some(value) => {
                 self.documents += 1;
+                self.start_line = self.lines + first_content_line(&self.document, explicit);
                 FastRead::Document(value)
             }
             None => FastRead::Nothing,
@@ -266,6 +301,7 @@ impl<'t> Libyaml<'t> {
             lines_before,
             null_when_empty: true,
             in_document: false,
+            start_line: 0,
             finished: false,
         }
     }
@@ -347,6 +383,16 @@ impl<'t> Libyaml<'t> {
         // SAFETY (each arm): the union field read is the one libyaml fills for that event
         // type; its strings are valid NUL-terminated or (scalar values) `length` bytes long,
         // and live until the event is deleted, after this returns.
+        let node = matches!(
+            event.type_,
+            unsafe_libyaml::YAML_SCALAR_EVENT
+                | unsafe_libyaml::YAML_SEQUENCE_START_EVENT
+                | unsafe_libyaml::YAML_MAPPING_START_EVENT
+                | unsafe_libyaml::YAML_ALIAS_EVENT
+        );
+        if node && builder.stack.is_empty() && builder.root.is_none() {
+            self.start_line = self.lines_before + event.start_mark.line as usize + 1;
+        }
         match event.type_ {
             // After the stream's end libyaml produces no more events.
             unsafe_libyaml::YAML_STREAM_END_EVENT | unsafe_libyaml::YAML_NO_EVENT => Ok(Step::End),
@@ -899,13 +945,16 @@ mod tests {
         Documents::libyaml(text.as_bytes()).collect()
     }
 
-    /// Every YAML file of this repository (fixtures, overlays, suites).
+    /// Every YAML file of this repository (fixtures, overlays, suites), less Helm charts'
+    /// templates (Go templates, YAML only once rendered).
     fn repository_yaml() -> Vec<String> {
         fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            let chart = dir.join("Chart.yaml").is_file();
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
                 let name = path.file_name().unwrap().to_string_lossy();
-                if path.is_dir() && !matches!(&*name, "target" | ".git") {
+                let templates = chart && name == "templates";
+                if path.is_dir() && !templates && !matches!(&*name, "target" | ".git") {
                     walk(&path, out);
                 } else if name.ends_with(".yaml") || name.ends_with(".yml") {
                     out.push(std::fs::read_to_string(&path).unwrap());
@@ -1082,6 +1131,25 @@ spec:
         let mut documents = Documents::new("a: |\n  x\n...\n%YAML 1.2\n---\nb: 1\n");
         assert!(documents.next().is_some_and(|d| d.is_ok()));
         assert!(matches!(documents.reader, Reading::Libyaml(_)));
+    }
+
+    #[test]
+    fn each_document_says_the_line_it_starts_at() {
+        fn lines(text: &str) -> Vec<usize> {
+            let mut documents = Documents::new(text);
+            let mut lines = Vec::new();
+            while let Some(document) = documents.next() {
+                document.unwrap();
+                lines.push(documents.line());
+            }
+            lines
+        }
+        // Fast reader, a document libyaml reads alone (block scalar), leading comments.
+        let text = "a: 1\n---\n# c\n\nb: 2\n---\nc: |\n  x\n---\n  d: 1\n";
+        assert_eq!(lines(text), [1, 5, 7, 10]);
+        // From a directive on, libyaml reads the rest of the stream.
+        let text = "a: 1\n...\n%YAML 1.2\n---\n\nb: [1]\n---\nc: 2\n";
+        assert_eq!(lines(text), [1, 6, 8]);
     }
 
     #[test]
