@@ -143,6 +143,7 @@ async fn run_suites(
         target: target.name.clone(),
         results,
         duration: started.elapsed(),
+        strict,
     };
 
     if let Some(dir) = report_dir {

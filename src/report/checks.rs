@@ -18,20 +18,49 @@ pub struct CheckReport {
     pub target: String,
     pub results: Vec<CheckResult>,
     pub duration: Duration,
+    /// `run --strict`: a run where no check ran proves nothing and fails.
+    pub strict: bool,
 }
 
 impl CheckReport {
     pub fn passed(&self) -> bool {
-        !self.results.iter().any(|r| r.status == Status::Fail)
+        !self.results.iter().any(|r| r.status == Status::Fail) && !self.nothing_ran()
     }
 
+    /// Under `--strict`, no check passed or failed: everything skipped or was not run.
+    fn nothing_ran(&self) -> bool {
+        self.strict
+            && !self
+                .results
+                .iter()
+                .any(|r| matches!(r.status, Status::Pass | Status::Fail))
+    }
+
+    /// Results of this status; skips exclude the checks a read-only target did not run.
     fn count(&self, status: Status) -> usize {
-        self.results.iter().filter(|r| r.status == status).count()
+        self.results
+            .iter()
+            .filter(|r| r.status == status && !r.not_run)
+            .count()
     }
 
+    fn not_run(&self) -> usize {
+        self.results.iter().filter(|r| r.not_run).count()
+    }
+
+    /// `P passed, F failed[, N not run (read-only)], S skipped[ (nothing ran: --strict fails)]`.
     pub fn summary_line(&self) -> String {
+        let not_run = match self.not_run() {
+            0 => String::new(),
+            n => format!(", {n} not run (read-only)"),
+        };
+        let nothing = if self.nothing_ran() {
+            " (nothing ran: --strict fails)"
+        } else {
+            ""
+        };
         format!(
-            "{} passed, {} failed, {} skipped",
+            "{} passed, {} failed{not_run}, {} skipped{nothing}",
             self.count(Status::Pass),
             self.count(Status::Fail),
             self.count(Status::Skip)
@@ -101,6 +130,7 @@ fn human_result(result: &CheckResult, paint: Paint) -> String {
     let status = match result.status {
         Status::Pass => paint.green("PASS"),
         Status::Fail => paint.red("FAIL"),
+        Status::Skip if result.not_run => paint.yellow("NOT RUN (read-only)"),
         Status::Skip => paint.yellow("SKIP"),
     };
     let mut line = format!(
@@ -164,6 +194,10 @@ struct JsonSummary {
     passed: usize,
     failed: usize,
     skipped: usize,
+    /// Checks a read-only target did not run (not among `skipped`).
+    not_run: usize,
+    /// `--strict` and no check passed or failed.
+    nothing_ran: bool,
     duration_ms: u128,
 }
 
@@ -175,6 +209,8 @@ pub(super) fn json(report: &CheckReport) -> Result<String> {
             passed: report.count(Status::Pass),
             failed: report.count(Status::Fail),
             skipped: report.count(Status::Skip),
+            not_run: report.not_run(),
+            nothing_ran: report.nothing_ran(),
             duration_ms: report.duration.as_millis(),
         },
     };
@@ -198,7 +234,12 @@ pub(super) fn junit(report: &CheckReport) -> Result<String> {
             }
             Status::Skip => {
                 let mut status = TestCaseStatus::skipped();
-                status.set_message(first_line(&result.message));
+                let prefix = if result.not_run {
+                    "not run (read-only): "
+                } else {
+                    ""
+                };
+                status.set_message(format!("{prefix}{}", first_line(&result.message)));
                 status
             }
         };
@@ -213,7 +254,21 @@ pub(super) fn junit(report: &CheckReport) -> Result<String> {
             .or_insert_with(|| TestSuite::new(suite_name))
             .add_test_case(case);
     }
-    let mut junit = Report::new(format!("camunda-conformance run ({})", report.target));
+    if report.nothing_ran() {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status.set_message("no check passed or failed: every one skipped or was not run, and --strict fails a run that proves nothing");
+        let mut case = TestCase::new("nothing-ran", status);
+        case.set_classname("run");
+        suites
+            .entry("run".into())
+            .or_insert_with(|| TestSuite::new("run"))
+            .add_test_case(case);
+    }
+    let mut junit = Report::new(format!(
+        "camunda-conformance run ({}): {}",
+        report.target,
+        report.summary_line()
+    ));
     junit.set_time(report.duration);
     junit.add_test_suites(suites.into_values());
     junit.to_string().context("serialising the JUnit report")
@@ -221,4 +276,90 @@ pub(super) fn junit(report: &CheckReport) -> Result<String> {
 
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use camunda_conformance_suites::Suite;
+
+    fn result(id: &str, status: Status, not_run: bool) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            suite: Suite::Cluster,
+            status,
+            duration_ms: 1,
+            message: "why".into(),
+            not_run,
+        }
+    }
+
+    fn report(results: Vec<CheckResult>, strict: bool) -> CheckReport {
+        CheckReport {
+            target: "unit".into(),
+            results,
+            duration: Duration::from_millis(5),
+            strict,
+        }
+    }
+
+    #[test]
+    fn read_only_checks_are_counted_apart_from_passes_and_skips() {
+        let report = report(
+            vec![
+                result("cluster.a", Status::Pass, false),
+                result("cluster.b", Status::Skip, true),
+                result("cluster.c", Status::Skip, true),
+                result("cluster.d", Status::Skip, false),
+            ],
+            true,
+        );
+        assert!(report.passed());
+        assert_eq!(
+            report.summary_line(),
+            "1 passed, 0 failed, 2 not run (read-only), 1 skipped"
+        );
+        let json: serde_json::Value = serde_json::from_str(&json(&report).unwrap()).unwrap();
+        assert_eq!(json["summary"]["skipped"], 1);
+        assert_eq!(json["summary"]["not_run"], 2);
+        assert_eq!(json["summary"]["nothing_ran"], false);
+        assert_eq!(json["checks"][1]["not_run"], true);
+        assert!(json["checks"][0].get("not_run").is_none());
+        let xml = junit(&report).unwrap();
+        assert!(xml.contains("not run (read-only): why"), "{xml}");
+        assert!(xml.contains("2 not run (read-only)"), "{xml}");
+        assert!(!xml.contains("nothing-ran"), "{xml}");
+        let human = human_full(&report);
+        assert!(human.contains("NOT RUN (read-only) cluster.b"), "{human}");
+        assert!(human.contains("SKIP cluster.d"), "{human}");
+    }
+
+    #[test]
+    fn under_strict_a_run_where_nothing_ran_fails_in_every_format() {
+        let skipped = vec![
+            result("cluster.a", Status::Skip, true),
+            result("cluster.b", Status::Skip, false),
+        ];
+        assert!(report(skipped.clone(), false).passed());
+        let strict = report(skipped, true);
+        assert!(!strict.passed());
+        assert!(
+            strict
+                .summary_line()
+                .ends_with("(nothing ran: --strict fails)"),
+            "{}",
+            strict.summary_line()
+        );
+        assert!(human_full(&strict).contains("FAILED"));
+        let json: serde_json::Value = serde_json::from_str(&json(&strict).unwrap()).unwrap();
+        assert_eq!(json["summary"]["nothing_ran"], true);
+        let xml = junit(&strict).unwrap();
+        assert!(xml.contains("nothing-ran"), "{xml}");
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+        // A failure is something that ran.
+        let failed = report(vec![result("cluster.a", Status::Fail, false)], true);
+        assert!(!failed.passed());
+        assert!(!failed.nothing_ran());
+        assert!(report(vec![result("cluster.a", Status::Pass, false)], true).passed());
+    }
 }

@@ -41,6 +41,10 @@ pub struct CheckResult {
     pub duration_ms: u64,
     /// What was seen; on failure what was expected and what came instead, on skip why.
     pub message: String,
+    /// Skipped because the target is read-only (a disruptive check, or one that needs a
+    /// disruptive one): not run, which is neither a pass nor a skip the target allows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_run: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -217,9 +221,12 @@ impl<'e> Recorder<'e> {
     }
 
     fn finish(&mut self, info: &CheckInfo, verdict: Verdict, started: Instant) -> Status {
+        let not_run = matches!(&verdict, Verdict::Skip(m) if m == NOT_ALLOWED);
         let (status, message) = match verdict {
             Verdict::Pass(m) => (Status::Pass, m),
             Verdict::Fail(m) => (Status::Fail, m),
+            // The target's own choice, counted apart: not a gap `--strict` judges.
+            Verdict::Skip(m) if not_run => (Status::Skip, m),
             Verdict::Skip(m) => self.skips.judge(info.id, m),
         };
         let message = self.scrubber.scrub(&message);
@@ -229,6 +236,7 @@ impl<'e> Recorder<'e> {
             status,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             message,
+            not_run,
         };
         self.reported.insert(info.id);
         (self.on_event)(RunEvent::CheckFinished(result.clone()));
@@ -277,6 +285,24 @@ mod tests {
             .await;
         assert_eq!(status, Status::Skip);
         assert!(!ran);
+        // Not run is not a skip `--strict` judges: a strict policy with no entries still skips.
+        let mut ignore = |_| {};
+        let mut strict = Recorder::new(
+            &mut ignore,
+            false,
+            SkipPolicy {
+                strict: true,
+                allowed: Vec::new(),
+            },
+            Scrubber::default(),
+        );
+        assert_eq!(
+            strict.check(&DISRUPTIVE, async { unreachable!() }).await,
+            Status::Skip
+        );
+        assert_eq!(strict.skip(&PLAIN, "no metrics_url"), Status::Fail);
+        let results = strict.into_results();
+        assert!(results[0].not_run && !results[1].not_run, "{results:?}");
         let status = recorder
             .check(&PLAIN, async { anyhow::bail!("server echoed s3cret") })
             .await;
@@ -284,6 +310,8 @@ mod tests {
         let results = recorder.into_results();
         assert_eq!(results[1].message, "server echoed ***");
         assert!(results[0].message.contains("allowed = false"));
+        assert!(results[0].not_run);
+        assert!(!results[1].not_run);
         let finished = events
             .iter()
             .filter(|e| matches!(e, RunEvent::CheckFinished(_)))
@@ -315,6 +343,30 @@ mod tests {
         let (status, message) = strict.judge("sessions.login", "one replica".into());
         assert_eq!(status, Status::Fail);
         assert!(message.ends_with(": one replica"), "{message}");
+        // The entry that states the very reason wins over an earlier one for the same check,
+        // and an entry for another check never covers this one, whatever its reason.
+        let strict = SkipPolicy {
+            strict: true,
+            allowed: vec![
+                AllowedSkip::new("sessions.logout", "needs Kubernetes"),
+                AllowedSkip::new("scaling.*", "no Kubernetes here"),
+                AllowedSkip::new("scaling.hpa", "needs Kubernetes"),
+            ],
+        };
+        assert_eq!(
+            strict.judge("scaling.hpa", "needs Kubernetes".into()),
+            (
+                Status::Skip,
+                "needs Kubernetes (allowed by the target)".into()
+            )
+        );
+        assert_eq!(
+            strict.judge("scaling.other", "needs Kubernetes".into()),
+            (
+                Status::Skip,
+                "needs Kubernetes (allowed by the target: no Kubernetes here)".into()
+            )
+        );
         // `suite.*` covers that suite only, not a suite whose name starts the same.
         assert!(!AllowedSkip::new("scal.*", "r").covers("scaling.hpa"));
         assert!(!AllowedSkip::new("scaling.*", "r").covers("scalingx.hpa"));
