@@ -68,46 +68,46 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "no-jmx-agent",
         "a replica runs without the jmx_exporter javaagent",
         None,
-        &[expect("metrics.replica-endpoints", "")],
+        &[expect("metrics.replica-endpoints", "camunda-noagent: GET")],
     ),
     fault(
         "jmx-rules-jvm-only",
         "a replica's jmx_exporter config exports only java.lang beans (no Tomcat, no Camunda rules)",
         None,
-        &[expect("metrics.required-series", "missing")],
+        &[expect("metrics.required-series", "camunda-lax: missing")],
     ),
     fault(
         "not-scraped",
         "Prometheus does not scrape one replica",
         None,
-        &[expect("metrics.prometheus-targets", "")],
+        &[expect("metrics.prometheus-targets", "not a target of job")],
     ),
     fault(
         "duplicate-scrape",
         "Prometheus scrapes every replica twice (a second job over the same targets)",
         None,
-        &[expect("metrics.promql-per-replica", "")],
+        &[expect("metrics.promql-per-replica", "2 series, jobs [")],
     ),
     fault(
         "ingress-outside-target",
         "the ingress sends traffic to a replica that is not one of the deployment's (a stale pod)",
         None,
         &[
-            expect("metrics.counters-grow", "expected"),
-            expect("scaling.load-generator", ""),
+            expect("metrics.counters-grow", "to grow from"),
+            expect("scaling.load-generator", "to drive the replicas' CPU"),
         ],
     ),
     fault(
         "metrics-path-through-ingress",
         "the ingress routes /metrics to a replica's metrics port",
         None,
-        &[expect("metrics.not-public", "")],
+        &[expect("metrics.not-public", "metrics served at https://")],
     ),
     fault(
         "metrics-port-on-ingress",
         "the ingress address also serves a replica's metrics port (an exposed TCP port)",
         None,
-        &[expect("metrics.not-public", "")],
+        &[expect("metrics.not-public", "metrics served at http://")],
     ),
     // auth
     fault(
@@ -115,25 +115,28 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "the ingress sends engine-rest to a replica with basic auth switched off",
         None,
         &[
-            expect("auth.no-credentials", "expected 401"),
-            expect("auth.write-methods", "expected 401"),
-            expect("auth.unknown-user", "expected 401"),
-            expect("auth.malformed-credentials", "expected 401"),
-            expect("auth.path-variations", "without credentials"),
-            expect("auth.wrong-password", "expected 401"),
+            expect("auth.no-credentials", "expected 401, got 200"),
+            expect("auth.write-methods", "expected 401, got 404"),
+            expect("auth.unknown-user", "expected 401, got 200"),
+            expect("auth.malformed-credentials", "expected 401, got 200"),
+            expect("auth.path-variations", "answered 200"),
+            expect("auth.wrong-password", "expected 401, got 200"),
         ],
     ),
     fault(
         "rest-auth-off-for-delete",
         "the ingress sends DELETE requests to a replica with basic auth switched off",
         None,
-        &[expect("auth.write-methods", "DELETE")],
+        &[expect(
+            "auth.write-methods",
+            "DELETE /engine-rest/deployment/camunda-conformance-none: expected 401, got 404",
+        )],
     ),
     fault(
         "suite-user-missing",
         "the suite's user does not exist in the engine (the target names a user nobody created)",
         None,
-        &[expect("auth.valid-credentials", "expected 200")],
+        &[expect("auth.valid-credentials", "expected 200, got 401")],
     ),
     // tls
     fault(
@@ -146,13 +149,13 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "no-https-redirect",
         "plain HTTP is proxied to the replicas instead of redirected to HTTPS",
         None,
-        &[expect("tls.http-redirect", "expected a redirect")],
+        &[expect("tls.http-redirect", "got HTTP 200")],
     ),
     fault(
         "redirect-drops-port",
         "plain HTTP redirects to HTTPS on the default port instead of the ingress's",
         None,
-        &[expect("tls.http-redirect", "expected a redirect")],
+        &[expect("tls.http-redirect", "got Location `https://camunda.test/")],
     ),
     // cluster
     fault(
@@ -161,28 +164,28 @@ pub const CATALOGUE: &[FaultInfo] = &[
         None,
         &[
             expect("cluster.distinct-replicas", "same JVM"),
-            expect_in(Sticky, "sessions.sticky-one-replica", "exactly one replica"),
+            expect_in(Sticky, "sessions.sticky-one-replica", "-again], not on []"),
         ],
     ),
     fault(
         "suite-user-not-authorized",
         "the suite's user exists but has no authorizations (authorization is enabled)",
         None,
-        &[expect("cluster.deploy", "403")],
+        &[expect("cluster.deploy", "expected 200, got 403")],
     ),
     fault(
         "separate-databases",
         "one replica uses a database of its own",
         None,
-        &[expect("cluster.start-other-replica", "one shared database")],
+        &[expect("cluster.start-other-replica", "/start: expected 200, got 404")],
     ),
     fault(
         "ingress-other-database",
         "the ingress sends engine-rest to a replica with a database of its own",
         None,
         &[
-            expect("cluster.history-through-ingress", "404"),
-            expect("cluster.cleanup", "404"),
+            expect("cluster.history-through-ingress", "expected 200, got 404"),
+            expect("cluster.cleanup", "expected 204, got 404"),
         ],
     ),
     fault(
@@ -197,8 +200,8 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "the ingress has a single upstream replica",
         None,
         &[
-            expect("sessions.fresh-clients-spread", ""),
-            expect_in(Sticky, "sessions.affinity-routing", ""),
+            expect("sessions.fresh-clients-spread", "expected at least two replicas"),
+            expect_in(Sticky, "sessions.affinity-routing", "to miss the session"),
         ],
     ),
     fault(
@@ -207,7 +210,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
         Some(Sticky),
         &[
             expect("sessions.affinity-cookie", "expected the ingress to set"),
-            expect("sessions.fresh-clients-spread", ""),
+            expect("sessions.fresh-clients-spread", "expected at least two replicas"),
         ],
     ),
     fault(
@@ -220,37 +223,40 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "auth-api-outside-cluster",
         "a second ingress route sends the webapp's user API to a replica outside the cluster",
         None,
-        &[expect("sessions.ingress-requests", "not logged in")],
+        &[expect("sessions.ingress-requests", "not logged in (404)")],
     ),
     fault(
         "logout-outside-cluster",
         "a second ingress route sends the webapp's logout to a replica outside the cluster",
         None,
-        &[expect("sessions.logout", "logout")],
+        &[expect("sessions.logout", "still logged in on")],
     ),
     fault(
         "login-csrf-exempt",
         "the webapp's login endpoint is exempt from CSRF protection (csrf entry points)",
         None,
-        &[expect("sessions.login-requires-xsrf", "expected 403")],
+        &[expect("sessions.login-requires-xsrf", "expected 403, got 200")],
     ),
     fault(
         "store-down",
         "the shared session store (Redis behind twemproxy) is down",
         Some(Shared),
-        &[expect("sessions.login", "")],
+        &[expect("sessions.login", "got 500")],
     ),
     fault(
         "store-in-replica",
         "the session store lives and dies with one replica (Redis as a sidecar of camunda-0)",
         Some(Shared),
-        &[expect("sessions.shared-survives-stop", "")],
+        &[expect("sessions.shared-survives-stop", "to live on after")],
     ),
     fault(
         "replica-without-store",
         "one replica keeps sessions in its own memory instead of the shared store",
         Some(Shared),
-        &[expect("sessions.shared-every-replica", "expected the session on every replica")],
+        &[expect(
+            "sessions.shared-every-replica",
+            "expected the session on every replica; not on [camunda-outsider]",
+        )],
     ),
 ];
 
@@ -296,6 +302,175 @@ mod tests {
                     expect.check
                 );
             }
+        }
+    }
+
+    /// The failure text of every check when the whole stack is broken in the most generic way:
+    /// the ingress, the plain HTTP entry, every replica, metrics port and Prometheus answer
+    /// `502 Bad Gateway` (an nginx with nothing behind it); then the same with nothing listening.
+    /// What these texts contain cannot be a fault's symptom.
+    async fn generic_failures() -> Vec<(String, String)> {
+        let (ca, tls) = bad_gateway(true).await;
+        let (_, plain) = bad_gateway(false).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+        std::fs::write(dir.path().join("password"), "generic-pw").unwrap();
+        let mut failures = Vec::new();
+        for (mode, ingress, backend) in [
+            ("sticky", tls, plain),
+            ("shared", tls, plain),
+            ("sticky", free_port(), free_port()),
+        ] {
+            let replica = |name: &str| {
+                format!(
+                    "[[replicas]]\nname = \"{name}\"\nhttp_url = \"http://127.0.0.1:{backend}\"\nmetrics_url = \"http://127.0.0.1:{backend}/metrics\"\n"
+                )
+            };
+            let text = format!(
+                r#"
+name = "generic"
+backend = "local"
+[ingress]
+base_url = "https://camunda.test:{ingress}"
+connect_to = "127.0.0.1:{ingress}"
+http_url = "http://camunda.test:{backend}"
+ca_file = "{ca}"
+[sessions]
+mode = "{mode}"
+[credentials]
+username = "conformance"
+password_file = "{password}"
+[prometheus]
+url = "http://127.0.0.1:{backend}"
+job = "camunda"
+[disruptive]
+allowed = true
+[bounds]
+prometheus_s = 1
+settle_s = 1
+job_s = 1
+scale_out_s = 1
+scale_in_s = 1
+{a}{b}"#,
+                ca = dir.path().join("ca.pem").display(),
+                password = dir.path().join("password").display(),
+                a = replica("camunda-0"),
+                b = replica("camunda-1"),
+            );
+            let target: crate::Target = toml::from_str(&text).unwrap();
+            target.validate().unwrap();
+            let results = crate::run(&target, &[], false, &mut |_| {}).await;
+            failures.extend(
+                results
+                    .into_iter()
+                    .filter(|r| r.status == crate::Status::Fail)
+                    .map(|r| (r.id, r.message)),
+            );
+        }
+        failures
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A loopback server answering 502 to every request (TLS for `camunda.test` from a fresh CA,
+    /// or plain HTTP); returns the CA's PEM and the port.
+    async fn bad_gateway(tls: bool) -> (String, u16) {
+        use std::sync::Arc;
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+        async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+            let mut received = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => received.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+            let head = format!("HTTP/1.1 502 Bad Gateway\r\nServer: nginx\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["camunda.test".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if !tls {
+                        answer(socket).await;
+                    } else if let Ok(stream) = acceptor.accept(socket).await {
+                        answer(stream).await;
+                    }
+                });
+            }
+        });
+        (ca.pem(), port)
+    }
+
+    /// Every expectation names a symptom: not nothing, and nothing that a check says whenever
+    /// the stack is broken at all (a 502 everywhere, or nothing listening).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_expectation_names_a_symptom_no_generic_failure_shows() {
+        let failures = generic_failures().await;
+        // The generic run must really fail checks of every suite the catalogue expects.
+        for fault in CATALOGUE {
+            for expect in fault.expects {
+                let words = expect.because.to_lowercase();
+                // A bare number also matches a port or an id in a URL.
+                assert!(
+                    words.trim().len() >= 4 && words.chars().any(char::is_alphabetic),
+                    "{} -> {}: no symptom named",
+                    fault.id,
+                    expect.check
+                );
+                for (id, message) in failures.iter().filter(|(id, _)| id == expect.check) {
+                    assert!(
+                        !message.to_lowercase().contains(&words),
+                        "{} -> {}: `{}` also shows when the stack is just broken: {id}: {message}",
+                        fault.id,
+                        expect.check,
+                        expect.because
+                    );
+                }
+            }
+        }
+        let suites: HashSet<&str> = failures
+            .iter()
+            .filter_map(|(id, _)| id.split('.').next())
+            .collect();
+        for suite in ["metrics", "auth", "tls", "cluster", "sessions"] {
+            assert!(
+                suites.contains(suite),
+                "no generic failure in {suite}: {failures:?}"
+            );
         }
     }
 

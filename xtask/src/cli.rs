@@ -44,6 +44,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = InterruptBackend::Local)]
         backend: InterruptBackend,
     },
+    /// cargo-mutants (pinned) on the judging code (suites/src/check.rs, faults.rs, scrub.rs)
+    /// with the suites crate's tests; exits 1 when a mutant is missed.
+    Mutants,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -18,6 +18,7 @@ mod interrupts;
 mod kind;
 mod kwok;
 mod local;
+mod mutants;
 mod node;
 mod selfrun;
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         },
         Command::TestSecretsCanary => canary::kubernetes(),
         Command::TestInstalled => installed::run(),
+        Command::Mutants => mutants::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),
             BenchWhat::E2e(args) => bench_e2e::run(&args),
