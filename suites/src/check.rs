@@ -320,6 +320,70 @@ mod tests {
     }
 
     #[test]
+    fn the_context_names_the_user_and_why_the_password_is_missing_never_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret-value").unwrap();
+        let text = format!(
+            r#"
+name = "unit"
+backend = "local"
+[ingress]
+base_url = "https://camunda.test:1"
+ca_file = "{}/tests/data/test-ca.pem"
+[sessions]
+mode = "sticky"
+[credentials]
+username = "conformance-user"
+password_file = "{}"
+"#,
+            env!("CARGO_MANIFEST_DIR"),
+            password.display()
+        );
+        let target: Target = toml::from_str(&text).unwrap();
+        let ctx = Ctx::new(&target, target.credentials.password()).unwrap();
+        assert_eq!(ctx.username(), "conformance-user");
+        assert_eq!(ctx.password().unwrap().expose(), "s3cret-value");
+        let missing = Ctx::new(&target, Err(anyhow::anyhow!("no file /x/password"))).unwrap();
+        let err = format!("{:#}", missing.password().unwrap_err());
+        assert_eq!(
+            err,
+            "the credentials could not be read: no file /x/password"
+        );
+    }
+
+    #[tokio::test]
+    async fn suites_announce_themselves_and_rest_of_a_suite_is_reported_once() {
+        let mut events = Vec::new();
+        let mut on_event = |event: RunEvent| events.push(event);
+        let mut recorder = Recorder::new(
+            &mut on_event,
+            true,
+            SkipPolicy::default(),
+            Scrubber::default(),
+        );
+        recorder.suite_started(Suite::Tls);
+        let first = &Suite::Tls.checks()[0];
+        recorder
+            .check(first, async { Ok(Verdict::Pass("fine".into())) })
+            .await;
+        recorder.skip_rest(Suite::Tls, "no http_url");
+        recorder.fail_rest(Suite::Tls, "unreachable: all reported");
+        let results = recorder.into_results();
+        assert_eq!(results.len(), Suite::Tls.checks().len());
+        assert_eq!(results[0].status, Status::Pass);
+        assert!(results[1..]
+            .iter()
+            .all(|r| r.status == Status::Skip && r.message == "no http_url"));
+        assert!(matches!(events[0], RunEvent::SuiteStarted(Suite::Tls)));
+        assert!(
+            matches!(&events[1], RunEvent::CheckStarted { id, .. } if id == first.id),
+            "{:?}",
+            events[1]
+        );
+    }
+
+    #[test]
     fn strict_fails_skips_the_target_does_not_allow() {
         let lenient = SkipPolicy::default();
         assert_eq!(

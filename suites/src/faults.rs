@@ -474,6 +474,25 @@ scale_in_s = 1
         }
     }
 
+    #[test]
+    fn faults_apply_to_their_session_mode_and_prove_the_checks_they_expect() {
+        let proving_tls: Vec<&str> = proving("tls.certificate").iter().map(|f| f.id).collect();
+        assert_eq!(proving_tls, ["other-ca"]);
+        assert!(proving("tls.no-such-check").is_empty());
+        let by_id = |id: &str| CATALOGUE.iter().find(|f| f.id == id).unwrap();
+        let store_down = by_id("store-down");
+        assert!(store_down.applies_to(Shared));
+        assert!(!store_down.applies_to(Sticky));
+        let twice = by_id("same-jvm-twice");
+        assert!(twice.applies_to(Sticky) && twice.applies_to(Shared));
+        let checks = |mode| twice.expected(mode).map(|e| e.check).collect::<Vec<_>>();
+        assert_eq!(
+            checks(Sticky),
+            ["cluster.distinct-replicas", "sessions.sticky-one-replica"]
+        );
+        assert_eq!(checks(Shared), ["cluster.distinct-replicas"]);
+    }
+
     /// Every check that can run on the local backend is proven able to fail, in each session
     /// mode where it applies. The Kubernetes-only scaling checks are proven on kwok/kind.
     #[test]

@@ -105,6 +105,8 @@ mod tests {
         );
         assert_eq!(scrubber.scrub("x"), "***");
         assert_eq!(scrubber.scrub("max x-ray"), "max ***-ray");
+        // `_` joins a word as letters and digits do.
+        assert_eq!(scrubber.scrub("x_1 1x _x x"), "x_1 1x _x ***");
         let scrubber = Scrubber::new("u", "pass");
         assert_eq!(
             scrubber.scrub("passed; password pass"),
