@@ -3,11 +3,17 @@
 //! `camunda-conformance checks` shows which faults prove each check able to fail.
 //!
 //! A fault is *detected* when every expected check fails and its message contains the
-//! expected words: a check failing for another reason does not count.
+//! expected words, the symptom only that misconfiguration produces: a check failing for
+//! another reason does not count.
+//!
+//! A *target fault* edits only the harness's view of the deployment (a replica listed that the
+//! ingress does not route to, one JVM listed twice, a stop handle that also stops Redis): it
+//! proves the harness reads what it is told, not that a broken deployment fails. Every check
+//! also needs a fault that breaks a real component.
 
 use serde::Serialize;
 
-use crate::target::SessionMode;
+use crate::target::{Backend, SessionMode};
 
 /// One misconfiguration and what it must break.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -19,6 +25,10 @@ pub struct FaultInfo {
     /// The session mode the fault applies to; `None`: both.
     pub mode: Option<SessionMode>,
     pub expects: &'static [Expect],
+    /// Edits only the target description, not the deployment (see the module's notes).
+    pub target: bool,
+    /// The backends whose `--faults` inject it.
+    pub backends: &'static [Backend],
 }
 
 /// A check that must fail, with words its message must contain.
@@ -57,6 +67,28 @@ const fn fault(
         description,
         mode,
         expects,
+        target: false,
+        backends: &[Backend::Local],
+    }
+}
+
+/// A fault that edits only the target description (see the module's notes).
+const fn target_fault(
+    id: &'static str,
+    description: &'static str,
+    mode: Option<SessionMode>,
+    expects: &'static [Expect],
+) -> FaultInfo {
+    FaultInfo {
+        target: true,
+        ..fault(id, description, mode, expects)
+    }
+}
+
+impl FaultInfo {
+    /// Injected on these backends (default: local only).
+    pub const fn on(self, backends: &'static [Backend]) -> Self {
+        FaultInfo { backends, ..self }
     }
 }
 
@@ -66,13 +98,13 @@ pub const CATALOGUE: &[FaultInfo] = &[
     // metrics
     fault(
         "no-jmx-agent",
-        "a replica runs without the jmx_exporter javaagent",
+        "a replica behind the ingress runs without the jmx_exporter javaagent",
         None,
         &[expect("metrics.replica-endpoints", "camunda-noagent: GET")],
     ),
     fault(
         "jmx-rules-jvm-only",
-        "a replica's jmx_exporter config exports only java.lang beans (no Tomcat, no Camunda rules)",
+        "a replica behind the ingress exports only java.lang beans (no Tomcat, no Camunda rules)",
         None,
         &[expect("metrics.required-series", "camunda-lax: missing")],
     ),
@@ -132,7 +164,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
             "DELETE /engine-rest/deployment/camunda-conformance-none: expected 401, got 404",
         )],
     ),
-    fault(
+    target_fault(
         "suite-user-missing",
         "the suite's user does not exist in the engine (the target names a user nobody created)",
         None,
@@ -155,19 +187,26 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "redirect-drops-port",
         "plain HTTP redirects to HTTPS on the default port instead of the ingress's",
         None,
-        &[expect("tls.http-redirect", "got Location `https://camunda.test/")],
+        &[expect(
+            "tls.http-redirect",
+            "got Location `https://camunda.test/",
+        )],
     ),
     // cluster
-    fault(
+    target_fault(
         "same-jvm-twice",
         "the target lists one replica twice under two names",
         None,
         &[
             expect("cluster.distinct-replicas", "same JVM"),
-            expect_in(Sticky, "sessions.sticky-one-replica", "-again], not on []"),
+            expect_in(
+                Sticky,
+                "sessions.sticky-one-replica",
+                "not on [camunda-0, camunda-0-again]",
+            ),
         ],
     ),
-    fault(
+    target_fault(
         "suite-user-not-authorized",
         "the suite's user exists but has no authorizations (authorization is enabled)",
         None,
@@ -175,9 +214,12 @@ pub const CATALOGUE: &[FaultInfo] = &[
     ),
     fault(
         "separate-databases",
-        "one replica uses a database of its own",
+        "one replica behind the ingress uses a database of its own",
         None,
-        &[expect("cluster.start-other-replica", "/start: expected 200, got 404")],
+        &[expect(
+            "cluster.start-other-replica",
+            "Cannot instantiate process definition",
+        )],
     ),
     fault(
         "ingress-other-database",
@@ -200,7 +242,10 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "the ingress has a single upstream replica",
         None,
         &[
-            expect("sessions.fresh-clients-spread", "expected at least two replicas"),
+            expect(
+                "sessions.fresh-clients-spread",
+                "expected at least two replicas",
+            ),
             expect_in(Sticky, "sessions.affinity-routing", "to miss the session"),
         ],
     ),
@@ -210,7 +255,10 @@ pub const CATALOGUE: &[FaultInfo] = &[
         Some(Sticky),
         &[
             expect("sessions.affinity-cookie", "expected the ingress to set"),
-            expect("sessions.fresh-clients-spread", "expected at least two replicas"),
+            expect(
+                "sessions.fresh-clients-spread",
+                "expected at least two replicas",
+            ),
         ],
     ),
     fault(
@@ -229,13 +277,16 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "logout-outside-cluster",
         "a second ingress route sends the webapp's logout to a replica outside the cluster",
         None,
-        &[expect("sessions.logout", "still logged in on")],
+        &[expect("sessions.logout", "logout: expected 2xx, got 403")],
     ),
     fault(
         "login-csrf-exempt",
         "the webapp's login endpoint is exempt from CSRF protection (csrf entry points)",
         None,
-        &[expect("sessions.login-requires-xsrf", "expected 403, got 200")],
+        &[expect(
+            "sessions.login-requires-xsrf",
+            "expected 403, got 200",
+        )],
     ),
     fault(
         "store-down",
@@ -243,7 +294,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
         Some(Shared),
         &[expect("sessions.login", "got 500")],
     ),
-    fault(
+    target_fault(
         "store-in-replica",
         "the session store lives and dies with one replica (Redis as a sidecar of camunda-0)",
         Some(Shared),
@@ -251,7 +302,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
     ),
     fault(
         "replica-without-store",
-        "one replica keeps sessions in its own memory instead of the shared store",
+        "one replica behind the ingress keeps sessions in its own memory, not in the shared store",
         Some(Shared),
         &[expect(
             "sessions.shared-every-replica",
@@ -271,6 +322,11 @@ pub fn proving(check_id: &str) -> Vec<&'static FaultInfo> {
 impl FaultInfo {
     pub fn applies_to(&self, mode: SessionMode) -> bool {
         self.mode.is_none_or(|m| m == mode)
+    }
+
+    /// Injected by this backend's `--faults`.
+    pub fn injected_on(&self, backend: Backend) -> bool {
+        self.backends.contains(&backend)
     }
 
     /// What this fault must break in this session mode.
@@ -472,6 +528,39 @@ scale_in_s = 1
                 "no generic failure in {suite}: {failures:?}"
             );
         }
+    }
+
+    /// The checks whose only faults are target faults (they still need one that breaks a real
+    /// component); the list may only shrink.
+    const ONLY_TARGET_FAULTS: &[&str] = &[
+        "auth.valid-credentials",
+        "cluster.deploy",
+        "cluster.distinct-replicas",
+        "sessions.shared-survives-stop",
+        "sessions.sticky-one-replica",
+    ];
+
+    #[test]
+    fn every_check_with_a_fault_has_one_that_breaks_a_real_component() {
+        let mut lacking: Vec<&str> = catalog()
+            .iter()
+            .map(|c| c.id)
+            .filter(|id| {
+                let faults = proving(id);
+                !faults.is_empty() && faults.iter().all(|f| f.target)
+            })
+            .collect();
+        lacking.sort_unstable();
+        assert_eq!(lacking, ONLY_TARGET_FAULTS);
+        let by_id = |id: &str| CATALOGUE.iter().find(|f| f.id == id).unwrap();
+        assert!(by_id("same-jvm-twice").target);
+        assert!(!by_id("separate-databases").target);
+        assert!(by_id("other-ca").injected_on(Backend::Local));
+        assert!(!by_id("other-ca").injected_on(Backend::Node));
+        let both = by_id("other-ca").on(&[Backend::Local, Backend::Node]);
+        assert!(both.injected_on(Backend::Node) && !both.target);
+        let twice = by_id("same-jvm-twice").on(&[Backend::Node]);
+        assert!(twice.target && !twice.injected_on(Backend::Local));
     }
 
     #[test]

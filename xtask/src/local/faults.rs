@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use camunda_conformance_suites::faults::{self, FaultInfo};
-use camunda_conformance_suites::{SessionMode, StopHandle, Target};
+use camunda_conformance_suites::{Backend, SessionMode, StopHandle, Target};
 use serde::{Deserialize, Serialize};
 
 use super::render::{
@@ -70,6 +70,8 @@ pub struct MatrixRow {
     pub fault: String,
     pub description: String,
     pub check: String,
+    /// The fault edits only the target description, not the deployment.
+    pub target_fault: bool,
     pub expected_words: String,
     /// pass | fail | skip, or `error` when the probe could not run.
     pub observed: String,
@@ -90,7 +92,7 @@ pub fn run(stack: &mut Stack, cli: &Path, artifacts: &Artifacts) -> Result<bool>
     };
     let catalogue: Vec<&FaultInfo> = faults::CATALOGUE
         .iter()
-        .filter(|f| f.applies_to(mode))
+        .filter(|f| f.applies_to(mode) && f.injected_on(Backend::Local))
         .collect();
     let dir = artifacts.dir.join("faults");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -147,6 +149,18 @@ fn run_catalogue(
             )
         });
         let undone = undo(stack, &setup);
+        // Every check the fault touched: the expected ones and any other that failed under it.
+        let touched: Vec<String> = fault
+            .expected(mode)
+            .map(|e| e.check.to_string())
+            .chain(probed.iter().flat_map(|report| {
+                report
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == "fail")
+                    .map(|c| c.id.clone())
+            }))
+            .collect();
         let healed = undone.and_then(|()| {
             let file = write_target(dir, "target.toml", &base_target(stack))?;
             let report = probe(
@@ -156,17 +170,7 @@ fn run_catalogue(
                 &dir.join(format!("{}-healed.json", fault.id)),
                 true,
             )?;
-            let failed: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| c.status == "fail")
-                .map(|c| format!("{}: {}", c.id, first_line(&c.message)))
-                .collect();
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                bail!("after undoing the fault: {}", failed.join("; "))
-            }
+            heal_problems(&report, &touched)
         });
         if let Err(err) = &healed {
             println!("  NOT HEALED: {err:#}");
@@ -196,6 +200,7 @@ fn run_catalogue(
                 fault: fault.id.into(),
                 description: fault.description.into(),
                 check: expect.check.into(),
+                target_fault: fault.target,
                 expected_words: expect.because.into(),
                 observed,
                 detected,
@@ -206,6 +211,28 @@ fn run_catalogue(
         }
     }
     Ok(rows)
+}
+
+/// After the fault was undone: no check fails, and every check it touched passes again (a
+/// touched check that skips proves nothing healed).
+fn heal_problems(report: &Report, touched: &[String]) -> Result<()> {
+    let problems: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == "fail" || (c.status != "pass" && touched.contains(&c.id)))
+        .map(|c| format!("{} {}: {}", c.id, c.status, first_line(&c.message)))
+        .chain(
+            touched
+                .iter()
+                .filter(|id| !report.checks.iter().any(|c| &c.id == *id))
+                .map(|id| format!("{id}: not run by the heal run")),
+        )
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("after undoing the fault: {}", problems.join("; "))
+    }
 }
 
 /// The suites a fault's expected checks belong to, in run order.
@@ -240,6 +267,19 @@ fn without_stop_handles(mut target: Target) -> Target {
     target
 }
 
+/// The target lists exactly these replicas and the ingress routes to exactly them: an odd
+/// replica is part of the deployment, not only of the harness's view of it.
+fn behind_ingress(stack: &Stack, replicas: &[ReplicaState]) -> Setup {
+    Setup {
+        nginx: Some(routed_to(
+            stack,
+            replicas.iter().map(|r| r.http_port).collect(),
+        )),
+        target: Some(with_replicas(stack, replicas)),
+        ..Setup::default()
+    }
+}
+
 fn routed_to(stack: &Stack, ports: Vec<u16>) -> NginxConf {
     NginxConf {
         upstream_ports: ports,
@@ -272,8 +312,8 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
         ..Setup::default()
     };
     Ok(match id {
-        "no-jmx-agent" => target(with_replicas(stack, &plus(&odd.no_agent))),
-        "jmx-rules-jvm-only" => target(with_replicas(stack, &plus(&odd.lax))),
+        "no-jmx-agent" => behind_ingress(stack, &plus(&odd.no_agent)),
+        "jmx-rules-jvm-only" => behind_ingress(stack, &plus(&odd.lax)),
         "not-scraped" => {
             let mut scraped = state.scrape_targets();
             scraped.pop();
@@ -352,9 +392,7 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
                 ..Setup::default()
             }
         }
-        "separate-databases" => {
-            target(with_replicas(stack, &[first.clone(), odd.outsider.clone()]))
-        }
+        "separate-databases" => behind_ingress(stack, &[first.clone(), odd.outsider.clone()]),
         "ingress-other-database" => nginx(routed_to(stack, vec![odd.outsider.http_port])),
         "job-executor-off" => {
             // The stack's replicas are frozen so that only the two without a job executor
@@ -399,10 +437,13 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
             });
             target(edited)
         }
-        "replica-without-store" => target(without_stop_handles(with_replicas(
-            stack,
-            &plus(&odd.outsider),
-        ))),
+        "replica-without-store" => Setup {
+            target: Some(without_stop_handles(with_replicas(
+                stack,
+                &plus(&odd.outsider),
+            ))),
+            ..behind_ingress(stack, &plus(&odd.outsider))
+        },
         other => bail!("fault `{other}` of the catalogue has no injection on the local backend"),
     })
 }
@@ -756,6 +797,7 @@ fn report(rows: &[MatrixRow], dir: &Path, took: Duration) -> Result<bool> {
             "faults": rows.iter().map(|r| &r.fault).collect::<std::collections::BTreeSet<_>>().len(),
             "expectations": rows.len(),
             "detected": rows.iter().filter(|r| r.detected).count(),
+            "target_faults": rows.iter().filter(|r| r.target_fault).map(|r| &r.fault).collect::<std::collections::BTreeSet<_>>().len(),
             "healed": rows.iter().filter(|r| r.healed).count(),
             "duration_ms": took.as_millis(),
         }
@@ -783,9 +825,14 @@ fn matrix_text(rows: &[MatrixRow], took: Duration) -> String {
         if message.len() < row.message.len() {
             message.push('…');
         }
+        let fault = if row.target_fault {
+            format!("{} (target)", row.fault)
+        } else {
+            row.fault.clone()
+        };
         out.push_str(&format!(
             "{:<28} {:<36} {:<8} {:<8} {:<6} {message}\n",
-            row.fault,
+            fault,
             row.check,
             row.observed,
             if row.detected { "yes" } else { "NO" },
@@ -795,7 +842,7 @@ fn matrix_text(rows: &[MatrixRow], took: Duration) -> String {
     let detected = rows.iter().filter(|r| r.detected).count();
     let healed = rows.iter().filter(|r| r.healed).count();
     out.push_str(&format!(
-        "{detected} of {} expectations detected, {healed} healed, in {:.0} s\n",
+        "{detected} of {} expectations detected, {healed} healed, in {:.0} s; (target): a target fault, which edits only the harness's view of the stack\n",
         rows.len(),
         took.as_secs_f64()
     ));
@@ -823,7 +870,8 @@ fn matrix_junit(rows: &[MatrixRow], took: Duration) -> Result<String> {
             status.set_description(row.message.clone());
             status
         };
-        let mut case = TestCase::new(format!("{} -> {}", row.fault, row.check), status);
+        let kind = if row.target_fault { " (target)" } else { "" };
+        let mut case = TestCase::new(format!("{}{kind} -> {}", row.fault, row.check), status);
         case.set_classname(row.fault.clone());
         case.set_time(Duration::from_millis(row.duration_ms));
         suite.add_test_case(case);
@@ -845,7 +893,8 @@ mod tests {
             fault: "single-upstream".into(),
             description: "the ingress has a single upstream replica".into(),
             check: "sessions.fresh-clients-spread".into(),
-            expected_words: String::new(),
+            target_fault: false,
+            expected_words: "expected at least two replicas".into(),
             observed: if detected { "fail" } else { "pass" }.into(),
             detected,
             healed,
@@ -888,6 +937,53 @@ mod tests {
                     assert!(suites.iter().any(|s| s == suite), "{}: {suite}", fault.id);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod heal_tests {
+    use super::*;
+
+    fn check(id: &str, status: &str) -> ReportCheck {
+        ReportCheck {
+            id: id.into(),
+            status: status.into(),
+            message: format!("{id} says {status}"),
+        }
+    }
+
+    #[test]
+    fn a_heal_needs_every_touched_check_to_pass_and_no_check_to_fail() {
+        let touched = vec!["auth.no-credentials".to_string()];
+        let report = |checks| Report { checks };
+        assert!(heal_problems(
+            &report(vec![
+                check("auth.no-credentials", "pass"),
+                check("auth.other", "skip")
+            ]),
+            &touched
+        )
+        .is_ok());
+        for (checks, seen) in [
+            (
+                vec![check("auth.no-credentials", "skip")],
+                "auth.no-credentials skip",
+            ),
+            (
+                vec![
+                    check("auth.no-credentials", "pass"),
+                    check("auth.other", "fail"),
+                ],
+                "auth.other fail",
+            ),
+            (
+                vec![check("auth.other", "pass")],
+                "auth.no-credentials: not run",
+            ),
+        ] {
+            let err = heal_problems(&report(checks), &touched).unwrap_err();
+            assert!(format!("{err:#}").contains(seen), "{err:#}");
         }
     }
 }
