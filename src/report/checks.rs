@@ -48,8 +48,17 @@ impl CheckReport {
         self.results.iter().filter(|r| r.not_run).count()
     }
 
-    /// `P passed, F failed[, N not run (read-only)], S skipped[ (nothing ran: --strict fails)]`.
+    fn simulated(&self) -> usize {
+        self.results.iter().filter(|r| r.simulated).count()
+    }
+
+    /// `P passed[ (K on simulated load)], F failed[, N not run (read-only)], S skipped[ (nothing
+    /// ran: --strict fails)]`.
     pub fn summary_line(&self) -> String {
+        let simulated = match self.simulated() {
+            0 => String::new(),
+            n => format!(" ({n} on simulated load)"),
+        };
         let not_run = match self.not_run() {
             0 => String::new(),
             n => format!(", {n} not run (read-only)"),
@@ -60,7 +69,7 @@ impl CheckReport {
             ""
         };
         format!(
-            "{} passed, {} failed{not_run}, {} skipped{nothing}",
+            "{} passed{simulated}, {} failed{not_run}, {} skipped{nothing}",
             self.count(Status::Pass),
             self.count(Status::Fail),
             self.count(Status::Skip)
@@ -128,6 +137,7 @@ impl LiveProgress {
 
 fn human_result(result: &CheckResult, paint: Paint) -> String {
     let status = match result.status {
+        Status::Pass if result.simulated => paint.green("PASS (simulated)"),
         Status::Pass => paint.green("PASS"),
         Status::Fail => paint.red("FAIL"),
         Status::Skip if result.not_run => paint.yellow("NOT RUN (read-only)"),
@@ -196,6 +206,8 @@ struct JsonSummary {
     skipped: usize,
     /// Checks a read-only target did not run (not among `skipped`).
     not_run: usize,
+    /// Passes on load the harness simulated (kwok), among `passed`.
+    simulated: usize,
     /// `--strict` and no check passed or failed.
     nothing_ran: bool,
     duration_ms: u128,
@@ -210,6 +222,7 @@ pub(super) fn json(report: &CheckReport) -> Result<String> {
             failed: report.count(Status::Fail),
             skipped: report.count(Status::Skip),
             not_run: report.not_run(),
+            simulated: report.simulated(),
             nothing_ran: report.nothing_ran(),
             duration_ms: report.duration.as_millis(),
         },
@@ -246,7 +259,9 @@ pub(super) fn junit(report: &CheckReport) -> Result<String> {
         let mut case = TestCase::new(result.id.clone(), status);
         case.set_classname(suite_name.clone());
         case.set_time(Duration::from_millis(result.duration_ms));
-        if result.status == Status::Pass && !result.message.is_empty() {
+        if result.simulated {
+            case.set_system_out(format!("{SIMULATED_NOTE}: {}", result.message));
+        } else if result.status == Status::Pass && !result.message.is_empty() {
             case.set_system_out(result.message.clone());
         }
         suites
@@ -274,6 +289,10 @@ pub(super) fn junit(report: &CheckReport) -> Result<String> {
     junit.to_string().context("serialising the JUnit report")
 }
 
+/// What a simulated pass says in JUnit, where a passing case has no status message.
+const SIMULATED_NOTE: &str =
+    "simulated: passed on CPU the harness wrote into kwok's pods, not on real load";
+
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_string()
 }
@@ -291,6 +310,7 @@ mod tests {
             duration_ms: 1,
             message: "why".into(),
             not_run,
+            simulated: false,
         }
     }
 
@@ -332,6 +352,33 @@ mod tests {
         let human = human_full(&report);
         assert!(human.contains("NOT RUN (read-only) cluster.b"), "{human}");
         assert!(human.contains("SKIP cluster.d"), "{human}");
+    }
+
+    #[test]
+    fn simulated_passes_say_so_in_every_format() {
+        let mut simulated = result("scaling.scale-out", Status::Pass, false);
+        simulated.suite = Suite::Scaling;
+        simulated.simulated = true;
+        let report = report(
+            vec![simulated, result("cluster.a", Status::Pass, false)],
+            false,
+        );
+        assert_eq!(
+            report.summary_line(),
+            "2 passed (1 on simulated load), 0 failed, 0 skipped"
+        );
+        let human = human_full(&report);
+        assert!(
+            human.contains("PASS (simulated) scaling.scale-out"),
+            "{human}"
+        );
+        assert!(human.contains("  PASS cluster.a"), "{human}");
+        let json: serde_json::Value = serde_json::from_str(&json(&report).unwrap()).unwrap();
+        assert_eq!(json["summary"]["simulated"], 1);
+        assert_eq!(json["checks"][0]["simulated"], true);
+        assert!(json["checks"][1].get("simulated").is_none());
+        let xml = junit(&report).unwrap();
+        assert_eq!(xml.matches("simulated: passed on CPU").count(), 1, "{xml}");
     }
 
     #[test]

@@ -109,7 +109,9 @@ pub fn rules_text() -> String {
     out
 }
 
-/// `camunda-conformance checks`: every check, and the faults of the catalogue that fail it.
+/// `camunda-conformance checks`: every check, and the faults of the catalogue that fail it, per
+/// backend whose `--faults` injects them; `(target)` marks a fault that edits only the
+/// harness's view of the deployment.
 pub fn checks_text() -> String {
     use camunda_conformance_suites::faults;
     let mut out = String::new();
@@ -124,14 +126,83 @@ pub fn checks_text() -> String {
             "{:<36} {:<9} {}{disruptive}",
             check.id, check.suite, check.description
         );
-        let proving: Vec<&str> = faults::proving(check.id).iter().map(|f| f.id).collect();
-        let proof = if proving.is_empty() {
-            "no fault in the local catalogue (Kubernetes only: proven on the kwok and kind backends)"
-                .to_string()
-        } else {
-            format!("faults that fail it: {}", proving.join(", "))
-        };
-        let _ = writeln!(out, "{:<46} {proof}", "");
+        let proving = faults::proving(check.id);
+        if proving.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<46} no fault in the catalogue (Kubernetes only: proven on the kwok and kind backends)",
+                ""
+            );
+        }
+        for (backend, names) in by_backend(&proving) {
+            let _ = writeln!(out, "{:<46} faults on {backend}: {}", "", names.join(", "));
+        }
+        if !proving.is_empty() && proving.iter().all(|f| f.target) {
+            let _ = writeln!(
+                out,
+                "{:<46} only target faults: no fault of a real component fails it yet",
+                ""
+            );
+        }
     }
     out
+}
+
+/// The faults' ids per backend that injects them, in the backends' order.
+fn by_backend(
+    proving: &[&camunda_conformance_suites::faults::FaultInfo],
+) -> Vec<(String, Vec<String>)> {
+    use camunda_conformance_suites::Backend;
+    [
+        Backend::Local,
+        Backend::Node,
+        Backend::Kind,
+        Backend::Existing,
+        Backend::Kwok,
+    ]
+    .into_iter()
+    .filter_map(|backend| {
+        let names: Vec<String> = proving
+            .iter()
+            .filter(|f| f.injected_on(backend))
+            .map(|f| {
+                if f.target {
+                    format!("{} (target)", f.id)
+                } else {
+                    f.id.to_string()
+                }
+            })
+            .collect();
+        (!names.is_empty()).then(|| (format!("{backend:?}").to_lowercase(), names))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_show_their_faults_per_backend_and_mark_target_faults() {
+        let text = checks_text();
+        let block = |id: &str| -> String {
+            let start = text.find(&format!("{id} ")).unwrap();
+            text[start..]
+                .lines()
+                .take_while(|l| l.starts_with(' ') || l.starts_with(id))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let tls = block("tls.certificate");
+        assert!(tls.contains("faults on local: other-ca"), "{tls}");
+        let distinct = block("cluster.distinct-replicas");
+        assert!(
+            distinct.contains("faults on local: same-jvm-twice (target)"),
+            "{distinct}"
+        );
+        assert!(distinct.contains("only target faults"), "{distinct}");
+        assert!(!tls.contains("only target faults"), "{tls}");
+        let hpa = block("scaling.hpa-metrics");
+        assert!(hpa.contains("no fault in the catalogue"), "{hpa}");
+    }
 }

@@ -45,6 +45,10 @@ pub struct CheckResult {
     /// disruptive one): not run, which is neither a pass nor a skip the target allows.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_run: bool,
+    /// Passed on load the harness simulated (kwok: CPU written into the pods' annotations):
+    /// shows the HPA and the control plane reacting, not Camunda under real load.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -237,6 +241,7 @@ impl<'e> Recorder<'e> {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             message,
             not_run,
+            simulated: false,
         };
         self.reported.insert(info.id);
         (self.on_event)(RunEvent::CheckFinished(result.clone()));
