@@ -44,6 +44,9 @@ pub fn run() -> Result<bool> {
     let mut command = Command::new("cargo");
     command
         .current_dir(&root)
+        // Mutated builds get cargo-mutants' own target folder: in a shared one they would
+        // overwrite the artifacts of everyone else's builds of the same crate.
+        .env_remove("CARGO_TARGET_DIR")
         .args(["mutants", "--package", "camunda-conformance-suites"])
         .args(FILES.iter().flat_map(|f| ["--file", f]))
         .args(["--jobs", "1", "--timeout", TEST_TIMEOUT_S])
