@@ -97,7 +97,10 @@ impl Cache<'_> {
             .with_context(|| format!("creating a build folder in {}", parent.display()))?
             .keep();
         self::building().push(building.clone());
-        let outcome = build(&building).and_then(|()| self.seal(&building));
+        let build_started = Instant::now();
+        let outcome = build(&building)
+            .and_then(|()| record_build(&building, build_started.elapsed()))
+            .and_then(|()| self.seal(&building));
         if outcome.is_ok() {
             // A failed build stays listed: when an interrupt made it fail, the handler
             // removes it on its way out.
@@ -163,6 +166,35 @@ impl Cache<'_> {
         }
         None
     }
+}
+
+/// How long an entry took to build and when it was finished, for `cargo xtask bench e2e`.
+pub const BUILD_RECORD_FILE: &str = "BUILD";
+
+fn record_build(dir: &Path, took: std::time::Duration) -> Result<()> {
+    let finished = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    write(
+        &dir.join(BUILD_RECORD_FILE),
+        &format!("seconds {:.1}\nfinished {finished}\n", took.as_secs_f64()),
+    )
+}
+
+/// An entry's recorded build: (seconds it took, unix time it finished); `None` for an entry
+/// built before builds were recorded, or not an entry.
+pub fn build_record(dir: &Path) -> Option<(f64, u64)> {
+    let text = std::fs::read_to_string(dir.join(BUILD_RECORD_FILE)).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(str::trim)
+    };
+    Some((
+        field("seconds")?.parse().ok()?,
+        field("finished")?.parse().ok()?,
+    ))
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -241,6 +273,12 @@ mod tests {
             .ensure(|_| panic!("must not rebuild an intact entry"))
             .unwrap();
         assert_eq!(dir, again);
+        let (seconds, finished) = build_record(&dir).expect("the build is recorded");
+        assert!(
+            seconds >= 0.0 && finished > 1_700_000_000,
+            "{seconds} {finished}"
+        );
+        assert_eq!(build_record(home.path()), None);
         // A truncated file (an interrupted copy) is damage: said and rebuilt.
         std::fs::write(dir.join("out/a.jar"), b"").unwrap();
         assert!(cache("v1").damage(&dir).unwrap().contains("out/a.jar"));

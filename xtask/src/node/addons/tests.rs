@@ -53,6 +53,7 @@ spec:
         image: gcr.io/k8s-staging-metrics-server/metrics-server:master
         imagePullPolicy: IfNotPresent
         args: [--cert-dir=/tmp, "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname", --metric-resolution=15s]
+        readinessProbe: {httpGet: {path: /readyz, port: https, scheme: HTTPS}, periodSeconds: 10, failureThreshold: 3, initialDelaySeconds: 20}
         volumeMounts: [{name: tmp-dir, mountPath: /tmp}]
 "#,
         ),
@@ -328,8 +329,11 @@ fn metrics_server_verifies_the_kubelet_with_the_cluster_ca() {
         args.iter()
             .filter(|a| a.starts_with("--metric-resolution"))
             .collect::<Vec<_>>(),
-        [&"--metric-resolution=15s"]
+        [&"--metric-resolution=10s"]
     );
+    assert!(args.contains(&"--kubelet-request-timeout=5s"));
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["readinessProbe"]["periodSeconds"], 2);
     assert_eq!(container["volumeMounts"][1]["mountPath"], "/etc/kubelet-ca");
     assert_eq!(
         deployment["spec"]["template"]["spec"]["volumes"][1]["configMap"]["name"],
@@ -615,4 +619,19 @@ fn the_route_gateway_component_swaps_the_ingress_for_a_discoverable_gateway_rout
             json!({"scheme": "https", "statusCode": 301})
         );
     }
+}
+
+#[test]
+fn prometheus_startup_is_probed_every_second_within_the_operators_budget() {
+    let resource = prometheus("camunda");
+    let containers = resource["spec"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["name"], "prometheus");
+    let probe = &containers[0]["startupProbe"];
+    let budget =
+        probe["periodSeconds"].as_u64().unwrap() * probe["failureThreshold"].as_u64().unwrap();
+    assert_eq!(
+        (probe["periodSeconds"].as_u64(), budget),
+        (Some(1), 15 * 60)
+    );
 }

@@ -41,6 +41,8 @@ const PAUSE_VERSION: &str = "3.10";
 const PAUSE_CFLAGS: &[&str] = &["-Os", "-Wall", "-Werror", "-static"];
 const DEBOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Images imported into containerd at the same time.
+const IMPORT_WORKERS: usize = 3;
 
 /// One built image: its name (as the manifests say it, without a registry) and its OCI
 /// archive in the build cache.
@@ -908,11 +910,42 @@ pub fn import(containerd_socket: &Path, images: &[Image], log: &Path) -> Result<
         all.extend(strings(args));
         Cmd::new("ctr", all)
     };
-    for image in images {
-        ctr(&["images", "import", &image.archive.to_string_lossy()])
-            .timeout(IMPORT_TIMEOUT)
-            .run_logged(log)
-            .with_context(|| format!("importing the image {} into containerd", image.name))?;
+    // A few imports at a time: each one is mostly decompressing and writing layers, and one
+    // after another left a core idle.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures: Vec<anyhow::Error> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..IMPORT_WORKERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut failed = Vec::new();
+                    while let Some(image) =
+                        images.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        if let Err(err) =
+                            ctr(&["images", "import", &image.archive.to_string_lossy()])
+                                .timeout(IMPORT_TIMEOUT)
+                                .run_logged(log)
+                        {
+                            failed.push(err.context(format!(
+                                "importing the image {} into containerd",
+                                image.name
+                            )));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec![anyhow::anyhow!("an import thread panicked")])
+            })
+            .collect()
+    });
+    if let Some(first) = failures.into_iter().next() {
+        return Err(first);
     }
     let listed = ctr(&["images", "ls", "-q"]).output()?;
     let missing: Vec<String> = images
