@@ -195,14 +195,14 @@ pub const CATALOGUE: &[FaultInfo] = &[
     // cluster
     target_fault(
         "same-jvm-twice",
-        "the target lists one replica twice under two names",
+        "the target lists one replica twice under two names (the ingress routes to it)",
         None,
         &[
             expect("cluster.distinct-replicas", "same JVM"),
             expect_in(
                 Sticky,
                 "sessions.sticky-one-replica",
-                "not on [camunda-0, camunda-0-again]",
+                "valid on [camunda-0, camunda-0-again]",
             ),
         ],
     ),

@@ -373,10 +373,16 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
                 name: format!("{}-again", first.name),
                 ..first.clone()
             };
-            target(without_stop_handles(with_replicas(
-                stack,
-                &[first.clone(), again],
-            )))
+            // The ingress sends the login to that JVM: the session is valid under both names
+            // (through another replica it would be valid under neither).
+            Setup {
+                nginx: Some(routed_to(stack, vec![first.http_port])),
+                target: Some(without_stop_handles(with_replicas(
+                    stack,
+                    &[first.clone(), again],
+                ))),
+                ..Setup::default()
+            }
         }
         "suite-user-not-authorized" => {
             let user = format!("conformanceNoAuthz{}", random_token(6)?);
