@@ -300,9 +300,9 @@ pub const CATALOGUE: &[FaultInfo] = &[
         Some(Shared),
         &[expect("sessions.shared-survives-stop", "to live on after")],
     ),
-    fault(
+    target_fault(
         "replica-without-store",
-        "one replica behind the ingress keeps sessions in its own memory, not in the shared store",
+        "the target lists a replica that keeps sessions in its own memory, not in the shared store",
         Some(Shared),
         &[expect(
             "sessions.shared-every-replica",
@@ -536,6 +536,7 @@ scale_in_s = 1
         "auth.valid-credentials",
         "cluster.deploy",
         "cluster.distinct-replicas",
+        "sessions.shared-every-replica",
         "sessions.shared-survives-stop",
         "sessions.sticky-one-replica",
     ];

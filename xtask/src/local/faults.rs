@@ -443,13 +443,12 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
             });
             target(edited)
         }
-        "replica-without-store" => Setup {
-            target: Some(without_stop_handles(with_replicas(
-                stack,
-                &plus(&odd.outsider),
-            ))),
-            ..behind_ingress(stack, &plus(&odd.outsider))
-        },
+        // Not behind the round-robin ingress: there it would break the login itself, before
+        // the check that looks for the session on every replica.
+        "replica-without-store" => target(without_stop_handles(with_replicas(
+            stack,
+            &plus(&odd.outsider),
+        ))),
         other => bail!("fault `{other}` of the catalogue has no injection on the local backend"),
     })
 }
