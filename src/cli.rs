@@ -67,6 +67,11 @@ struct ValidateArgs {
     /// fields, namespaces. Built from the Go module proxy and cached (first build 15-25 min).
     #[arg(long, value_name = "VERSION", num_args = 0..=1, require_equals = true, default_missing_value = camunda_conformance_controlplane::pins::KUBERNETES)]
     api_server: Option<String>,
+    /// Also report (rule `front-door`) every annotation and setting this front door ignores or
+    /// reads differently: what the move loses (stickiness, the cookie's name, a redirect, an
+    /// auth gate).
+    #[arg(long, value_enum, value_name = "FRONT_DOOR")]
+    front_door: Option<validate::rules::FrontDoor>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -132,7 +137,7 @@ fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
         values: args.values,
         set: args.set,
     };
-    let mut validated = validate::validate_with(&args.paths, &options)?;
+    let mut validated = validate::validate_for(&args.paths, &options, args.front_door)?;
     if let Some(version) = &args.api_server {
         validated.findings.extend(validate::api_server::dry_run(
             &args.paths,

@@ -59,6 +59,19 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
     "must exist in the cluster before rollout"
 )]
 #[case("ingress-tls", "opaque-secret", Severity::Error, "type Opaque")]
+// TLS at the Gateway: a route with backends on the plain HTTP listener; an out-of-band Secret.
+#[case(
+    "ingress-tls",
+    "gateway-plain-http",
+    Severity::Error,
+    "plain HTTP listener `http`"
+)]
+#[case(
+    "ingress-tls",
+    "gateway-out-of-band-secret",
+    Severity::Warning,
+    "must exist in the cluster before rollout"
+)]
 // prometheus.io/* annotations only: the assumption named, not a failure; a wrong port fails.
 #[case(
     "metrics-scraped",
@@ -108,7 +121,8 @@ fn twin_passes(
         ("hpa-target", "ok-v1"),
         ("camunda-workload", "ok"),
         ("session-strategy", "ok-spring-session"),
-        ("ingress-tls", "ok-external-secret")
+        ("ingress-tls", "ok-external-secret"),
+        ("ingress-tls", "ok-gateway")
     )]
     twin: (&str, &str),
 ) {

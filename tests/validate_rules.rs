@@ -153,8 +153,9 @@ fn unbroken_twin_passes(
 #[test]
 fn every_rule_has_a_broken_variant_and_a_twin() {
     let ids: Vec<&str> = catalog().iter().map(|r| r.id).collect();
-    assert_eq!(ids.len(), 25);
-    for id in ids {
+    assert_eq!(ids.len(), 26);
+    // front-door judges only under --front-door: its pairs are in fixtures/validate/front-door.
+    for id in ids.into_iter().filter(|id| *id != "front-door") {
         let dir = corpus(id, "");
         let variants: Vec<String> = std::fs::read_dir(&dir)
             .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))

@@ -161,6 +161,16 @@ impl Entry {
         annotations.get(key).map(String::as_str)
     }
 
+    /// Every `metadata.annotations` entry (string values only).
+    pub fn annotations(&self) -> impl Iterator<Item = (&String, &String)> {
+        match self.typed.metadata() {
+            Some(metadata) => metadata.annotations.as_ref(),
+            None => Some(&self.extract.annotations),
+        }
+        .into_iter()
+        .flatten()
+    }
+
     /// `metadata.labels` (string values only).
     pub fn labels(&self) -> &BTreeMap<String, String> {
         static NONE: BTreeMap<String, String> = BTreeMap::new();
@@ -383,6 +393,8 @@ pub struct Bundle {
     services_by_selector: Index,
     /// Backend Service name → the Ingresses and HTTPRoutes naming it.
     routes_by_service: HashMap<String, Vec<usize>>,
+    /// `validate --front-door`: the front door rule `front-door` judges the bundle for.
+    pub front_door: Option<crate::validate::rules::FrontDoor>,
 }
 
 type Index = HashMap<String, HashMap<String, Vec<usize>>>;
@@ -415,6 +427,7 @@ impl Bundle {
             workloads_by_label: Index::default(),
             services_by_selector: Index::default(),
             routes_by_service: HashMap::default(),
+            front_door: None,
         };
         for (position, entry) in bundle.entries.iter().enumerate() {
             insert(&mut bundle.by_name, &entry.kind, &entry.name, position);

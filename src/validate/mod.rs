@@ -89,6 +89,15 @@ pub fn validate_with(
     paths: &[PathBuf],
     options: &input::Options,
 ) -> Result<ValidateReport, InputError> {
+    validate_for(paths, options, None)
+}
+
+/// [`validate_with`], also judging what moving to `front_door` would lose (rule `front-door`).
+pub fn validate_for(
+    paths: &[PathBuf],
+    options: &input::Options,
+    front_door: Option<rules::FrontDoor>,
+) -> Result<ValidateReport, InputError> {
     options.check_against(paths)?;
     let mut report = ValidateReport {
         findings: Vec::new(),
@@ -123,7 +132,7 @@ pub fn validate_with(
     }
     for (input, entries) in bundles {
         let started = Instant::now();
-        let findings = check_entries(entries);
+        let findings = check_entries_for(entries, front_door);
         checking += started.elapsed();
         report
             .findings
@@ -144,7 +153,16 @@ pub fn check(objects: &[input::RawObject]) -> Vec<Finding> {
 
 /// Every rule over the schema-checked entries of one bundle.
 pub fn check_entries(entries: Vec<bundle::Entry>) -> Vec<Finding> {
-    let bundle = bundle::Bundle::new(entries);
+    check_entries_for(entries, None)
+}
+
+/// [`check_entries`] with the front door rule `front-door` judges for.
+pub fn check_entries_for(
+    entries: Vec<bundle::Entry>,
+    front_door: Option<rules::FrontDoor>,
+) -> Vec<Finding> {
+    let mut bundle = bundle::Bundle::new(entries);
+    bundle.front_door = front_door;
     let mut findings = Vec::new();
     for rule in rules::catalog() {
         (rule.check)(&bundle, &mut findings);

@@ -3,6 +3,8 @@
 //! HTTPRoutes (`sessionPersistence`).
 
 use super::bundle::{Bundle, Entry, Workload};
+use k8s_openapi::api::networking::v1::Ingress;
+
 use super::schema::crds::HttpRoute;
 use super::schema::Typed;
 
@@ -51,6 +53,15 @@ pub fn controller(ingress: &Entry, class_name: Option<&str>) -> Controller {
     }
 }
 
+/// The controller of an Ingress by its `spec.ingressClassName` or class annotation.
+pub fn ingress_controller(entry: &Entry, ingress: &Ingress) -> Controller {
+    let class = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref());
+    controller(entry, class)
+}
+
 /// Every Ingress and HTTPRoute sending traffic to a Service that selects the workload's pods.
 pub fn routes_for<'a>(bundle: &'a Bundle, workload: &Workload) -> Vec<Route<'a>> {
     let mut out: Vec<Route> = Vec::new();
@@ -62,11 +73,7 @@ pub fn routes_for<'a>(bundle: &'a Bundle, workload: &Workload) -> Vec<Route<'a>>
             }
             let route = match &entry.typed {
                 Typed::Ingress(ingress) => {
-                    let class = ingress
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.ingress_class_name.as_deref());
-                    ingress_route(entry, service, controller(entry, class))
+                    ingress_route(entry, service, ingress_controller(entry, ingress))
                 }
                 Typed::HttpRoute(route) => http_route(entry, route, service.name()),
                 _ => continue,

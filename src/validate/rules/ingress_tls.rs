@@ -1,12 +1,14 @@
 use super::{Bundle, Finding, Rule, Severity};
 use crate::validate::bundle::Entry;
 use crate::validate::routes::{controller, Controller};
+use crate::validate::schema::crds::HttpRoute;
 use crate::validate::schema::Typed;
+use serde_json::Value;
 
 pub const RULE: Rule = Rule {
     id: "ingress-tls",
     severity: Severity::Error,
-    description: "every Ingress host is served over TLS with a certificate source (cert-manager annotation, Certificate or Secret) and HTTP redirects to HTTPS",
+    description: "every Ingress host (and every Gateway API route, at its Gateway) is served over TLS with a certificate source (cert-manager annotation, Certificate or Secret) and HTTP redirects to HTTPS",
     check,
 };
 
@@ -60,6 +62,108 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
             out.push(problem);
         }
     }
+    gateways(bundle, out);
+}
+
+/// TLS at the Gateway (https://gateway-api.sigs.k8s.io/reference/spec/#listener): each HTTPS
+/// listener names a certificate Secret the bundle makes or that must exist (cert-manager's
+/// gateway-shim issues it from the Gateway's issuer annotation); a route with backends attached
+/// to a plain HTTP listener serves the application unencrypted; an HTTP listener answers with a
+/// redirect only when a route with a RequestRedirect filter is attached to it.
+fn gateways(bundle: &Bundle, out: &mut Vec<Finding>) {
+    let routes: Vec<(&Entry, &HttpRoute)> = bundle
+        .entries
+        .iter()
+        .filter_map(|e| match &e.typed {
+            Typed::HttpRoute(r) => Some((e, &**r)),
+            _ => None,
+        })
+        .collect();
+    for entry in &bundle.entries {
+        let Typed::Gateway(gateway) = &entry.typed else {
+            continue;
+        };
+        let issued = ISSUER_ANNOTATIONS
+            .iter()
+            .any(|a| entry.annotation(a).is_some());
+        for listener in &gateway.spec.listeners {
+            let attached: Vec<&(&Entry, &HttpRoute)> = routes
+                .iter()
+                .filter(|(route_entry, route)| attaches(route_entry, route, entry, &listener.name))
+                .collect();
+            match listener.protocol.as_str() {
+                "HTTPS" => {
+                    let secrets: Vec<&str> = listener
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.get("certificateRefs"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| {
+                            r.get("kind")
+                                .and_then(Value::as_str)
+                                .is_none_or(|k| k == "Secret")
+                        })
+                        .filter_map(|r| r.get("name").and_then(Value::as_str))
+                        .collect();
+                    if secrets.is_empty() {
+                        out.push(RULE.finding(
+                            entry,
+                            format!("HTTPS listener `{}` has no tls.certificateRefs: name the Secret that holds the certificate", listener.name),
+                        ));
+                    }
+                    if !issued {
+                        for secret in secrets {
+                            out.extend(tls_secret_problem(bundle, entry, secret));
+                        }
+                    }
+                }
+                "HTTP" => {
+                    for (route_entry, _) in attached.iter().filter(|(_, r)| !redirects_only(r)) {
+                        out.push(RULE.finding(
+                            route_entry,
+                            format!("is attached to plain HTTP listener `{}` of Gateway `{}` with backends: the application is served unencrypted; attach it to the HTTPS listener (parentRefs sectionName) and answer HTTP with a RequestRedirect route", listener.name, entry.name()),
+                        ));
+                    }
+                    if !attached.iter().any(|(_, r)| redirects_only(r)) {
+                        out.push(RULE.finding(
+                            entry,
+                            format!("plain HTTP listener `{}` has no HTTPRoute redirecting to HTTPS: add one whose rules have a RequestRedirect filter with scheme https", listener.name),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether `route` attaches to listener `listener` of `gateway` (a parentRef naming the Gateway,
+/// with that sectionName or none).
+fn attaches(route_entry: &Entry, route: &HttpRoute, gateway: &Entry, listener: &str) -> bool {
+    route.spec.parent_refs.iter().flatten().any(|p| {
+        p.kind.as_deref().is_none_or(|k| k == "Gateway")
+            && p.name == gateway.name()
+            && p.namespace
+                .as_deref()
+                .map_or(route_entry.same_namespace(gateway), |n| {
+                    Some(n) == gateway.namespace.as_deref()
+                })
+            && p.section_name.as_deref().is_none_or(|s| s == listener)
+    })
+}
+
+/// Every rule of the route answers with a redirect to https (and sends nowhere).
+fn redirects_only(route: &HttpRoute) -> bool {
+    let rules = route.spec.rules.as_deref().unwrap_or_default();
+    !rules.is_empty()
+        && rules.iter().all(|rule| {
+            rule.backend_refs.as_ref().is_none_or(Vec::is_empty)
+                && rule.filters.iter().flatten().any(|f| {
+                    f.pointer("/requestRedirect/scheme").and_then(Value::as_str) == Some("https")
+                })
+        })
 }
 
 /// Whether the bundle makes TLS Secret `secret` for `entry`: a Certificate, an ExternalSecret or

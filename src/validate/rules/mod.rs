@@ -7,6 +7,7 @@ mod camunda_workload;
 mod db_connection_budget;
 mod db_credentials_from_secret;
 mod duplicate;
+mod front_door;
 mod hpa_replicas_field;
 mod hpa_target;
 mod image_tag;
@@ -28,6 +29,8 @@ mod session_strategy;
 mod spread;
 mod statefulset_service;
 
+pub use front_door::FrontDoor;
+
 use super::bundle::{Bundle, Entry};
 use super::{Finding, Severity};
 
@@ -47,7 +50,7 @@ impl Rule {
 /// The id of the `duplicate` rule, also used by the bundle that finds them.
 pub const DUPLICATE: &str = "duplicate";
 
-const CATALOG: [Rule; 25] = [
+const CATALOG: [Rule; 26] = [
     schema::RULE,
     camunda_workload::RULE,
     db_credentials_from_secret::RULE,
@@ -73,6 +76,7 @@ const CATALOG: [Rule; 25] = [
     spread::RULE,
     statefulset_service::RULE,
     service_account_token::RULE,
+    front_door::RULE,
 ];
 
 /// Every rule, in the order of the product brief.

@@ -46,6 +46,7 @@ pub enum Typed {
     Certificate(Box<crds::Certificate>),
     Issuer(Box<crds::Issuer>),
     HttpRoute(Box<crds::HttpRoute>),
+    Gateway(Box<crds::Gateway>),
     NetworkPolicy(Box<networking::NetworkPolicy>),
     Other,
 }
@@ -68,6 +69,7 @@ impl Typed {
             Typed::Certificate(o) => &o.metadata,
             Typed::Issuer(o) => &o.metadata,
             Typed::HttpRoute(o) => &o.metadata,
+            Typed::Gateway(o) => &o.metadata,
             Typed::NetworkPolicy(o) => &o.metadata,
             Typed::Other => return None,
         })
@@ -230,7 +232,7 @@ fn kinds() -> &'static [Kind] {
                 "gateway.networking.k8s.io/v1",
                 "Gateway",
                 crds::Gateway,
-                other
+                Typed::Gateway
             ),
             crd!(
                 "gateway.networking.k8s.io/v1",
