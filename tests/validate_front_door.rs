@@ -32,7 +32,7 @@ fn front_door(findings: &[Finding]) -> Vec<&Finding> {
     ("whitelist-source-range", Severity::Error, "reachable from anywhere"),
     ("app-root", Severity::Error, "redirect"),
     ("session-cookie-expires", Severity::Warning, "lifetime"),
-    ("affinity-mode: balanced", Severity::Warning, "read as `persistent`"),
+    ("affinity-mode: balanced", Severity::Warning, "only persistent mode"),
 ])]
 #[case(FrontDoor::GatewayApi, "gateway-api", &[
     ("nginx.ingress.kubernetes.io/affinity`", Severity::Error, "stickiness"),

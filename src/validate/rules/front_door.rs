@@ -34,7 +34,7 @@ const TRAEFIK_PREFIX: &str = "traefik.ingress.kubernetes.io/";
 /// (the version `cargo xtask e2e --backend node` runs); every other one is ignored, as its
 /// documentation says (docs/content/reference/routing-configuration/kubernetes/ingress-nginx.md
 /// at v3.6.25, "Unsupported Annotations" and "Not implemented; silently ignored").
-const TRAEFIK_READS: [&str; 31] = [
+const TRAEFIK_READS: [&str; 30] = [
     "auth-type",
     "auth-secret",
     "auth-realm",
@@ -65,8 +65,6 @@ const TRAEFIK_READS: [&str; 31] = [
     "cors-allow-methods",
     "cors-allow-origin",
     "cors-max-age",
-    // Read only as `persistent` (below).
-    "affinity-mode",
 ];
 
 /// The ingress-nginx annotations ingress2gateway v1.1.0 converts into Gateway API resources
@@ -223,7 +221,7 @@ fn from_nginx_annotations(bundle: &Bundle, door: FrontDoor, out: &mut Vec<Findin
                     }
                     (
                         Severity::Warning,
-                        format!("`{key}: {value}` is read as `persistent` by Traefik v3.6's ingress-nginx provider (only persistent mode is supported): sessions are never rebalanced when the HPA scales out"),
+                        format!("`{key}: {value}` is ignored by Traefik v3.6's ingress-nginx provider (only persistent mode is supported): sessions stay on their replica and are never rebalanced when the HPA scales out"),
                     )
                 }
                 FrontDoor::Traefik if name == "auth-url" => (
@@ -243,7 +241,7 @@ fn from_nginx_annotations(bundle: &Bundle, door: FrontDoor, out: &mut Vec<Findin
                     let (severity, lost) = loss(LOSSES, name);
                     (
                         severity,
-                        format!("`{key}` is dropped by ingress2gateway v1.1.0 with only a warning (a Gateway API route has no such setting): the team loses {lost}; carry it over by hand (HTTPRoute filter, sessionPersistence, the implementation's policy)"),
+                        format!("`{key}` is dropped by ingress2gateway v1.1.0 with only a warning: the team loses {lost}; carry it over by hand (HTTPRoute filter, sessionPersistence, the implementation's policy)"),
                     )
                 }
                 FrontDoor::IngressNginx => continue,
