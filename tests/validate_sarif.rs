@@ -87,7 +87,7 @@ fn results(log: &Value) -> Vec<(String, String, String, Option<u64>)> {
 fn plain_manifests_point_at_the_document_of_the_object() {
     let dir = tempfile::tempdir().unwrap();
     // The second document starts after a comment: the Deployment's own first line is 8.
-    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\ndata: {a: b}\n---\n# the engine\n\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: camunda, namespace: n}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: c}}\n  template:\n    metadata: {labels: {app: c}}\n    spec:\n      containers: [{name: camunda, image: 'camunda/camunda-bpm-platform:7.24.0'}]\n";
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: app}\ndata: {a: b}\n---\n# the engine\n\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: camunda, namespace: app}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: c}}\n  template:\n    metadata: {labels: {app: c}}\n    spec:\n      containers: [{name: camunda, image: 'camunda/camunda-bpm-platform:7.24.0'}]\n";
     std::fs::write(dir.path().join("app.yaml"), text).unwrap();
     let log = sarif(&["app.yaml"], dir.path());
     let found = results(&log);

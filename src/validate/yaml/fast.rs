@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use super::resolve;
+use super::{resolve, resolve_key};
 
 /// The document is outside the subset (or not valid YAML): libyaml reads it.
 #[derive(Debug)]
@@ -217,7 +217,8 @@ fn key(text: &str) -> Fast<Option<(String, &str)>> {
     {
         return Err(Unsupported);
     }
-    Ok(Some((key.to_string(), &text[colon + 1..])))
+    let key = resolve_key(key).map_err(|_| Unsupported)?;
+    Ok(Some((key, &text[colon + 1..])))
 }
 
 /// The first `:` followed by a space or the end of the line.
@@ -427,7 +428,7 @@ impl Flow<'_> {
                     self.skip_spaces();
                     key
                 }
-                _ => self.scalar()?.to_string(),
+                _ => resolve_key(self.scalar()?).map_err(|_| Unsupported)?,
             };
             // `key: value` only: a key without a value, or a colon not followed by a space,
             // is libyaml's.
