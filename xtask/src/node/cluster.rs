@@ -232,9 +232,6 @@ impl Node {
         .arg(arg("root-ca-file", &pki.ca))
         .arg(arg("service-cluster-ip-range", SERVICE_RANGE))
         .arg(arg("use-service-account-credentials", "true"))
-        // The HPA decides every 5 s instead of 15 s: the scaling suite waits for its decisions
-        // (scale-out, scale-in), and the suite's bounds allow the default period.
-        .arg(arg("horizontal-pod-autoscaler-sync-period", "5s"))
         // Its default, /usr/libexec/kubernetes/..., would be created on the host.
         .arg(arg("flex-volume-plugin-dir", sub("flex-volume")?));
         self.spawn("kube-controller-manager", kcm)?;

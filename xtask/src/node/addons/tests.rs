@@ -329,9 +329,8 @@ fn metrics_server_verifies_the_kubelet_with_the_cluster_ca() {
         args.iter()
             .filter(|a| a.starts_with("--metric-resolution"))
             .collect::<Vec<_>>(),
-        [&"--metric-resolution=10s"]
+        [&"--metric-resolution=15s"]
     );
-    assert!(args.contains(&"--kubelet-request-timeout=5s"));
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["readinessProbe"]["periodSeconds"], 2);
     assert_eq!(container["volumeMounts"][1]["mountPath"], "/etc/kubelet-ca");
