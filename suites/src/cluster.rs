@@ -40,7 +40,7 @@ const DEPLOY: CheckInfo = check(
 );
 const START_ELSEWHERE: CheckInfo = check(
     "cluster.start-other-replica",
-    "the process deployed through one replica starts through another (one shared database)",
+    "the process deployed through one replica starts through every other, and every replica reads every instance's history (one shared database)",
 );
 const HISTORY: CheckInfo = check(
     "cluster.history-through-ingress",
@@ -302,8 +302,13 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         username: ctx.username(),
         password,
     };
-    let a = at(&replicas[0].name, &ctx.http.direct, &replicas[0].http_url);
-    let b = at(&replicas[1].name, &ctx.http.direct, &replicas[1].http_url);
+    // Every replica takes part: a third replica on a database of its own is as broken as a
+    // second one.
+    let every: Vec<Rest> = replicas
+        .iter()
+        .map(|r| at(&r.name, &ctx.http.direct, &r.http_url))
+        .collect();
+    let (a, others) = (&every[0], &every[1..]);
     let ingress = at("ingress", &ctx.http.ingress, &ctx.target.ingress.base_url);
 
     let mut deployed: Option<(String, String)> = None;
@@ -342,103 +347,193 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         return;
     };
 
-    let mut started: Option<String> = None;
+    // (replica that started it, instance id)
+    let mut started: Vec<(usize, String)> = Vec::new();
     rec.check(&START_ELSEWHERE, async {
-        let path = format!("/process-definition/{definition}/start");
-        let request = b
-            .request(reqwest::Method::POST, &path)
-            .json(&json!({ "businessKey": "camunda-conformance" }));
-        let body = b
-            .call(request, &format!("POST {path}"), StatusCode::OK)
-            .await
-            .with_context(|| {
-                format!(
-                    "{} does not see the definition deployed through {} (one shared database?)",
-                    b.label, a.label
-                )
-            })?;
-        let instance: Instance = parse(&body, &path)?;
-        let message = format!("instance {} started through {}", instance.id, b.label);
-        started = Some(instance.id);
-        Ok(Verdict::Pass(message))
+        let mut problems = Vec::new();
+        for (offset, rest) in others.iter().enumerate() {
+            match start(rest, &definition).await? {
+                Ok(instance) => started.push((offset + 1, instance)),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        // Every replica, the deploying one too, must read every instance's history.
+        for rest in &every {
+            for (by, instance) in &started {
+                if let Err(problem) = read_history(rest, instance, &definition).await? {
+                    problems.push(format!("{problem} (started through {})", every[*by].label));
+                }
+            }
+        }
+        let names: Vec<&str> = every.iter().map(|r| r.label.as_str()).collect();
+        Ok(judge_shared(&definition, &started, &names, &problems))
     })
     .await;
 
-    match started {
-        None => {
-            let reason = format!(
-                "not checked: no instance was started (see {})",
-                START_ELSEWHERE.id
-            );
-            rec.fail(&HISTORY, &reason);
-            rec.fail(&JOB_EXECUTOR, &reason);
+    let Some((by, instance)) = started.first().cloned() else {
+        let reason = format!(
+            "not checked: no instance was started (see {})",
+            START_ELSEWHERE.id
+        );
+        rec.fail(&HISTORY, &reason);
+        rec.fail(&JOB_EXECUTOR, &reason);
+        rec.check(&CLEANUP, cleanup(&ingress, &deployment_id)).await;
+        return;
+    };
+    rec.check(&HISTORY, async {
+        let mut seen = Vec::new();
+        for (_, instance) in &started {
+            let historic = historic(&ingress, instance).await?;
+            if historic.process_definition_id != definition {
+                return Ok(Verdict::Fail(format!(
+                    "expected instance {instance} of definition {definition}, history says {}",
+                    historic.process_definition_id
+                )));
+            }
+            seen.push(format!("{instance} ({})", historic.state));
         }
-        Some(instance) => {
-            rec.check(&HISTORY, async {
-                let historic = historic(&ingress, &instance).await?;
-                Ok(if historic.process_definition_id == definition {
-                    Verdict::Pass(format!(
-                        "instance {instance} is in the history through the ingress (state {})",
-                        historic.state
-                    ))
-                } else {
-                    Verdict::Fail(format!(
-                        "expected instance {instance} of definition {definition}, history says {}",
-                        historic.process_definition_id
-                    ))
-                })
-            })
-            .await;
-            // Through the replica that started it, so that an ingress fault does not pass
-            // for a job executor failure.
-            rec.check(&JOB_EXECUTOR, async {
-                let bound = Duration::from_secs(ctx.target.bounds.job_s);
-                // So that a last look that failed still says where the instance was.
-                let state = std::sync::Mutex::new(String::from("unknown"));
-                let waited = poll(bound, Duration::from_millis(500), || async {
-                    let answer = historic(&b, &instance).await;
-                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-                    match answer {
-                        Ok(h) if h.state == "COMPLETED" => Polled::Done(()),
-                        Ok(h) => {
-                            state.clone_from(&h.state);
-                            Polled::Pending(format!("instance {instance} in state {}", h.state))
-                        }
-                        Err(err) => Polled::Pending(format!(
-                            "{err:#} (instance {instance} last seen in state {state})"
-                        )),
-                    }
-                })
-                .await;
-                Ok(match waited {
-                    Ok(()) => Verdict::Pass(format!(
-                        "instance {instance} completed through its async job (history through {})",
-                        b.label
-                    )),
-                    Err(err) => Verdict::Fail(format!(
-                        "expected the job executor to run the async service task and complete instance {instance} (history through {}): {err:#}",
-                        b.label
-                    )),
-                })
-            })
-            .await;
-        }
-    }
-
-    rec.check(&CLEANUP, async {
-        let path = format!("/deployment/{deployment_id}?cascade=true");
-        ingress
-            .call(
-                ingress.request(reqwest::Method::DELETE, &path),
-                &format!("DELETE {path}"),
-                StatusCode::NO_CONTENT,
-            )
-            .await?;
         Ok(Verdict::Pass(format!(
-            "deployment {deployment_id} deleted with its instances"
+            "instances {} are in the history through the ingress",
+            seen.join(", ")
         )))
     })
     .await;
+    // Through the replica that started it, so that an ingress fault does not pass for a job
+    // executor failure.
+    let b = &every[by];
+    rec.check(&JOB_EXECUTOR, async {
+        let bound = Duration::from_secs(ctx.target.bounds.job_s);
+        // So that a last look that failed still says where the instance was.
+        let state = std::sync::Mutex::new(String::from("unknown"));
+        let waited = poll(bound, Duration::from_millis(500), || async {
+            let answer = historic(b, &instance).await;
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            match answer {
+                Ok(h) if h.state == "COMPLETED" => Polled::Done(()),
+                Ok(h) => {
+                    state.clone_from(&h.state);
+                    Polled::Pending(format!("instance {instance} in state {}", h.state))
+                }
+                Err(err) => Polled::Pending(format!(
+                    "{err:#} (instance {instance} last seen in state {state})"
+                )),
+            }
+        })
+        .await;
+        Ok(match waited {
+            Ok(()) => Verdict::Pass(format!(
+                "instance {instance} completed through its async job (history through {})",
+                b.label
+            )),
+            Err(err) => Verdict::Fail(format!(
+                "expected the job executor to run the async service task and complete instance {instance} (history through {}): {err:#}",
+                b.label
+            )),
+        })
+    })
+    .await;
+
+    rec.check(&CLEANUP, cleanup(&ingress, &deployment_id)).await;
+}
+
+/// Starts an instance of the definition through one replica: `Ok(Err(..))` when the replica
+/// answers but does not know the definition.
+async fn start(rest: &Rest<'_>, definition: &str) -> Result<std::result::Result<String, String>> {
+    let path = format!("/process-definition/{definition}/start");
+    let response = rest
+        .request(reqwest::Method::POST, &path)
+        .json(&json!({ "businessKey": "camunda-conformance" }))
+        .send()
+        .await
+        .with_context(|| format!("{}: POST {path}", rest.label))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status != StatusCode::OK {
+        return Ok(Err(format!(
+            "{} does not know definition {definition}: POST {path} answered {}{}",
+            rest.label,
+            status.as_u16(),
+            excerpt(&body)
+        )));
+    }
+    let instance: Instance = parse(&body, &path)?;
+    Ok(Ok(instance.id))
+}
+
+/// Reads an instance's history through one replica: `Ok(Err(..))` when the replica answers
+/// without it.
+async fn read_history(
+    rest: &Rest<'_>,
+    instance: &str,
+    definition: &str,
+) -> Result<std::result::Result<(), String>> {
+    let path = format!("/history/process-instance/{instance}");
+    let response = rest
+        .request(reqwest::Method::GET, &path)
+        .send()
+        .await
+        .with_context(|| format!("{}: GET {path}", rest.label))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status != StatusCode::OK {
+        return Ok(Err(format!(
+            "{} has no history of instance {instance}: GET {path} answered {}{}",
+            rest.label,
+            status.as_u16(),
+            excerpt(&body)
+        )));
+    }
+    let historic: HistoricInstance = parse(&body, &path)?;
+    Ok(if historic.process_definition_id == definition {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} has instance {instance} of definition {}, not {definition}",
+            rest.label, historic.process_definition_id
+        ))
+    })
+}
+
+/// Every replica but the deploying one started an instance and every replica read every
+/// instance's history, or the problems name the replicas that did not.
+fn judge_shared(
+    definition: &str,
+    started: &[(usize, String)],
+    names: &[&str],
+    problems: &[String],
+) -> Verdict {
+    if problems.is_empty() {
+        Verdict::Pass(format!(
+            "definition {definition} deployed through {} started through {} and every instance's history read through each of {}",
+            names[0],
+            started
+                .iter()
+                .map(|(by, instance)| format!("{} ({instance})", names[*by]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            names.join(", ")
+        ))
+    } else {
+        Verdict::Fail(format!(
+            "expected one shared database behind every replica ({}): {}",
+            names.join(", "),
+            problems.join("; ")
+        ))
+    }
+}
+
+async fn cleanup(ingress: &Rest<'_>, deployment_id: &str) -> Outcome {
+    let path = format!("/deployment/{deployment_id}?cascade=true");
+    ingress
+        .call(
+            ingress.request(reqwest::Method::DELETE, &path),
+            &format!("DELETE {path}"),
+            StatusCode::NO_CONTENT,
+        )
+        .await?;
+    Ok(Verdict::Pass(format!(
+        "deployment {deployment_id} deleted with its instances"
+    )))
 }
 
 #[cfg(test)]
@@ -472,6 +567,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("got 0"));
+    }
+
+    #[test]
+    fn every_replica_must_share_the_database() {
+        let names = ["camunda-0", "camunda-1", "camunda-outsider"];
+        let started = [(1, "i-1".to_string()), (2, "i-2".to_string())];
+        let verdict = judge_shared("d:1", &started, &names, &[]);
+        let Verdict::Pass(m) = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(
+            m.contains("deployed through camunda-0 started through camunda-1 (i-1), camunda-outsider (i-2)"),
+            "{m}"
+        );
+        // A third replica on a database of its own.
+        let problems = [
+            "camunda-outsider does not know definition d:1: POST /process-definition/d:1/start answered 404".to_string(),
+        ];
+        let verdict = judge_shared("d:1", &started[..1], &names, &problems);
+        let Verdict::Fail(m) = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(
+            m.starts_with("expected one shared database behind every replica (camunda-0, camunda-1, camunda-outsider): camunda-outsider does not know definition"),
+            "{m}"
+        );
     }
 
     fn round(sent_to: &str, deltas: &[(&str, f64)]) -> (String, Counters) {

@@ -311,6 +311,36 @@ pub const CATALOGUE: &[FaultInfo] = &[
             "expected the session on every replica; not on [camunda-outsider]",
         )],
     ),
+    fault(
+        "third-replica-own-database",
+        "a third replica runs on a database of its own (two share one, the third does not)",
+        None,
+        &[expect(
+            "cluster.start-other-replica",
+            "camunda-outsider does not know definition",
+        )],
+    ),
+    fault(
+        "stale-upstream-under-probes",
+        "the ingress sends half its traffic to a stale pod while kubelet-like probes keep every replica's counter moving",
+        None,
+        &[
+            expect(
+                "metrics.counters-grow",
+                "the ingress sends the rest elsewhere",
+            ),
+            expect("sessions.fresh-clients-spread", "no share for camunda-1"),
+        ],
+    ),
+    fault(
+        "ready-replica-outside-ingress",
+        "a Ready, probed replica takes no ingress traffic (a pod the Service does not select)",
+        None,
+        &[expect(
+            "sessions.fresh-clients-spread",
+            "no share for camunda-outsider",
+        )],
+    ),
 ];
 
 /// The faults that prove a check able to fail.

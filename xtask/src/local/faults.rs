@@ -62,6 +62,30 @@ struct Setup {
     freeze: Vec<i32>,
     /// A user created for the probe, deleted afterwards.
     user: Option<String>,
+    /// Kubelet-like health probes on these replicas' engine-rest while the suites run: the
+    /// background traffic a Kubernetes pod always has.
+    kubelet_probes: Vec<ReplicaState>,
+}
+
+/// How often the emulated kubelet probes each replica: busier than a real kubelet (every 10 s,
+/// liveness and readiness) so that a short probe window sees it.
+const KUBELET_PROBE_EVERY: Duration = Duration::from_millis(200);
+
+/// GETs each replica's engine-rest root until `stop` is set, like a kubelet's probes.
+fn kubelet_probes(
+    urls: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let client = http_client()?;
+    Ok(std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for url in &urls {
+                // A failed probe is the replica's problem, seen by the suites anyway.
+                let _ = client.get(url).send();
+            }
+            std::thread::sleep(KUBELET_PROBE_EVERY);
+        }
+    }))
 }
 
 /// One row of the fault matrix: a fault, one check it must fail, and what happened.
@@ -137,6 +161,21 @@ fn run_catalogue(
                 .join(", ")
         );
         let setup = setup(fault.id, stack, odd)?;
+        let stop_probes = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let probes = kubelet_probes(
+            setup
+                .kubelet_probes
+                .iter()
+                .map(|r| {
+                    format!(
+                        "http://127.0.0.1:{}{}/engine",
+                        r.http_port,
+                        stack.state.flavour.rest_path()
+                    )
+                })
+                .collect(),
+            stop_probes.clone(),
+        )?;
         let probed = apply(stack, &setup).and_then(|()| {
             let target = setup.target.clone().unwrap_or_else(|| base_target(stack));
             let file = write_target(dir, &format!("{}.toml", fault.id), &target)?;
@@ -148,6 +187,10 @@ fn run_catalogue(
                 false,
             )
         });
+        stop_probes.store(true, std::sync::atomic::Ordering::Relaxed);
+        if probes.join().is_err() {
+            println!("  the emulated kubelet probes panicked");
+        }
         let undone = undo(stack, &setup);
         // Every check the fault touched: the expected ones and any other that failed under it.
         let touched: Vec<String> = fault
@@ -449,6 +492,24 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
             stack,
             &plus(&odd.outsider),
         ))),
+        // Behind the ingress too, as a third pod of the Deployment would be.
+        "third-replica-own-database" => behind_ingress(stack, &plus(&odd.outsider)),
+        "stale-upstream-under-probes" => Setup {
+            nginx: Some(routed_to(
+                stack,
+                vec![first.http_port, odd.no_agent.http_port],
+            )),
+            kubelet_probes: state.replicas.clone(),
+            ..Setup::default()
+        },
+        "ready-replica-outside-ingress" => Setup {
+            target: Some(without_stop_handles(with_replicas(
+                stack,
+                &plus(&odd.outsider),
+            ))),
+            kubelet_probes: plus(&odd.outsider),
+            ..Setup::default()
+        },
         other => bail!("fault `{other}` of the catalogue has no injection on the local backend"),
     })
 }
