@@ -508,12 +508,18 @@ fn load_verdict(driver: &Driver, live: &load::Live, scaled: &str) -> Verdict {
 
 /// The kubelet-probe-only request rate of the busiest replica before the load, per second.
 async fn probe_baseline(ctx: &Ctx<'_>, prometheus: &str, job: &str) -> Result<f64> {
-    let query = format!("sum by (instance) (rate(tomcat_requestcount_total{{job=\"{job}\"}}[1m]))");
+    let query = rate_query(ctx.target.metrics.request_counter(), job);
     let rates = instance_rates(ctx, prometheus, &query).await?;
     if rates.is_empty() {
         anyhow::bail!("Prometheus has no request rate of job {job} before the load");
     }
     Ok(rates.into_iter().map(|(_, rate)| rate).fold(0.0, f64::max))
+}
+
+/// Each instance's request rate, by the target's request counter (its metrics preset's or its
+/// own name: Tomcat's for jmx_exporter, `http_server_requests_seconds_count` for Micrometer).
+fn rate_query(counter: &str, job: &str) -> String {
+    format!("sum by (instance) (rate({counter}{{job=\"{job}\"}}[1m]))")
 }
 
 /// Requests per second that count as traffic from the ingress: well above the probes.
@@ -572,10 +578,7 @@ async fn new_pods_ready(
     let threshold = serving_threshold(baseline);
     // Traffic proof: the new pods' Tomcat request rate (Prometheus labels them by pod IP) well
     // above what the kubelet's probes alone caused on the busiest pod before the load.
-    let query = format!(
-        "sum by (instance) (rate(tomcat_requestcount_total{{job=\"{}\"}}[1m]))",
-        prometheus.job
-    );
+    let query = rate_query(ctx.target.metrics.request_counter(), &prometheus.job);
     let ips: Vec<String> = new_pods.iter().filter_map(|p| p.ip.clone()).collect();
     poll(
         Duration::from_secs(ctx.target.bounds.scale_out_s),
@@ -664,7 +667,7 @@ struct Probe {
     requests: u32,
     /// Answers that did not know the session: what the check is about.
     misses: Vec<String>,
-    /// Requests that got no answer about the session (timeouts, 5xx under load): reported,
+    /// Requests that got no HTTP answer (timeouts, refused connections under load): reported,
     /// but they say nothing about the session.
     errors: Vec<String>,
 }
@@ -686,11 +689,19 @@ async fn probe_session(
                 .misses
                 .push(format!("at {at} s: logged in as `{other}`")),
             Ok(None) => probe.misses.push(format!("at {at} s: not logged in (404)")),
-            Err(err) => probe.errors.push(format!("at {at} s: {err:#}")),
+            Err(err) if no_answer(&err) => probe.errors.push(format!("at {at} s: {err:#}")),
+            // 401, a redirect to the login, a 5xx: an answer, and the session is not in it.
+            Err(err) => probe.misses.push(format!("at {at} s: {err:#}")),
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
     probe
+}
+
+/// Whether a failed probe got no HTTP answer at all (timeout, refused, reset): only those are
+/// load, anything answered without the session is a lost session.
+fn no_answer(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<reqwest::Error>())
 }
 
 /// The session check: every probe found the session; in shared mode it is also valid on a
@@ -835,6 +846,26 @@ mod tests {
         }
     }
 
+    /// Only a request without an HTTP answer is load; a new pod answering 401, a redirect to
+    /// the login or a 5xx has lost the session.
+    #[tokio::test]
+    async fn only_a_missing_answer_is_no_answer() {
+        use anyhow::Context;
+        let refused = reqwest::Client::new()
+            .get("http://127.0.0.1:1/camunda/api/admin/auth/user/default")
+            .send()
+            .await
+            .map(|_| ())
+            .context("ingress: GET …/auth/user/default");
+        assert!(no_answer(&refused.unwrap_err()));
+        for status in [401, 302, 500, 503] {
+            let answered = anyhow::anyhow!(
+                "ingress: GET …/auth/user/default: expected 200 (logged in) or 404 (not), got {status}"
+            );
+            assert!(!no_answer(&answered), "{status}");
+        }
+    }
+
     #[test]
     fn sticky_sessions_must_survive_every_request() {
         let clean = session_decision(SessionMode::Sticky, "conformance", &probe(40, &[]), None);
@@ -856,14 +887,16 @@ mod tests {
 
         // A few requests without an answer (under load) are reported, not counted as misses.
         let mut slow = probe(20, &[]);
-        slow.errors = vec!["at 5 s: timed out".into(), "at 9 s: 503".into()];
+        slow.errors = vec!["at 5 s: timed out".into(), "at 9 s: refused".into()];
         let verdict = session_decision(SessionMode::Sticky, "conformance", &slow, None);
         assert!(matches!(verdict, Verdict::Pass(_)), "{verdict:?}");
         assert!(message(&verdict).starts_with("18 of 18 requests"));
-        assert!(message(&verdict).contains("2 more got no answer under load, last: at 9 s: 503"));
+        assert!(
+            message(&verdict).contains("2 more got no answer under load, last: at 9 s: refused")
+        );
         // More than a tenth unanswered: the check cannot vouch for the session.
         let mut flaky = probe(10, &[]);
-        flaky.errors = vec!["at 5 s: timed out".into(), "at 9 s: 503".into()];
+        flaky.errors = vec!["at 5 s: timed out".into(), "at 9 s: refused".into()];
         let verdict = session_decision(SessionMode::Sticky, "conformance", &flaky, None);
         assert!(matches!(verdict, Verdict::Fail(_)), "{verdict:?}");
         assert!(

@@ -29,6 +29,9 @@ pub struct HpaStatus {
     pub desired_replicas: u32,
     /// Metrics with a current value, e.g. `cpu 37% (target 50%)`.
     pub current_metrics: Vec<String>,
+    /// Metrics of the spec without a current value (one that never resolves leaves the HPA
+    /// deciding on the others only).
+    pub unresolved_metrics: Vec<String>,
     pub conditions: Vec<HpaCondition>,
     /// `spec.behavior.scaleDown.stabilizationWindowSeconds`, defaulted as the controller does.
     pub scale_down_window_s: u64,
@@ -89,18 +92,26 @@ impl HpaStatus {
             .flatten()
             .filter_map(|m| metric_parts(m, "target"))
             .collect();
-        let current_metrics = hpa["status"]["currentMetrics"]
+        let current: Vec<(String, String)> = hpa["status"]["currentMetrics"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|m| {
-                let (name, current) = metric_parts(m, "current")?;
+            .filter_map(|m| metric_parts(m, "current"))
+            .collect();
+        let unresolved_metrics = targets
+            .iter()
+            .filter(|(name, _)| !current.iter().any(|(n, _)| n == name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let current_metrics = current
+            .into_iter()
+            .map(|(name, current)| {
                 let target = targets
                     .iter()
                     .find(|(n, _)| *n == name)
                     .map(|(_, t)| format!(" (target {t})"))
                     .unwrap_or_default();
-                Some(format!("{name} {current}{target}"))
+                format!("{name} {current}{target}")
             })
             .collect();
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
@@ -145,6 +156,7 @@ impl HpaStatus {
             current_replicas: number(&hpa["status"]["currentReplicas"]),
             desired_replicas: number(&hpa["status"]["desiredReplicas"]),
             current_metrics,
+            unresolved_metrics,
             conditions,
             scale_down_window_s: scale_down["stabilizationWindowSeconds"]
                 .as_u64()
@@ -225,6 +237,14 @@ pub fn metrics_present(hpa: &HpaStatus) -> Polled<String> {
     }
     if hpa.current_metrics.is_empty() {
         return Polled::Pending(format!("no current metric values yet; {}", hpa.summary()));
+    }
+    if !hpa.unresolved_metrics.is_empty() {
+        return Polled::Pending(format!(
+            "no current value for {} of the HPA's metrics: {}; {}",
+            hpa.unresolved_metrics.len(),
+            hpa.unresolved_metrics.join(", "),
+            hpa.summary()
+        ));
     }
     Polled::Done(hpa.current_metrics.join(", "))
 }
@@ -472,6 +492,29 @@ mod tests {
         assert_eq!(
             done(metrics_present(&hpa("hpa-idle.json"))),
             "cpu 4% (target 70%)"
+        );
+
+        // A second metric that never resolves (no custom-metrics adapter serves it): the
+        // status lists the cpu value only, the HPA decides on cpu alone.
+        let mut two = fixture("hpa-idle.json");
+        two["spec"]["metrics"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": "http_requests_per_second"},
+                    "target": {"type": "AverageValue", "averageValue": "10"}
+                }
+            }));
+        let two = HpaStatus::from_api(&two);
+        assert_eq!(two.unresolved_metrics, ["http_requests_per_second"]);
+        let seen = pending(metrics_present(&two));
+        assert!(
+            seen.starts_with(
+                "no current value for 1 of the HPA's metrics: http_requests_per_second; "
+            ),
+            "{seen}"
         );
     }
 
