@@ -195,7 +195,7 @@ async fn distinct_replicas(ctx: &Ctx<'_>) -> Outcome {
             ctx.target.ingress.rest_path
         );
         let via = format!("directly on {}", replica.name);
-        metrics::send_gets(&ctx.http.direct, &url, DIRECT_REQUESTS, &via).await?;
+        metrics::send_gets(&ctx.http.direct, &url, DIRECT_REQUESTS, &via, None).await?;
         let grown = metrics::growth_after(ctx, &all, &before, f64::from(DIRECT_REQUESTS)).await?;
         rounds.push((replica.name.clone(), grown));
     }

@@ -341,6 +341,24 @@ pub const CATALOGUE: &[FaultInfo] = &[
             "no share for camunda-outsider",
         )],
     ),
+    fault(
+        "affinity-cookie-lax",
+        "the affinity cookie lacks Secure and HttpOnly and its Path (/api) does not cover the webapp",
+        Some(Sticky),
+        &[expect(
+            "sessions.affinity-cookie-attributes",
+            "Path=/api does not cover the webapp",
+        )],
+    ),
+    fault(
+        "affinity-cookie-ignored",
+        "the ingress hands out the affinity cookie but balances round robin",
+        Some(Sticky),
+        &[expect(
+            "sessions.affinity-persists",
+            "expected every request carrying `INGRESSCOOKIE` to reach one replica",
+        )],
+    ),
 ];
 
 /// The faults that prove a check able to fail.

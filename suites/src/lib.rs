@@ -105,6 +105,8 @@ pub fn mode_specific_checks(mode: SessionMode) -> &'static [&'static str] {
     match mode {
         SessionMode::Sticky => &[
             "sessions.affinity-cookie",
+            "sessions.affinity-cookie-attributes",
+            "sessions.affinity-persists",
             "sessions.affinity-routing",
             "sessions.sticky-one-replica",
         ],

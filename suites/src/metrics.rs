@@ -506,16 +506,21 @@ pub(crate) fn with_metrics(replicas: &[Replica]) -> Vec<&Replica> {
         .collect()
 }
 
-/// `count` GETs of `url`, each answered 2xx; `via` names the way in errors.
+/// `count` GETs of `url`, each answered 2xx, with this `Cookie` header if any; `via` names the
+/// way in errors.
 pub(crate) async fn send_gets(
     client: &reqwest::Client,
     url: &str,
     count: u32,
     via: &str,
+    cookie: Option<&str>,
 ) -> Result<()> {
     for _ in 0..count {
-        let status = client
-            .get(url)
+        let mut request = client.get(url);
+        if let Some(cookie) = cookie {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        let status = request
             .send()
             .await
             .with_context(|| format!("GET {url} {via}"))?
@@ -535,7 +540,7 @@ const QUIET: Duration = Duration::from_secs(4);
 const READ_EVERY: Duration = Duration::from_millis(500);
 /// Of the requests sent, the share that background noise may hide: a stale upstream that takes
 /// a larger share fails.
-const ATTRIBUTION_SLACK: f64 = 0.1;
+pub(crate) const ATTRIBUTION_SLACK: f64 = 0.1;
 
 /// One replica's counter growth after traffic of ours, and what background traffic alone would
 /// have added meanwhile (its rate in the quiet window times the time since).
@@ -650,16 +655,17 @@ pub(crate) async fn attributed_after(
     }
 }
 
-/// Sends `sent` GETs of `url` through the ingress between a quiet baseline and the attributed
-/// growth of every replica's counter.
+/// Sends `sent` GETs of `url` through the ingress (with this `Cookie` header if any) between a
+/// quiet baseline and the attributed growth of every replica's counter.
 pub(crate) async fn ingress_traffic_shares(
     ctx: &Ctx<'_>,
     replicas: &[&Replica],
     url: &str,
     sent: u32,
+    cookie: Option<&str>,
 ) -> Result<Vec<Share>> {
     let baseline = quiet_baseline(ctx, replicas).await?;
-    send_gets(&ctx.http.ingress, url, sent, "through the ingress").await?;
+    send_gets(&ctx.http.ingress, url, sent, "through the ingress", cookie).await?;
     attributed_after(ctx, replicas, &baseline, sent).await
 }
 
@@ -688,7 +694,7 @@ async fn counters_grow(ctx: &Ctx<'_>) -> Outcome {
     let counter = ctx.target.metrics.request_counter();
     let replicas: Vec<&Replica> = ctx.target.replicas.iter().collect();
     let url = ctx.target.rest_url("/engine");
-    let shares = ingress_traffic_shares(ctx, &replicas, &url, TRAFFIC_REQUESTS).await?;
+    let shares = ingress_traffic_shares(ctx, &replicas, &url, TRAFFIC_REQUESTS, None).await?;
     Ok(judge_counters(counter, &url, TRAFFIC_REQUESTS, &shares))
 }
 

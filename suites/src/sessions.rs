@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use reqwest::StatusCode;
 
 use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict};
@@ -46,7 +46,17 @@ const FRESH_CLIENTS_SPREAD: CheckInfo = check(
 );
 const AFFINITY_COOKIE: CheckInfo = check(
     "sessions.affinity-cookie",
-    "sticky mode: the ingress sets its affinity cookie",
+    "sticky mode: the ingress sets its affinity cookie on a new client's first response",
+    false,
+);
+const AFFINITY_COOKIE_ATTRIBUTES: CheckInfo = check(
+    "sessions.affinity-cookie-attributes",
+    "sticky mode: the affinity cookie is Secure (TLS), HttpOnly, its Path covers the webapp and it is not JSESSIONID (GEP-1619)",
+    false,
+);
+const AFFINITY_PERSISTS: CheckInfo = check(
+    "sessions.affinity-persists",
+    "sticky mode: 50 requests carrying only the affinity cookie all reach one replica (GEP-1619)",
     false,
 );
 const AFFINITY_ROUTING: CheckInfo = check(
@@ -81,6 +91,8 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
     INGRESS_REQUESTS,
     FRESH_CLIENTS_SPREAD,
     AFFINITY_COOKIE,
+    AFFINITY_COOKIE_ATTRIBUTES,
+    AFFINITY_PERSISTS,
     AFFINITY_ROUTING,
     STICKY_ONE_REPLICA,
     SHARED_EVERY_REPLICA,
@@ -90,6 +102,10 @@ pub(crate) const CHECKS: &[CheckInfo] = &[
 
 /// Requests through the ingress that must all find the session.
 const REPEATS: usize = 20;
+
+/// Requests carrying only the affinity cookie that must all reach one replica (GEP-1619's
+/// conformance plan).
+const PERSIST_REQUESTS: u32 = 50;
 
 /// Cookie-less requests through the ingress: this many per replica, at least the minimum. Each
 /// replica must serve a fifth of its fair share: random balancing misses that about once in a
@@ -210,12 +226,22 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     let (not_this_mode, mode_name) = match mode {
         SessionMode::Sticky => (&[SHARED_EVERY_REPLICA, SHARED_SURVIVES_STOP][..], "sticky"),
         SessionMode::Shared => (
-            &[AFFINITY_COOKIE, AFFINITY_ROUTING, STICKY_ONE_REPLICA][..],
+            &[
+                AFFINITY_COOKIE,
+                AFFINITY_COOKIE_ATTRIBUTES,
+                AFFINITY_PERSISTS,
+                AFFINITY_ROUTING,
+                STICKY_ONE_REPLICA,
+            ][..],
             "shared",
         ),
     };
     for info in not_this_mode {
         rec.skip(info, &format!("sessions.mode is {mode_name}"));
+    }
+    // Needs no login: a failed login must not hide what the cookie itself does.
+    if mode == SessionMode::Sticky {
+        affinity_cookie_checks(ctx, rec).await;
     }
     let Some(mut session) = session else {
         let reason = format!("not checked: the login failed (see {})", LOGIN.id);
@@ -247,18 +273,6 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
     let mut stopped: Option<String> = None;
     match mode {
         SessionMode::Sticky => {
-            rec.check(&AFFINITY_COOKIE, async {
-                let name = &ctx.target.sessions.affinity_cookie;
-                Ok(if session.get(name).is_some() {
-                    Verdict::Pass(format!("the ingress set `{name}`"))
-                } else {
-                    Verdict::Fail(format!(
-                        "expected the ingress to set the affinity cookie `{name}`; cookies set: {}",
-                        session.names().join(", ")
-                    ))
-                })
-            })
-            .await;
             rec.check(&AFFINITY_ROUTING, async {
                 if replicas.len() < 2 {
                     return Ok(Verdict::Skip(format!(
@@ -416,7 +430,7 @@ async fn fresh_clients_spread(ctx: &Ctx<'_>) -> Outcome {
     let counted = metrics::with_metrics(replicas);
     let sent = fresh_clients(counted.len());
     let url = ctx.target.rest_url("/engine");
-    let shares = metrics::ingress_traffic_shares(ctx, &counted, &url, sent).await?;
+    let shares = metrics::ingress_traffic_shares(ctx, &counted, &url, sent, None).await?;
     Ok(judge_spread(&url, sent, &shares))
 }
 
@@ -443,6 +457,160 @@ fn judge_spread(url: &str, sent: u32, shares: &[metrics::Share]) -> Verdict {
             "expected every replica to serve at least {least:.0} of {sent} new clients; no share for {}; {seen}",
             idle.join(", ")
         ))
+    }
+}
+
+/// The affinity cookie as GEP-1619 plans to test it: set on a new client's first response,
+/// with the right attributes, and every request carrying it reaches one replica.
+async fn affinity_cookie_checks(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
+    let name = &ctx.target.sessions.affinity_cookie;
+    let mut first: Option<String> = None;
+    rec.check(&AFFINITY_COOKIE, async {
+        let url = ctx.target.rest_url("/engine");
+        let response = ctx
+            .http
+            .ingress
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url} through the ingress"))?;
+        let set: Vec<String> = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        Ok(match set.iter().find(|line| cookie_pair(line).0 == name) {
+            Some(line) => {
+                first = Some(line.clone());
+                Verdict::Pass(format!(
+                    "the first response to a new client (GET {url}) sets `{name}`"
+                ))
+            }
+            None => Verdict::Fail(format!(
+                "expected the ingress to set the affinity cookie `{name}` on a new client's first response (GET {url}); cookies set: [{}]",
+                set.iter().map(|line| cookie_pair(line).0).collect::<Vec<_>>().join(", ")
+            )),
+        })
+    })
+    .await;
+    let Some(line) = first else {
+        let reason = format!(
+            "not checked: the ingress set no affinity cookie (see {})",
+            AFFINITY_COOKIE.id
+        );
+        rec.fail(&AFFINITY_COOKIE_ATTRIBUTES, &reason);
+        rec.fail(&AFFINITY_PERSISTS, &reason);
+        return;
+    };
+    rec.check(&AFFINITY_COOKIE_ATTRIBUTES, async {
+        Ok(judge_cookie_attributes(
+            &line,
+            &ctx.target.ingress.webapp_path,
+        ))
+    })
+    .await;
+    rec.check(&AFFINITY_PERSISTS, async {
+        let replicas = &ctx.target.replicas;
+        let counted = metrics::with_metrics(replicas);
+        if counted.len() < 2 || counted.len() < replicas.len() {
+            return Ok(Verdict::Skip(format!(
+                "needs at least two replicas, each with a metrics_url, to tell where requests went ({} of {} have one)",
+                counted.len(),
+                replicas.len()
+            )));
+        }
+        let (cookie_name, value) = cookie_pair(&line);
+        let cookie = format!("{cookie_name}={value}");
+        let url = ctx.target.rest_url("/engine");
+        let shares =
+            metrics::ingress_traffic_shares(ctx, &counted, &url, PERSIST_REQUESTS, Some(&cookie))
+                .await?;
+        Ok(judge_persists(cookie_name, PERSIST_REQUESTS, &shares))
+    })
+    .await;
+}
+
+/// `(name, value)` of a `Set-Cookie` line.
+fn cookie_pair(line: &str) -> (&str, &str) {
+    let pair = line.split(';').next().unwrap_or_default().trim();
+    pair.split_once('=').unwrap_or((pair, ""))
+}
+
+/// GEP-1619's attributes: Secure (the ingress is https), HttpOnly, a Path covering the webapp
+/// (absent, it defaults to the first response's directory) and a name of its own.
+fn judge_cookie_attributes(line: &str, webapp_path: &str) -> Verdict {
+    let (name, _) = cookie_pair(line);
+    let attributes: Vec<(String, String)> = line
+        .split(';')
+        .skip(1)
+        .map(|part| {
+            let (key, value) = part.trim().split_once('=').unwrap_or((part.trim(), ""));
+            (key.to_ascii_lowercase(), value.to_string())
+        })
+        .collect();
+    let has = |key: &str| attributes.iter().any(|(k, _)| k == key);
+    let path = attributes
+        .iter()
+        .find(|(k, _)| k == "path")
+        .map(|(_, v)| v.as_str());
+    let mut problems = Vec::new();
+    if name.eq_ignore_ascii_case("JSESSIONID") {
+        problems
+            .push("named JSESSIONID, which overwrites Camunda's own session cookie".to_string());
+    }
+    if !has("secure") {
+        problems.push("not Secure (a browser would send it over plain HTTP)".to_string());
+    }
+    if !has("httponly") {
+        problems.push("not HttpOnly (scripts can read it)".to_string());
+    }
+    match path {
+        Some(path) if covers(path, webapp_path) => {}
+        Some(path) => problems.push(format!(
+            "Path={path} does not cover the webapp {webapp_path}"
+        )),
+        None => problems.push(format!(
+            "no Path: it defaults to the first response's directory, which need not cover the webapp {webapp_path}"
+        )),
+    }
+    if problems.is_empty() {
+        Verdict::Pass(format!("`{line}`"))
+    } else {
+        Verdict::Fail(format!(
+            "expected the affinity cookie Secure, HttpOnly, with a Path covering {webapp_path} and not named JSESSIONID; `{line}`: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+/// Whether a cookie Path matches every request below `webapp_path` (RFC 6265 path-match).
+fn covers(path: &str, webapp_path: &str) -> bool {
+    path == "/"
+        || webapp_path == path
+        || webapp_path
+            .strip_prefix(path)
+            .is_some_and(|rest| path.ends_with('/') || rest.starts_with('/'))
+}
+
+/// One replica took (nearly) all requests carrying the cookie, none of the others any share.
+fn judge_persists(cookie: &str, sent: u32, shares: &[metrics::Share]) -> Verdict {
+    let slack = f64::from(sent) * metrics::ATTRIBUTION_SLACK;
+    let took: Vec<&metrics::Share> = shares.iter().filter(|s| s.ours() >= slack).collect();
+    let seen = format!(
+        "after {sent} requests with `{cookie}` the request counters grew by {}",
+        metrics::describe_shares(shares)
+    );
+    match took.as_slice() {
+        [one] if one.ours() >= f64::from(sent) - slack => {
+            Verdict::Pass(format!("all reached {}; {seen}", one.name))
+        }
+        _ => {
+            Verdict::Fail(format!(
+            "expected every request carrying `{cookie}` to reach one replica; reached [{}]; {seen}",
+            took.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        }
     }
 }
 
@@ -566,6 +734,58 @@ mod tests {
             }
             (verdict, _) => panic!("unexpected {verdict:?}"),
         }
+    }
+
+    #[rstest]
+    // What the local ingress sets (and ingress-nginx with `session-cookie-secure`,
+    // `session-cookie-path`).
+    #[case::right("INGRESSCOOKIE=4c2d9e; Path=/; Secure; HttpOnly", None)]
+    #[case::path_of_the_webapp("route=abc; Path=/camunda; secure; httponly", None)]
+    #[case::path_prefix_only(
+        "route=abc; Path=/cam; Secure; HttpOnly",
+        Some("Path=/cam does not cover the webapp /camunda")
+    )]
+    #[case::lax("INGRESSCOOKIE=4c2d9e; Path=/api", Some("not Secure (a browser would send it over plain HTTP); not HttpOnly (scripts can read it); Path=/api does not cover the webapp /camunda"))]
+    #[case::no_path("INGRESSCOOKIE=4c2d9e; Secure; HttpOnly", Some("no Path"))]
+    #[case::jsessionid(
+        "JSESSIONID=4c2d9e; Path=/; Secure; HttpOnly",
+        Some("named JSESSIONID")
+    )]
+    fn affinity_cookie_attributes(#[case] line: &str, #[case] problem: Option<&str>) {
+        match (judge_cookie_attributes(line, "/camunda"), problem) {
+            (Verdict::Pass(m), None) => assert_eq!(m, format!("`{line}`")),
+            (Verdict::Fail(m), Some(problem)) => assert!(m.contains(problem), "{m}"),
+            (verdict, _) => panic!("unexpected {verdict:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case::one_replica(&[0.0, 50.0], 0.0, Some("camunda-1"))]
+    #[case::one_replica_under_probes(&[3.0, 52.0], 2.5, Some("camunda-1"))]
+    #[case::cookie_ignored(&[25.0, 25.0], 0.0, None)]
+    #[case::mostly(&[10.0, 40.0], 0.0, None)]
+    #[case::lost(&[0.0, 30.0], 0.0, None)]
+    fn fifty_requests_with_the_cookie_reach_one_replica(
+        #[case] grown: &[f64],
+        #[case] background: f64,
+        #[case] reached: Option<&str>,
+    ) {
+        match (
+            judge_persists("INGRESSCOOKIE", 50, &shares(grown, background)),
+            reached,
+        ) {
+            (Verdict::Pass(m), Some(name)) => {
+                assert!(m.starts_with(&format!("all reached {name}; ")), "{m}")
+            }
+            (Verdict::Fail(m), None) => assert!(
+                m.starts_with(
+                    "expected every request carrying `INGRESSCOOKIE` to reach one replica"
+                ),
+                "{m}"
+            ),
+            (verdict, _) => panic!("unexpected {verdict:?}"),
+        }
+        assert_eq!(cookie_pair("A=b=c; Path=/"), ("A", "b=c"));
     }
 
     fn misses(n: usize) -> Vec<String> {

@@ -463,6 +463,14 @@ fn setup(id: &str, stack: &mut Stack, odd: &Odd) -> Result<Setup> {
             balance: Balance::RoundRobin,
             ..state.default_nginx_conf()
         }),
+        "affinity-cookie-lax" => nginx(NginxConf {
+            balance: Balance::CookieLaxAttributes,
+            ..state.default_nginx_conf()
+        }),
+        "affinity-cookie-ignored" => nginx(NginxConf {
+            balance: Balance::CookieIgnored,
+            ..state.default_nginx_conf()
+        }),
         "auth-api-outside-cluster" => nginx(extra_route(
             stack,
             RouteMatch::Path(format!("{}{WHOAMI_PATH}", state.flavour.webapp_path())),

@@ -41,6 +41,11 @@ pub struct NginxConf {
 pub enum Balance {
     /// Cookie affinity like ingress-nginx (`affinity: cookie`).
     CookieAffinity,
+    /// A fault: cookie affinity whose cookie lacks Secure and HttpOnly and whose Path does not
+    /// cover the webapp.
+    CookieLaxAttributes,
+    /// A fault: the affinity cookie is handed out, but requests are balanced round robin.
+    CookieIgnored,
     RoundRobin,
     /// By client address, without a cookie.
     ClientAddress,
@@ -113,7 +118,15 @@ http {{
 ",
         access = conf.access_log.display(),
     );
-    let sticky = conf.balance == Balance::CookieAffinity;
+    let sticky = matches!(
+        conf.balance,
+        Balance::CookieAffinity | Balance::CookieLaxAttributes | Balance::CookieIgnored
+    );
+    let attributes = if conf.balance == Balance::CookieLaxAttributes {
+        "Path=/api"
+    } else {
+        "Path=/; Secure; HttpOnly"
+    };
     if sticky {
         // Plain nginx has no `sticky`: hash on the affinity cookie, or on the request id for a
         // client without one, and hand that id out as the cookie so later requests hash the same.
@@ -126,16 +139,16 @@ http {{
     }}
     # An empty value makes add_header omit the header: only clients without the cookie get one.
     map $cookie_{AFFINITY_COOKIE} $affinity_set_cookie {{
-        \"\"      \"{AFFINITY_COOKIE}=$request_id; Path=/; Secure; HttpOnly\";
+        \"\"      \"{AFFINITY_COOKIE}=$request_id; {attributes}\";
         default \"\";
     }}
 "
         );
     }
     let hash = match conf.balance {
-        Balance::CookieAffinity => Some("$affinity_key consistent"),
+        Balance::CookieAffinity | Balance::CookieLaxAttributes => Some("$affinity_key consistent"),
         Balance::ClientAddress => Some("$remote_addr"),
-        Balance::RoundRobin => None,
+        Balance::RoundRobin | Balance::CookieIgnored => None,
     };
     upstream(&mut out, "camunda", hash, &conf.upstream_ports);
     for (index, route) in conf.extra_routes.iter().enumerate() {
