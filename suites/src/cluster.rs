@@ -9,11 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::check::{CheckInfo, Ctx, Outcome, Recorder, Verdict, NOT_ALLOWED};
 use crate::http::{excerpt, poll, Polled};
 use crate::metrics::{self, Counters};
+use crate::scaling::kubectl::Kubectl;
 use crate::target::Replica;
 use crate::Suite;
 
@@ -31,6 +32,13 @@ const DISTINCT_REPLICAS: CheckInfo = CheckInfo {
     suite: Suite::Cluster,
     description:
         "the replica entries are different JVMs and each metrics_url counts its http_url's requests",
+    disruptive: false,
+};
+
+const ALL_REPLICAS_READY: CheckInfo = CheckInfo {
+    id: "cluster.all-replicas-ready",
+    suite: Suite::Cluster,
+    description: "Kubernetes: as many pods are Ready as the Deployment and its HPA ask for; a pod that is not names its last state",
     disruptive: false,
 };
 
@@ -56,6 +64,7 @@ const CLEANUP: CheckInfo = check(
 );
 
 pub(crate) const CHECKS: &[CheckInfo] = &[
+    ALL_REPLICAS_READY,
     DISTINCT_REPLICAS,
     DEPLOY,
     START_ELSEWHERE,
@@ -271,6 +280,16 @@ fn judge_distinct(rounds: &[(String, Counters)]) -> Verdict {
 }
 
 pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
+    rec.check(&ALL_REPLICAS_READY, async {
+        let Some(kube) = &ctx.target.kubernetes else {
+            return Ok(Verdict::Skip(
+                "needs Kubernetes: the target has no [kubernetes] section".into(),
+            ));
+        };
+        let (deployment, hpa, pods) = Kubectl::new(kube).replica_objects().await?;
+        Ok(judge_replicas_ready(&deployment, hpa.as_ref(), &pods))
+    })
+    .await;
     rec.check(&DISTINCT_REPLICAS, distinct_replicas(ctx)).await;
     let replicas = &ctx.target.replicas;
     if replicas.len() < 2 {
@@ -536,6 +555,142 @@ async fn cleanup(ingress: &Rest<'_>, deployment_id: &str) -> Outcome {
     )))
 }
 
+/// Ready pods against the Deployment's `spec.replicas` and the HPA's current and desired
+/// counts; every pod of the selector that is not Ready is named with its containers' states
+/// (a crash loop shows as `waiting CrashLoopBackOff`, with the last exit code).
+fn judge_replicas_ready(deployment: &Value, hpa: Option<&Value>, pods: &Value) -> Verdict {
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let name = deployment["metadata"]["name"].as_str().unwrap_or("?");
+    let want = deployment["spec"]["replicas"].as_u64().unwrap_or(1);
+    let live: Vec<&Value> = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect();
+    let is_ready = |pod: &Value| {
+        pod["status"]["phase"] == "Running"
+            && pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    let ready: Vec<&str> = live
+        .iter()
+        .filter(|p| is_ready(p))
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    let mut problems: Vec<String> = live
+        .iter()
+        .filter(|p| !is_ready(p))
+        .map(|p| {
+            format!(
+                "{} not Ready (phase {}; {})",
+                p["metadata"]["name"].as_str().unwrap_or("?"),
+                p["status"]["phase"].as_str().unwrap_or("unknown"),
+                container_states(p)
+            )
+        })
+        .collect();
+    let have = ready.len() as u64;
+    if have < want {
+        problems.push(format!(
+            "{have} Ready of the {want} replicas of Deployment {name}"
+        ));
+    }
+    let hpa_counts = hpa.map(|h| {
+        (
+            h["metadata"]["name"].as_str().unwrap_or("?").to_string(),
+            count(&h["status"]["currentReplicas"]),
+            count(&h["status"]["desiredReplicas"]),
+        )
+    });
+    if let Some((hpa, current, desired)) = &hpa_counts {
+        if have < *current.max(desired) {
+            problems.push(format!(
+                "HPA {hpa} counts {current} replicas and wants {desired}, {have} are Ready"
+            ));
+        }
+    }
+    let hpa_said = hpa_counts
+        .map(|(hpa, current, desired)| format!("; HPA {hpa}: current {current}, desired {desired}"))
+        .unwrap_or_default();
+    if problems.is_empty() {
+        let restarted: Vec<String> = live
+            .iter()
+            .filter(|p| restarts(p) > 0)
+            .map(|p| {
+                format!(
+                    "{} ({})",
+                    p["metadata"]["name"].as_str().unwrap_or("?"),
+                    container_states(p)
+                )
+            })
+            .collect();
+        Verdict::Pass(format!(
+            "{have} of {want} replicas of Deployment {name} Ready: {}{hpa_said}{}",
+            ready.join(", "),
+            if restarted.is_empty() {
+                String::new()
+            } else {
+                format!("; restarted before: {}", restarted.join(", "))
+            }
+        ))
+    } else {
+        Verdict::Fail(format!(
+            "expected every replica of Deployment {name} Ready ({want} asked for{hpa_said}); {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+fn restarts(pod: &Value) -> u64 {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["restartCount"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// `container camunda waiting CrashLoopBackOff, restarted 5 times, last exit code 1 (Error)`.
+fn container_states(pod: &Value) -> String {
+    let states: Vec<String> = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let state = c["state"].as_object().and_then(|s| s.iter().next());
+            let now = match state {
+                Some((kind, detail)) => match detail["reason"].as_str() {
+                    Some(reason) => format!("{kind} {reason}"),
+                    None => kind.clone(),
+                },
+                None => "no state".into(),
+            };
+            let mut text = format!("container {} {now}", c["name"].as_str().unwrap_or("?"));
+            let restarts = c["restartCount"].as_u64().unwrap_or(0);
+            if restarts > 0 {
+                text.push_str(&format!(", restarted {restarts} times"));
+            }
+            let last = &c["lastState"]["terminated"];
+            if let Some(code) = last["exitCode"].as_i64() {
+                text.push_str(&format!(
+                    ", last exit code {code} ({})",
+                    last["reason"].as_str().unwrap_or("no reason")
+                ));
+            }
+            text
+        })
+        .collect();
+    if states.is_empty() {
+        "no container started".into()
+    } else {
+        states.join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,6 +747,64 @@ mod tests {
         assert!(
             m.starts_with("expected one shared database behind every replica (camunda-0, camunda-1, camunda-outsider): camunda-outsider does not know definition"),
             "{m}"
+        );
+    }
+
+    /// A Deployment of 3 replicas whose HPA counts 3, one pod crash-looping (in the shape
+    /// `kubectl get -o json` gives).
+    fn crash_looping() -> (Value, Value, Value) {
+        let deployment = json!({"metadata": {"name": "camunda"}, "spec": {"replicas": 3}});
+        let hpa = json!({"metadata": {"name": "camunda"}, "status": {"currentReplicas": 3, "desiredReplicas": 3}});
+        let ready = |name: &str, restarts: u64| {
+            json!({"metadata": {"name": name}, "status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "camunda", "ready": true, "restartCount": restarts,
+                    "state": {"running": {"startedAt": "2026-12-07T22:00:00Z"}}}]}})
+        };
+        let looping = json!({"metadata": {"name": "camunda-7d9f-zzz"}, "status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+            "containerStatuses": [{"name": "camunda", "ready": false, "restartCount": 5,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 2m40s"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}});
+        let terminating = json!({"metadata": {"name": "camunda-old", "deletionTimestamp": "2026-12-07T22:01:00Z"},
+            "status": {"phase": "Running"}});
+        let pods = json!({"items": [ready("camunda-7d9f-aaa", 0), ready("camunda-7d9f-bbb", 1), looping, terminating]});
+        (deployment, hpa, pods)
+    }
+
+    #[test]
+    fn a_crash_looping_replica_fails_with_its_last_state() {
+        let (deployment, hpa, pods) = crash_looping();
+        let verdict = judge_replicas_ready(&deployment, Some(&hpa), &pods);
+        let Verdict::Fail(m) = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert_eq!(
+            m,
+            "expected every replica of Deployment camunda Ready (3 asked for; HPA camunda: current 3, desired 3); \
+             camunda-7d9f-zzz not Ready (phase Running; container camunda waiting CrashLoopBackOff, restarted 5 times, last exit code 1 (Error)); \
+             2 Ready of the 3 replicas of Deployment camunda; HPA camunda counts 3 replicas and wants 3, 2 are Ready"
+        );
+        // Without the crash-looping pod the Deployment asks for 2 and gets them; the HPA alone
+        // still counts 3.
+        let mut two = pods.clone();
+        two["items"].as_array_mut().unwrap().remove(2);
+        let deployment2 = json!({"metadata": {"name": "camunda"}, "spec": {"replicas": 2}});
+        let Verdict::Fail(m) = judge_replicas_ready(&deployment2, Some(&hpa), &two) else {
+            panic!("the HPA's count is compared too")
+        };
+        assert!(
+            m.ends_with("HPA camunda counts 3 replicas and wants 3, 2 are Ready"),
+            "{m}"
+        );
+        let verdict = judge_replicas_ready(&deployment2, None, &two);
+        let Verdict::Pass(m) = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert_eq!(
+            m,
+            "2 of 2 replicas of Deployment camunda Ready: camunda-7d9f-aaa, camunda-7d9f-bbb; \
+             restarted before: camunda-7d9f-bbb (container camunda running, restarted 1 times)"
         );
     }
 

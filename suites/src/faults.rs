@@ -361,6 +361,67 @@ pub const CATALOGUE: &[FaultInfo] = &[
     ),
 ];
 
+/// Checks only a Kubernetes cluster can run besides the scaling suite's: proven by
+/// [`NODE_ONLY`] faults instead of local ones.
+pub const KUBERNETES_ONLY_CHECKS: &[&str] = &["cluster.all-replicas-ready"];
+
+/// Faults whose symptom only a real cluster produces (kubelet probes, crash loops, HPA metrics,
+/// pod deletion), for the node backend's injection; the local matrix does not run them. Each
+/// description says the change to make.
+pub const NODE_ONLY: &[FaultInfo] = &[
+    fault(
+        "crash-looping-replica",
+        "a rollout whose new pod crash-loops (container command `sh -c 'exit 1'`) beside the Ready ones",
+        None,
+        &[expect(
+            "cluster.all-replicas-ready",
+            "waiting CrashLoopBackOff",
+        )],
+    ),
+    fault(
+        "readiness-never-passes",
+        "a rollout whose new pod's readiness probe asks for a path that does not exist",
+        None,
+        &[expect("cluster.all-replicas-ready", "not Ready (phase Running")],
+    ),
+    fault(
+        "hpa-metric-unresolved",
+        "the HPA has a second metric (a Pods metric no adapter serves) beside cpu",
+        None,
+        &[expect(
+            "scaling.hpa-metrics",
+            "no current value for 1 of the HPA's metrics",
+        )],
+    ),
+    fault(
+        "stale-pod-behind-service",
+        "the Service also selects a stale copy of the Deployment (its component label dropped from the selector)",
+        None,
+        &[expect(
+            "metrics.counters-grow",
+            "the ingress sends the rest elsewhere",
+        )],
+    ),
+    fault(
+        "ready-pod-outside-service",
+        "the Service selects only one of the Deployment's Ready pods (an extra label on one pod)",
+        None,
+        &[expect(
+            "sessions.fresh-clients-spread",
+            "expected every replica to serve at least",
+        )],
+    ),
+    fault(
+        "affinity-annotation-removed",
+        "the Ingress loses its cookie-affinity annotation",
+        Some(Sticky),
+        &[expect(
+            "sessions.affinity-cookie",
+            "expected the ingress to set the affinity cookie",
+        )],
+    ),
+];
+
 /// The faults that prove a check able to fail.
 pub fn proving(check_id: &str) -> Vec<&'static FaultInfo> {
     CATALOGUE
@@ -397,7 +458,7 @@ mod tests {
     fn every_fault_names_real_checks_and_ids_are_unique() {
         let ids: HashSet<&str> = catalog().iter().map(|c| c.id).collect();
         let mut seen = HashSet::new();
-        for fault in CATALOGUE {
+        for fault in CATALOGUE.iter().chain(NODE_ONLY) {
             assert!(seen.insert(fault.id), "duplicate fault id {}", fault.id);
             assert!(!fault.expects.is_empty(), "{} expects nothing", fault.id);
             for expect in fault.expects {
@@ -639,6 +700,16 @@ scale_in_s = 1
     fn every_local_check_has_a_fault_in_each_mode_it_applies_to() {
         for check in catalog() {
             if check.suite == Suite::Scaling && check.id != "scaling.load-generator" {
+                continue;
+            }
+            if KUBERNETES_ONLY_CHECKS.contains(&check.id) {
+                assert!(
+                    NODE_ONLY
+                        .iter()
+                        .any(|f| f.expects.iter().any(|e| e.check == check.id)),
+                    "{} has no node fault",
+                    check.id
+                );
                 continue;
             }
             for mode in [Sticky, Shared] {

@@ -328,6 +328,9 @@ http_url = "http://127.0.0.1:1"
                 Suite::Cluster if result.id == "cluster.distinct-replicas" => {
                     "needs a metrics_url for every replica; none for a, b"
                 }
+                Suite::Cluster if result.id == "cluster.all-replicas-ready" => {
+                    "needs Kubernetes: the target has no [kubernetes] section"
+                }
                 _ => check::NOT_ALLOWED,
             };
             assert_eq!(result.message, expected);
@@ -341,10 +344,11 @@ http_url = "http://127.0.0.1:1"
         let target = target(ca, "[disruptive]\nallowed = true\n");
         let (results, _) = run_collecting(&target, &[Suite::Cluster]).await;
         assert!(!results.is_empty());
-        // cluster.distinct-replicas needs no credentials (it skips here for want of metrics_url).
+        // cluster.distinct-replicas and cluster.all-replicas-ready need no credentials (they
+        // skip here for want of metrics_url and of Kubernetes).
         for result in results
             .iter()
-            .filter(|r| r.id != "cluster.distinct-replicas")
+            .filter(|r| r.id != "cluster.distinct-replicas" && r.id != "cluster.all-replicas-ready")
         {
             assert_eq!(result.status, Status::Fail);
             assert!(

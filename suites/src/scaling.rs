@@ -9,7 +9,7 @@
 
 mod generator;
 mod hpa;
-mod kubectl;
+pub(crate) mod kubectl;
 pub mod load;
 
 use std::collections::BTreeSet;

@@ -98,6 +98,55 @@ impl Kubectl {
     }
 }
 
+impl Kubectl {
+    /// The Deployment, its HPA (absent: `None`) and its pods, as the API server returns them.
+    pub async fn replica_objects(&self) -> Result<(Value, Option<Value>, Value)> {
+        let ns = self.namespace.as_str();
+        let deployment = self
+            .json(&[
+                "--namespace",
+                ns,
+                "get",
+                "deployment",
+                &self.deployment,
+                "-o",
+                "json",
+            ])
+            .await?;
+        let hpa = self
+            .run(&[
+                "--namespace",
+                ns,
+                "get",
+                "horizontalpodautoscalers.v2.autoscaling",
+                &self.hpa,
+                "--ignore-not-found",
+                "-o",
+                "json",
+            ])
+            .await?;
+        let hpa = if hpa.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(serde_json::from_slice(&hpa).context("kubectl get hpa: not JSON")?)
+        };
+        let selector = label_selector(&deployment)?;
+        let pods = self
+            .json(&[
+                "--namespace",
+                ns,
+                "get",
+                "pods",
+                "--selector",
+                &selector,
+                "-o",
+                "json",
+            ])
+            .await?;
+        Ok((deployment, hpa, pods))
+    }
+}
+
 impl KubeOps for Kubectl {
     fn pod_metrics(&self) -> KubeFuture<'_, Vec<String>> {
         Box::pin(async move {
