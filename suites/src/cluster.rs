@@ -183,16 +183,8 @@ async fn distinct_replicas(ctx: &Ctx<'_>) -> Outcome {
             replicas.len()
         )));
     }
-    let lacking: Vec<&str> = replicas
-        .iter()
-        .filter(|r| r.metrics_url.is_none())
-        .map(|r| r.name.as_str())
-        .collect();
-    if !lacking.is_empty() {
-        return Ok(Verdict::Skip(format!(
-            "needs a metrics_url for every replica; none for {}",
-            lacking.join(", ")
-        )));
+    if let Some(reason) = metrics::lacking_metrics(replicas) {
+        return Ok(Verdict::Skip(reason));
     }
     let all: Vec<&Replica> = replicas.iter().collect();
     let mut rounds = Vec::new();

@@ -498,6 +498,22 @@ pub(crate) async fn growth_after(
     }
 }
 
+/// Why requests cannot be attributed by the replicas' counters: the replicas without a
+/// metrics_url, if any.
+pub(crate) fn lacking_metrics(replicas: &[Replica]) -> Option<String> {
+    let lacking: Vec<&str> = replicas
+        .iter()
+        .filter(|r| r.metrics_url.is_none())
+        .map(|r| r.name.as_str())
+        .collect();
+    (!lacking.is_empty()).then(|| {
+        format!(
+            "needs a metrics_url for every replica; none for {}",
+            lacking.join(", ")
+        )
+    })
+}
+
 /// The replicas that have a metrics_url.
 pub(crate) fn with_metrics(replicas: &[Replica]) -> Vec<&Replica> {
     replicas

@@ -416,16 +416,8 @@ async fn fresh_clients_spread(ctx: &Ctx<'_>) -> Outcome {
             replicas.len()
         )));
     }
-    let lacking: Vec<&str> = replicas
-        .iter()
-        .filter(|r| r.metrics_url.is_none())
-        .map(|r| r.name.as_str())
-        .collect();
-    if !lacking.is_empty() {
-        return Ok(Verdict::Skip(format!(
-            "needs a metrics_url for every replica to tell which served a request; none for {}",
-            lacking.join(", ")
-        )));
+    if let Some(reason) = metrics::lacking_metrics(replicas) {
+        return Ok(Verdict::Skip(reason));
     }
     let counted = metrics::with_metrics(replicas);
     let sent = fresh_clients(counted.len());

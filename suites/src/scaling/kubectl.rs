@@ -99,6 +99,20 @@ impl Kubectl {
 }
 
 impl Kubectl {
+    async fn pods_json(&self, selector: &str) -> Result<Value> {
+        self.json(&[
+            "--namespace",
+            &self.namespace,
+            "get",
+            "pods",
+            "--selector",
+            selector,
+            "-o",
+            "json",
+        ])
+        .await
+    }
+
     /// The Deployment, its HPA (absent: `None`) and its pods, as the API server returns them.
     pub async fn replica_objects(&self) -> Result<(Value, Option<Value>, Value)> {
         let ns = self.namespace.as_str();
@@ -130,19 +144,7 @@ impl Kubectl {
         } else {
             Some(serde_json::from_slice(&hpa).context("kubectl get hpa: not JSON")?)
         };
-        let selector = label_selector(&deployment)?;
-        let pods = self
-            .json(&[
-                "--namespace",
-                ns,
-                "get",
-                "pods",
-                "--selector",
-                &selector,
-                "-o",
-                "json",
-            ])
-            .await?;
+        let pods = self.pods_json(&label_selector(&deployment)?).await?;
         Ok((deployment, hpa, pods))
     }
 }
@@ -179,19 +181,7 @@ impl KubeOps for Kubectl {
 
     fn pods(&self) -> KubeFuture<'_, Vec<PodState>> {
         Box::pin(async move {
-            let selector = self.selector().await?;
-            let list = self
-                .json(&[
-                    "--namespace",
-                    &self.namespace,
-                    "get",
-                    "pods",
-                    "--selector",
-                    &selector,
-                    "-o",
-                    "json",
-                ])
-                .await?;
+            let list = self.pods_json(&self.selector().await?).await?;
             Ok(pod_states(&list))
         })
     }
