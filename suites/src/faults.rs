@@ -125,7 +125,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "the ingress sends traffic to a replica that is not one of the deployment's (a stale pod)",
         None,
         &[
-            expect("metrics.counters-grow", "to grow from"),
+            expect("metrics.counters-grow", "the ingress sends the rest elsewhere"),
             expect("scaling.load-generator", "to drive the replicas' CPU"),
         ],
     ),
@@ -244,7 +244,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
         &[
             expect(
                 "sessions.fresh-clients-spread",
-                "expected at least two replicas",
+                "new clients; no share for camunda-",
             ),
             expect_in(Sticky, "sessions.affinity-routing", "to miss the session"),
         ],
@@ -257,7 +257,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
             expect("sessions.affinity-cookie", "expected the ingress to set"),
             expect(
                 "sessions.fresh-clients-spread",
-                "expected at least two replicas",
+                "new clients; no share for camunda-",
             ),
         ],
     ),

@@ -466,6 +466,13 @@ async fn affinity_cookie_checks(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
             .send()
             .await
             .with_context(|| format!("GET {url} through the ingress"))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Ok(Verdict::Fail(format!(
+                "GET {url} through the ingress: HTTP {}, not an answer of Camunda's",
+                status.as_u16()
+            )));
+        }
         let set: Vec<String> = response
             .headers()
             .get_all(reqwest::header::SET_COOKIE)
