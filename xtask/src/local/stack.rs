@@ -241,9 +241,15 @@ fn local_allowed_skips(sticky: bool) -> Vec<camunda_conformance_suites::AllowedS
         .map(|check| {
             AllowedSkip::new(
                 check.id,
-                "the local backend has no Kubernetes; the HPA is proven on the kwok and kind backends",
+                "the local backend has no Kubernetes; the HPA is proven on the node backend (real CPU)",
             )
         })
+        .chain(suites::faults::KUBERNETES_ONLY_CHECKS.iter().map(|id| {
+            AllowedSkip::new(
+                *id,
+                "the local backend has no Kubernetes: no pods, Deployment or HPA to compare",
+            )
+        }))
         .chain(suites::session_mode_skips(mode))
         .collect()
 }
