@@ -638,7 +638,9 @@ pub(crate) fn describe_shares(shares: &[Share]) -> String {
 }
 
 /// Polls the counters (within `settle_s`) until the growth attributed to our `sent` requests
-/// reaches them all. Returns the shares also when it falls short: the caller judges them.
+/// reaches them all. Returns the shares also when it falls short (the read that attributed the
+/// most: the background allowance grows with every later read, and a quiet window that caught a
+/// probe overestimates it): the caller judges them.
 pub(crate) async fn attributed_after(
     ctx: &Ctx<'_>,
     replicas: &[&Replica],
@@ -646,13 +648,18 @@ pub(crate) async fn attributed_after(
     sent: u32,
 ) -> Result<Vec<Share>> {
     let bound = Duration::from_secs(ctx.target.bounds.settle_s);
-    let (mut last, mut error) = (None, None);
+    let (mut last, mut error): (Option<Vec<Share>>, _) = (None, None);
     loop {
         match request_counters(ctx, replicas).await {
             Ok(now) => {
                 let seen = shares(baseline, &now, baseline.at.elapsed());
                 let done = total_ours(&seen) >= f64::from(sent);
-                last = Some(seen);
+                if last
+                    .as_ref()
+                    .is_none_or(|best| total_ours(&seen) > total_ours(best))
+                {
+                    last = Some(seen);
+                }
                 if done {
                     break;
                 }
