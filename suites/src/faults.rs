@@ -548,7 +548,6 @@ scale_in_s = 1
     /// A loopback server answering 502 to every request (TLS for `camunda.test` from a fresh CA,
     /// or plain HTTP); returns the CA's PEM and the port.
     async fn bad_gateway(tls: bool) -> (String, u16) {
-        use std::sync::Arc;
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
         async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
             let mut received = Vec::new();
@@ -564,27 +563,7 @@ scale_in_s = 1
             let _ = stream.write_all(head.as_bytes()).await;
             let _ = stream.shutdown().await;
         }
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["camunda.test".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (ca_pem, acceptor) = crate::http::raw::camunda_test_acceptor();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -599,7 +578,7 @@ scale_in_s = 1
                 });
             }
         });
-        (ca.pem(), port)
+        (ca_pem, port)
     }
 
     /// Every expectation names a symptom: not nothing, and nothing that a check says whenever
