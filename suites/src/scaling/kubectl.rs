@@ -83,18 +83,20 @@ impl Kubectl {
     }
 
     async fn selector(&self) -> Result<String> {
-        let deployment = self
-            .json(&[
-                "--namespace",
-                &self.namespace,
-                "get",
-                "deployment",
-                &self.deployment,
-                "-o",
-                "json",
-            ])
-            .await?;
-        label_selector(&deployment)
+        label_selector(&self.deployment_json().await?)
+    }
+
+    async fn deployment_json(&self) -> Result<Value> {
+        self.json(&[
+            "--namespace",
+            &self.namespace,
+            "get",
+            "deployment",
+            &self.deployment,
+            "-o",
+            "json",
+        ])
+        .await
     }
 }
 
@@ -116,17 +118,7 @@ impl Kubectl {
     /// The Deployment, its HPA (absent: `None`) and its pods, as the API server returns them.
     pub async fn replica_objects(&self) -> Result<(Value, Option<Value>, Value)> {
         let ns = self.namespace.as_str();
-        let deployment = self
-            .json(&[
-                "--namespace",
-                ns,
-                "get",
-                "deployment",
-                &self.deployment,
-                "-o",
-                "json",
-            ])
-            .await?;
+        let deployment = self.deployment_json().await?;
         let hpa = self
             .run(&[
                 "--namespace",
