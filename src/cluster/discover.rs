@@ -489,6 +489,72 @@ pub fn simulated_skips() -> Vec<AllowedSkip> {
         .collect()
 }
 
+/// The addresses outside the cluster that reach the Deployment's pods without the route: every
+/// port of a NodePort or LoadBalancer Service selecting them, on each node's InternalIP and
+/// each load-balancer address. Nodes the user may not read are named in a note.
+async fn exposed_addresses(
+    client: &Client,
+    services: &[Service],
+    deployment: &Deployment,
+    notes: &mut Vec<String>,
+) -> Vec<SocketAddr> {
+    let labels = template_labels(deployment);
+    let exposing: Vec<&Service> = services
+        .iter()
+        .filter(|s| {
+            let kind = s.spec.as_ref().and_then(|spec| spec.type_.as_deref());
+            matches!(kind, Some("NodePort" | "LoadBalancer"))
+                && !service_selector(s).is_empty()
+                && labels_match(&service_selector(s), &labels)
+        })
+        .collect();
+    if exposing.is_empty() {
+        return Vec::new();
+    }
+    let node_ips: Vec<std::net::IpAddr> = match Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(nodes) => nodes
+            .items
+            .iter()
+            .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect(),
+        Err(err) => {
+            notes.push(format!(
+                "the nodes could not be listed ({err}): node ports are not probed"
+            ));
+            Vec::new()
+        }
+    };
+    let mut exposed = Vec::new();
+    for service in exposing {
+        let Some(spec) = &service.spec else { continue };
+        let balancers: Vec<std::net::IpAddr> = service
+            .status
+            .iter()
+            .flat_map(|s| s.load_balancer.iter())
+            .flat_map(|lb| lb.ingress.iter().flatten())
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect();
+        for port in spec.ports.iter().flatten() {
+            if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok()) {
+                exposed.extend(node_ips.iter().map(|ip| SocketAddr::new(*ip, node_port)));
+            }
+            if let Ok(service_port) = u16::try_from(port.port) {
+                exposed.extend(
+                    balancers
+                        .iter()
+                        .map(|ip| SocketAddr::new(*ip, service_port)),
+                );
+            }
+        }
+    }
+    exposed
+}
+
 /// Whether the pods run on nodes kwok manages (annotation `kwok.x-k8s.io/node: fake`). A Node
 /// the user may not read counts as real.
 pub async fn on_simulated_nodes(client: &Client, pods: &[Pod]) -> bool {
@@ -875,6 +941,11 @@ pub async fn discover(client: &Client, request: &Request) -> Result<Discovered> 
             (None, None)
         }
     };
+    let exposed = if simulated {
+        Vec::new()
+    } else {
+        exposed_addresses(client, &services, deployment, &mut notes).await
+    };
     let port_suffix = |addr: Option<SocketAddr>, default: u16| match addr {
         Some(addr) if addr.port() != default => format!(":{}", addr.port()),
         _ => String::new(),
@@ -909,6 +980,7 @@ pub async fn discover(client: &Client, request: &Request) -> Result<Discovered> 
             ca_file: request.ca_file.clone(),
             webapp_path: route.webapp_path.clone(),
             rest_path: route.rest_path.clone(),
+            exposed,
         },
         sessions: Sessions {
             mode,

@@ -130,7 +130,7 @@ pub fn checks_text() -> String {
         if proving.is_empty() {
             let _ = writeln!(
                 out,
-                "{:<46} no fault in the catalogue (Kubernetes only: proven on the kwok and kind backends)",
+                "{:<46} no fault in the catalogue yet: nothing shows this check able to fail",
                 ""
             );
         }
@@ -195,6 +195,7 @@ mod tests {
         };
         let tls = block("tls.certificate");
         assert!(tls.contains("faults on local: other-ca"), "{tls}");
+        assert!(tls.contains("faults on node: other-ca"), "{tls}");
         let distinct = block("cluster.distinct-replicas");
         assert!(
             distinct.contains("faults on local: same-jvm-twice (target)"),
@@ -203,6 +204,14 @@ mod tests {
         assert!(distinct.contains("only target faults"), "{distinct}");
         assert!(!tls.contains("only target faults"), "{tls}");
         let hpa = block("scaling.hpa-metrics");
-        assert!(hpa.contains("no fault in the catalogue"), "{hpa}");
+        assert!(
+            hpa.contains("faults on node: metrics-server-stopped, hpa-metric-unresolved"),
+            "{hpa}"
+        );
+        let new_pods = block("scaling.new-pods-ready");
+        assert!(
+            new_pods.contains("no fault in the catalogue yet"),
+            "{new_pods}"
+        );
     }
 }

@@ -176,7 +176,8 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "the ingress serves a certificate issued by another CA",
         None,
         &[expect("tls.certificate", "not issued by the target CA")],
-    ),
+    )
+    .on(&[Backend::Local, Backend::Node]),
     fault(
         "no-https-redirect",
         "plain HTTP is proxied to the replicas instead of redirected to HTTPS",
@@ -361,57 +362,62 @@ pub const CATALOGUE: &[FaultInfo] = &[
     ),
 ];
 
-/// Checks only a Kubernetes cluster can run besides the scaling suite's: proven by
-/// [`NODE_ONLY`] faults instead of local ones.
+/// Checks only a Kubernetes cluster can run besides the scaling suite's: proven by node faults
+/// instead of local ones.
 pub const KUBERNETES_ONLY_CHECKS: &[&str] = &["cluster.all-replicas-ready"];
 
-/// Faults whose symptom only a real cluster produces (kubelet probes, crash loops, HPA metrics,
-/// pod deletion), for the node backend's injection; the local matrix does not run them. Each
-/// description says the change to make.
-pub const NODE_ONLY: &[FaultInfo] = &[
-    fault(
+/// A fault the node backend's `--faults` injects into the real cluster (kubectl-style edits of
+/// the deployed objects, a Service added, an addon scaled to zero, the node cordoned), undoes,
+/// and proves healed.
+const fn node_fault(
+    id: &'static str,
+    description: &'static str,
+    mode: Option<SessionMode>,
+    expects: &'static [Expect],
+) -> FaultInfo {
+    fault(id, description, mode, expects).on(&[Backend::Node])
+}
+
+/// Faults whose symptom only a real cluster produces (kubelet probes, crash loops, HPA
+/// metrics, Services, the scheduler): the node backend injects them, the local matrix does not.
+pub const NODE: &[FaultInfo] = &[
+    node_fault(
         "crash-looping-replica",
-        "a rollout whose new pod crash-loops (container command `sh -c 'exit 1'`) beside the Ready ones",
+        "a rollout whose new pod crash-loops (its container command exits 1) beside the Ready ones",
         None,
-        &[expect(
-            "cluster.all-replicas-ready",
-            "waiting CrashLoopBackOff",
-        )],
+        &[expect("cluster.all-replicas-ready", "waiting CrashLoopBackOff")],
     ),
-    fault(
+    node_fault(
         "readiness-never-passes",
         "a rollout whose new pod's readiness probe asks for a path that does not exist",
         None,
-        &[expect("cluster.all-replicas-ready", "not Ready (phase Running")],
-    ),
-    fault(
-        "hpa-metric-unresolved",
-        "the HPA has a second metric (a Pods metric no adapter serves) beside cpu",
-        None,
         &[expect(
-            "scaling.hpa-metrics",
-            "no current value for 1 of the HPA's metrics",
+            "cluster.all-replicas-ready",
+            "not Ready (phase Running; container camunda running",
         )],
     ),
-    fault(
-        "stale-pod-behind-service",
-        "the Service also selects a stale copy of the Deployment (its component label dropped from the selector)",
+    node_fault(
+        "admin-secret-wrong-key",
+        "the admin Secret holds the password under another key than the Deployment reads (a rollout's new pod cannot start)",
         None,
         &[expect(
-            "metrics.counters-grow",
-            "the ingress sends the rest elsewhere",
+            "cluster.all-replicas-ready",
+            "waiting CreateContainerConfigError",
         )],
     ),
-    fault(
-        "ready-pod-outside-service",
-        "the Service selects only one of the Deployment's Ready pods (an extra label on one pod)",
+    node_fault(
+        "servicemonitor-selects-nothing",
+        "the ServiceMonitor's selector matches no Service (a label value that differs)",
         None,
-        &[expect(
-            "sessions.fresh-clients-spread",
-            "expected every replica to serve at least",
-        )],
+        &[expect("metrics.prometheus-targets", "not a target of job")],
     ),
-    fault(
+    node_fault(
+        "servicemonitor-wrong-port",
+        "the ServiceMonitor's endpoint names a port the Service lacks",
+        None,
+        &[expect("metrics.prometheus-targets", "not a target of job")],
+    ),
+    node_fault(
         "affinity-annotation-removed",
         "the Ingress loses its cookie-affinity annotation",
         Some(Sticky),
@@ -420,12 +426,73 @@ pub const NODE_ONLY: &[FaultInfo] = &[
             "expected the ingress to set the affinity cookie",
         )],
     ),
+    node_fault(
+        "ready-pod-outside-service",
+        "the Service selects only one of the Deployment's Ready pods (a label only that pod has)",
+        None,
+        &[expect(
+            "sessions.fresh-clients-spread",
+            "expected every replica to serve at least",
+        )],
+    ),
+    node_fault(
+        "metrics-nodeport",
+        "a NodePort Service exposes the replicas' metrics port on every node",
+        None,
+        &[expect("metrics.not-public", "metrics served at http://")],
+    ),
+    node_fault(
+        "redis-gone",
+        "the Redis pod is deleted and not replaced (its Deployment scaled to zero)",
+        Some(Shared),
+        &[expect("sessions.login", "got 500")],
+    ),
+    node_fault(
+        "metrics-server-stopped",
+        "metrics-server is stopped (its Deployment scaled to zero): the resource metrics API has no backend",
+        None,
+        &[
+            expect("scaling.metrics-api", "Error from server (ServiceUnavailable)"),
+            expect("scaling.hpa-metrics", "FailedGetResourceMetric"),
+        ],
+    ),
+    node_fault(
+        "hpa-metric-unresolved",
+        "the HPA has a second metric (a Pods metric no adapter serves) beside cpu",
+        None,
+        &[expect(
+            "scaling.hpa-metrics",
+            "no current value for 1 of the HPA's metrics",
+        )],
+    ),
+    node_fault(
+        "hpa-targets-other-deployment",
+        "the HPA's scaleTargetRef names another Deployment (left from a rename)",
+        None,
+        &[expect(
+            "scaling.hpa-metrics",
+            "the HPA scales Deployment/camunda-old, not the target's Deployment/camunda",
+        )],
+    ),
+    node_fault(
+        "hpa-max-equals-min",
+        "the HPA's maxReplicas equals its minReplicas",
+        Some(Sticky),
+        &[expect(
+            "scaling.scale-out",
+            "maxReplicas 2 is not above minReplicas 2",
+        )],
+    ),
 ];
+
+/// Every fault, whichever backend injects it.
+pub fn all() -> impl Iterator<Item = &'static FaultInfo> {
+    CATALOGUE.iter().chain(NODE)
+}
 
 /// The faults that prove a check able to fail.
 pub fn proving(check_id: &str) -> Vec<&'static FaultInfo> {
-    CATALOGUE
-        .iter()
+    all()
         .filter(|fault| fault.expects.iter().any(|e| e.check == check_id))
         .collect()
 }
@@ -458,7 +525,7 @@ mod tests {
     fn every_fault_names_real_checks_and_ids_are_unique() {
         let ids: HashSet<&str> = catalog().iter().map(|c| c.id).collect();
         let mut seen = HashSet::new();
-        for fault in CATALOGUE.iter().chain(NODE_ONLY) {
+        for fault in all() {
             assert!(seen.insert(fault.id), "duplicate fault id {}", fault.id);
             assert!(!fault.expects.is_empty(), "{} expects nothing", fault.id);
             for expect in fault.expects {
@@ -647,9 +714,10 @@ scale_in_s = 1
         assert!(by_id("same-jvm-twice").target);
         assert!(!by_id("separate-databases").target);
         assert!(by_id("other-ca").injected_on(Backend::Local));
-        assert!(!by_id("other-ca").injected_on(Backend::Node));
-        let both = by_id("other-ca").on(&[Backend::Local, Backend::Node]);
-        assert!(both.injected_on(Backend::Node) && !both.target);
+        assert!(by_id("other-ca").injected_on(Backend::Node));
+        assert!(!by_id("no-jmx-agent").injected_on(Backend::Node));
+        let node = by_id("no-jmx-agent").on(&[Backend::Node]);
+        assert!(node.injected_on(Backend::Node) && !node.target);
         let twice = by_id("same-jvm-twice").on(&[Backend::Node]);
         assert!(twice.target && !twice.injected_on(Backend::Local));
     }
@@ -683,8 +751,7 @@ scale_in_s = 1
             }
             if KUBERNETES_ONLY_CHECKS.contains(&check.id) {
                 assert!(
-                    NODE_ONLY
-                        .iter()
+                    NODE.iter()
                         .any(|f| f.expects.iter().any(|e| e.check == check.id)),
                     "{} has no node fault",
                     check.id

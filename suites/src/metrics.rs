@@ -859,6 +859,13 @@ async fn not_public(ctx: &Ctx<'_>) -> Outcome {
             }
         }
     }
+    // What the cluster publishes besides the route: node ports, load-balancer addresses.
+    for address in &target.ingress.exposed {
+        let url = format!("http://{address}{}", target.metrics.path());
+        if let Some(status) = serves_metrics(ctx.http.direct.get(&url)).await {
+            exposed.push(format!("{url} (HTTP {status}, a published Service port)"));
+        }
+    }
     let mut probed = format!(
         "metrics ports {} on the ingress address {ingress} not served over http or https",
         ports
@@ -867,6 +874,18 @@ async fn not_public(ctx: &Ctx<'_>) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !target.ingress.exposed.is_empty() {
+        probed.push_str(&format!(
+            "; published Service addresses {} serve no metrics",
+            target
+                .ingress
+                .exposed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     for (port, name) in &skipped {
         probed.push_str(&format!(
             "; port {port} not probed: {name} serves its metrics on the ingress address {ingress} itself"

@@ -192,7 +192,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, rec: &mut Recorder<'_>) {
         let bound = Duration::from_secs(ctx.target.bounds.prometheus_s);
         let metrics = poll(bound, Duration::from_secs(2), || async {
             match ops.hpa().await {
-                Ok(hpa) => hpa::metrics_present(&hpa),
+                Ok(hpa) => hpa::metrics_present(&hpa, &kube.deployment),
                 Err(err) => Polled::Pending(format!("{err:#}")),
             }
         })

@@ -149,6 +149,11 @@ pub struct Ingress {
     pub webapp_path: String,
     #[serde(default = "default_rest_path")]
     pub rest_path: String,
+    /// Every other address a client outside the cluster reaches the replicas at: the node
+    /// ports and load-balancer addresses of the Services that select them.
+    /// `metrics.not-public` asks each for the metrics path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<SocketAddr>,
 }
 
 fn default_webapp_path() -> String {

@@ -12,6 +12,7 @@ mod cli;
 mod command;
 mod conformance;
 mod e2e;
+mod fault_matrix;
 mod flavour;
 mod installed;
 mod interrupts;

@@ -41,6 +41,8 @@ pub struct HpaStatus {
     pub scale_down_select_min: bool,
     /// The target of the `cpu` Resource metric in percent of the request, if there is one.
     pub cpu_target_utilization: Option<u32>,
+    /// `spec.scaleTargetRef` as `Kind/name`.
+    pub scale_target: String,
 }
 
 /// One HPA scaling policy: at most `value` pods (or percent of them) per `period_s`.
@@ -164,6 +166,15 @@ impl HpaStatus {
             scale_down_policies,
             scale_down_select_min: scale_down["selectPolicy"] == "Min",
             cpu_target_utilization,
+            scale_target: format!(
+                "{}/{}",
+                hpa["spec"]["scaleTargetRef"]["kind"]
+                    .as_str()
+                    .unwrap_or("?"),
+                hpa["spec"]["scaleTargetRef"]["name"]
+                    .as_str()
+                    .unwrap_or("?")
+            ),
         }
     }
 
@@ -231,12 +242,20 @@ fn metric_parts(metric: &Value, field: &str) -> Option<(String, String)> {
 }
 
 /// The HPA reports a current value for its metrics (the metrics pipeline works end to end).
-pub fn metrics_present(hpa: &HpaStatus) -> Polled<String> {
-    if let Some(reason) = hpa.blocked().filter(|_| hpa.current_metrics.is_empty()) {
-        return Polled::Pending(format!("{reason}; {}", hpa.summary()));
+pub fn metrics_present(hpa: &HpaStatus, deployment: &str) -> Polled<String> {
+    let target = format!("Deployment/{deployment}");
+    if hpa.scale_target != target {
+        return Polled::Pending(format!(
+            "the HPA scales {}, not the target's {target}; {}",
+            hpa.scale_target,
+            hpa.summary()
+        ));
     }
     if hpa.current_metrics.is_empty() {
-        return Polled::Pending(format!("no current metric values yet; {}", hpa.summary()));
+        return Polled::Pending(match hpa.blocked() {
+            Some(reason) => format!("{reason}; {}", hpa.summary()),
+            None => format!("no current metric values yet; {}", hpa.summary()),
+        });
     }
     if !hpa.unresolved_metrics.is_empty() {
         return Polled::Pending(format!(
@@ -245,6 +264,11 @@ pub fn metrics_present(hpa: &HpaStatus) -> Polled<String> {
             hpa.unresolved_metrics.join(", "),
             hpa.summary()
         ));
+    }
+    // Values left in the status from before do not make a working HPA: one that cannot read
+    // its target's scale or its metrics now says so in its conditions.
+    if let Some(reason) = hpa.blocked() {
+        return Polled::Pending(format!("{reason}; {}", hpa.summary()));
     }
     Polled::Done(hpa.current_metrics.join(", "))
 }
@@ -475,12 +499,14 @@ mod tests {
         // Before the controller's first sync: no status at all.
         let new = hpa("hpa-new.json");
         assert!(new.current_metrics.is_empty());
-        assert!(pending(metrics_present(&new)).starts_with("no current metric values yet"));
+        assert!(
+            pending(metrics_present(&new, "camunda")).starts_with("no current metric values yet")
+        );
 
         // metrics-server not serving: an empty metric entry and ScalingActive False.
         let unavailable = hpa("hpa-metrics-unavailable.json");
         assert!(unavailable.current_metrics.is_empty());
-        let seen = pending(metrics_present(&unavailable));
+        let seen = pending(metrics_present(&unavailable, "camunda"));
         assert!(
             seen.starts_with("metrics unavailable: ScalingActive=False (FailedGetResourceMetric)"),
             "{seen}"
@@ -490,7 +516,7 @@ mod tests {
         assert!(pending(scaled_out(&unavailable, 2)).contains("FailedGetResourceMetric"));
 
         assert_eq!(
-            done(metrics_present(&hpa("hpa-idle.json"))),
+            done(metrics_present(&hpa("hpa-idle.json"), "camunda")),
             "cpu 4% (target 70%)"
         );
 
@@ -509,11 +535,26 @@ mod tests {
             }));
         let two = HpaStatus::from_api(&two);
         assert_eq!(two.unresolved_metrics, ["http_requests_per_second"]);
-        let seen = pending(metrics_present(&two));
+        let seen = pending(metrics_present(&two, "camunda"));
         assert!(
             seen.starts_with(
                 "no current value for 1 of the HPA's metrics: http_requests_per_second; "
             ),
+            "{seen}"
+        );
+
+        // An HPA scaling another Deployment: its own values may look fine.
+        assert!(
+            pending(metrics_present(&hpa("hpa-idle.json"), "camunda-new")).starts_with(
+                "the HPA scales Deployment/camunda, not the target's Deployment/camunda-new"
+            )
+        );
+        // Metrics left in the status while the HPA cannot read its target's scale.
+        let mut stale = fixture("hpa-idle.json");
+        stale["status"]["conditions"] = serde_json::json!([{"type": "AbleToScale", "status": "False", "reason": "FailedGetScale", "message": "deployments/scale.apps \"camunda-old\" not found"}]);
+        let seen = pending(metrics_present(&HpaStatus::from_api(&stale), "camunda"));
+        assert!(
+            seen.starts_with("the HPA cannot scale: AbleToScale=False (FailedGetScale)"),
             "{seen}"
         );
     }

@@ -23,6 +23,8 @@ use kube::Api;
 use serde_json::{json, Value};
 
 use super::addons;
+
+mod faults;
 use super::cli::{kind, kubectl};
 use super::diag;
 use super::plan::{Plan, SecretUse, Step, Wait};
@@ -147,12 +149,11 @@ impl crate::backend::Backend for ClusterBackend {
         self.run_steps(start..self.plan.steps.len(), timings)
     }
 
-    fn faults(&mut self, _timings: &mut Timings) -> Result<bool> {
-        // `Settings::from_run` refuses --faults on these backends before anything runs.
-        bail!(
-            "--faults: backend {:?} has no fault catalogue",
-            self.runner.settings.backend
-        )
+    fn faults(&mut self, timings: &mut Timings) -> Result<bool> {
+        let started = Instant::now();
+        let matrix = self.node_faults();
+        timings.record("faults".to_string(), started.elapsed());
+        matrix
     }
 
     fn diagnostics(&mut self) {

@@ -99,8 +99,8 @@ impl Settings {
         if backend == Backend::Kwok && args.reuse {
             bail!("--reuse is not available on kwok: a kept control plane is tested with --backend existing --context {} --no-deploy", crate::kwok::control_plane::CONTEXT);
         }
-        if args.faults {
-            bail!("--faults: the fault catalogue is injected on --backend local only; the cluster backends run the suites without it");
+        if args.faults && backend != Backend::Node {
+            bail!("--faults: the fault catalogue is injected on --backend local and --backend node; {} runs the suites without it", format!("{backend:?}").to_lowercase());
         }
         if args.http_port == args.https_port {
             bail!("--http-port and --https-port must differ");

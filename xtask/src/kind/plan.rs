@@ -172,7 +172,7 @@ pub struct Plan {
 }
 
 const ADDON_ROLLOUT: Duration = Duration::from_secs(300);
-const STACK_ROLLOUT: Duration = Duration::from_secs(600);
+pub(super) const STACK_ROLLOUT: Duration = Duration::from_secs(600);
 
 fn rollout_step(workload: Workload, namespace: &str, name: &str, timeout: Duration) -> Step {
     Step::Wait(Wait::Rollout {

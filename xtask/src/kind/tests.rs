@@ -533,13 +533,8 @@ fn a_reused_node_converges_the_stack_only_and_stays_kept() {
 }
 
 #[test]
-fn faults_are_refused_on_the_cluster_backends_before_anything_runs() {
-    for backend in [
-        Backend::Kind,
-        Backend::Kwok,
-        Backend::Node,
-        Backend::Existing,
-    ] {
+fn faults_are_refused_on_the_cluster_backends_without_a_catalogue_before_anything_runs() {
+    for backend in [Backend::Kind, Backend::Kwok, Backend::Existing] {
         let context = if backend == Backend::Existing {
             " --context c"
         } else {
@@ -550,6 +545,18 @@ fn faults_are_refused_on_the_cluster_backends_before_anything_runs() {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("--backend local only"), "{backend:?}: {err}");
+        assert!(
+            err.contains("injected on --backend local and --backend node"),
+            "{backend:?}: {err}"
+        );
     }
+    let node = Settings::from_run(
+        &args("e2e --faults --overlay /tmp/overlay"),
+        Backend::Node,
+        Path::new("/tmp/a"),
+    );
+    assert!(
+        !format!("{:#}", node.err().unwrap_or_else(|| anyhow::anyhow!(""))).contains("--faults"),
+        "the node injects its catalogue"
+    );
 }

@@ -181,6 +181,8 @@ impl StackState {
                 ca_file: Some(self.ca_file()),
                 webapp_path: self.flavour.webapp_path().into(),
                 rest_path: self.flavour.rest_path().into(),
+                // The local stack publishes no port besides the ingress's.
+                exposed: Vec::new(),
             },
             sessions: suites::Sessions {
                 mode: if self.sticky {
