@@ -21,6 +21,20 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The line that opens a fault's part of the run: what is broken and what must fail.
+pub fn announce(fault: &FaultInfo, mode: SessionMode) {
+    println!(
+        "\nfault {}: {} -> expecting {} to fail",
+        fault.id,
+        fault.description,
+        fault
+            .expected(mode)
+            .map(|e| e.check)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
 /// Every check the fault touched: the expected ones and any other that failed under it (the
 /// heal run must see them all pass again).
 pub fn touched(fault: &FaultInfo, mode: SessionMode, probed: &Result<Report>) -> Vec<String> {

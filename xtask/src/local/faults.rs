@@ -130,16 +130,7 @@ fn run_catalogue(
         stack.heal(true)?;
         let started = Instant::now();
         let suites = fault_matrix::suites_of(fault, mode);
-        println!(
-            "\nfault {}: {} -> expecting {} to fail",
-            fault.id,
-            fault.description,
-            fault
-                .expected(mode)
-                .map(|e| e.check)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        fault_matrix::announce(fault, mode);
         let setup = setup(fault.id, stack, odd)?;
         let stop_probes = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let probes = kubelet_probes(

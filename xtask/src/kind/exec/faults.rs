@@ -133,16 +133,7 @@ impl ClusterBackend {
         for fault in catalogue {
             let fault_started = Instant::now();
             let suites = fault_matrix::suites_of(fault, mode);
-            println!(
-                "\nfault {}: {} -> expecting {} to fail",
-                fault.id,
-                fault.description,
-                fault
-                    .expected(mode)
-                    .map(|e| e.check)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            fault_matrix::announce(fault, mode);
             let runner = &mut self.runner;
             let mut injected = Injected::new(Settle::Now);
             let probed = self.runtime.block_on(async {
