@@ -8,7 +8,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, PodTemplateSpec, Service, ServicePort,
 };
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rustc_hash::FxHashMap as HashMap;
@@ -389,8 +390,16 @@ pub struct Bundle {
     hpa_by_target: Index,
     /// Pod template label key → value → workload entries.
     workloads_by_label: Index,
+    /// Pod template label key → the workload entries having it.
+    workloads_by_label_key: HashMap<String, Vec<usize>>,
     /// First selector pair key → value → Service entries.
     services_by_selector: Index,
+    /// Service `metadata.labels` key → value → Service entries (for monitors' selectors).
+    services_by_label: Index,
+    /// Service `metadata.labels` key → the Service entries having it.
+    services_by_label_key: HashMap<String, Vec<usize>>,
+    /// The entries of each kind rules go through, in bundle order.
+    kinds: Kinds,
     /// Backend Service name → the Ingresses and HTTPRoutes naming it.
     routes_by_service: HashMap<String, Vec<usize>>,
     /// `validate --front-door`: the front door rule `front-door` judges the bundle for.
@@ -398,6 +407,56 @@ pub struct Bundle {
 }
 
 type Index = HashMap<String, HashMap<String, Vec<usize>>>;
+
+/// The positions of the entries of each kind the rules go through, so that a rule asking for
+/// one kind inside its loop over another walks only that kind, never the whole bundle again
+/// (which made `validate` quadratic in the number of objects).
+#[derive(Default)]
+struct Kinds {
+    workloads: Vec<usize>,
+    services: Vec<usize>,
+    ingresses: Vec<usize>,
+    hpas: Vec<usize>,
+    service_monitors: Vec<usize>,
+    pod_monitors: Vec<usize>,
+    pdbs: Vec<usize>,
+    network_policies: Vec<usize>,
+    http_routes: Vec<usize>,
+    gateways: Vec<usize>,
+}
+
+/// Candidates for a label selector from an index of labels (key → value → positions) and of
+/// label keys: those with its first `matchLabels` pair, else with one of the values of its first
+/// `In` expression or the key of its first `Exists` expression, else all of `every`. In bundle
+/// order; the caller still applies the whole selector.
+fn candidates(
+    selector: &LabelSelector,
+    pairs: &Index,
+    keys: &HashMap<String, Vec<usize>>,
+    every: &[usize],
+) -> Vec<usize> {
+    if let Some((key, value)) = selector.match_labels.iter().flatten().next() {
+        return lookup(pairs, key, value).to_vec();
+    }
+    for expression in selector.match_expressions.iter().flatten() {
+        match expression.operator.as_str() {
+            "In" => {
+                let mut found: Vec<usize> = expression
+                    .values
+                    .iter()
+                    .flatten()
+                    .flat_map(|value| lookup(pairs, &expression.key, value).iter().copied())
+                    .collect();
+                found.sort_unstable();
+                found.dedup();
+                return found;
+            }
+            "Exists" => return keys.get(&expression.key).cloned().unwrap_or_default(),
+            _ => {}
+        }
+    }
+    every.to_vec()
+}
 
 fn insert(index: &mut Index, outer: &str, inner: &str, position: usize) {
     index
@@ -425,7 +484,11 @@ impl Bundle {
             secret_providers: HashMap::default(),
             hpa_by_target: Index::default(),
             workloads_by_label: Index::default(),
+            workloads_by_label_key: HashMap::default(),
             services_by_selector: Index::default(),
+            services_by_label: Index::default(),
+            services_by_label_key: HashMap::default(),
+            kinds: Kinds::default(),
             routes_by_service: HashMap::default(),
             front_door: None,
         };
@@ -438,8 +501,10 @@ impl Bundle {
                     .or_default()
                     .push(position);
             }
+            let kinds = &mut bundle.kinds;
             match &entry.typed {
                 Typed::Hpa(hpa) => {
+                    kinds.hpas.push(position);
                     if let Some(spec) = &hpa.spec {
                         let target = &spec.scale_target_ref;
                         insert(
@@ -451,6 +516,11 @@ impl Bundle {
                     }
                 }
                 Typed::Ingress(_) | Typed::HttpRoute(_) => {
+                    if matches!(entry.typed, Typed::Ingress(_)) {
+                        kinds.ingresses.push(position);
+                    } else {
+                        kinds.http_routes.push(position);
+                    }
                     for service in backend_services(entry) {
                         let routes = bundle
                             .routes_by_service
@@ -462,6 +532,7 @@ impl Bundle {
                     }
                 }
                 Typed::Service(service) => {
+                    kinds.services.push(position);
                     let first = service
                         .spec
                         .as_ref()
@@ -470,35 +541,36 @@ impl Bundle {
                     if let Some((key, value)) = first {
                         insert(&mut bundle.services_by_selector, key, value, position);
                     }
+                    for (key, value) in entry.labels() {
+                        insert(&mut bundle.services_by_label, key, value, position);
+                        bundle
+                            .services_by_label_key
+                            .entry(key.clone())
+                            .or_default()
+                            .push(position);
+                    }
                 }
+                Typed::ServiceMonitor(_) => kinds.service_monitors.push(position),
+                Typed::PodMonitor(_) => kinds.pod_monitors.push(position),
+                Typed::Pdb(_) => kinds.pdbs.push(position),
+                Typed::NetworkPolicy(_) => kinds.network_policies.push(position),
+                Typed::Gateway(_) => kinds.gateways.push(position),
                 _ => {}
             }
-        }
-        let labelled: Vec<(usize, Vec<(String, String)>)> = bundle
-            .workloads()
-            .filter_map(|w| {
-                let position = bundle.position(w.entry)?;
-                let labels = w
-                    .labels()?
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                Some((position, labels))
-            })
-            .collect();
-        for (position, labels) in labelled {
-            for (key, value) in labels {
-                insert(&mut bundle.workloads_by_label, &key, &value, position);
+            let Some(workload) = workload_of(entry) else {
+                continue;
+            };
+            bundle.kinds.workloads.push(position);
+            for (key, value) in workload.labels().into_iter().flatten() {
+                insert(&mut bundle.workloads_by_label, key, value, position);
+                bundle
+                    .workloads_by_label_key
+                    .entry(key.clone())
+                    .or_default()
+                    .push(position);
             }
         }
         bundle
-    }
-
-    fn position(&self, entry: &Entry) -> Option<usize> {
-        lookup(&self.by_name, &entry.kind, &entry.name)
-            .iter()
-            .copied()
-            .find(|i| std::ptr::eq(&self.entries[*i], entry))
     }
 
     /// Entries of a kind and name near (in the namespace of) `near`.
@@ -522,7 +594,10 @@ impl Bundle {
     }
 
     pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
-        self.entries.iter().filter_map(workload_of)
+        self.kinds
+            .workloads
+            .iter()
+            .filter_map(|i| self.workload_at(*i))
     }
 
     pub fn camunda_workloads(&self) -> impl Iterator<Item = (Workload<'_>, &Container)> {
@@ -530,38 +605,117 @@ impl Bundle {
             .filter_map(|w| w.camunda_container().map(|c| (w, c)))
     }
 
+    /// The entries at `positions` typed as `T`.
+    fn typed_at<'a, T: ?Sized + 'a>(
+        &'a self,
+        positions: &'a [usize],
+        of: fn(&'a Typed) -> Option<&'a T>,
+    ) -> impl Iterator<Item = (&'a Entry, &'a T)> + 'a {
+        positions.iter().filter_map(move |i| {
+            let entry = &self.entries[*i];
+            of(&entry.typed).map(|t| (entry, t))
+        })
+    }
+
     pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Service(s) => Some((e, &**s)),
+        self.typed_at(&self.kinds.services, |t| match t {
+            Typed::Service(s) => Some(&**s),
             _ => None,
         })
     }
 
     pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Ingress(i) => Some((e, &**i)),
+        self.typed_at(&self.kinds.ingresses, |t| match t {
+            Typed::Ingress(i) => Some(&**i),
             _ => None,
         })
     }
 
     pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Hpa(h) => Some((e, &**h)),
+        self.typed_at(&self.kinds.hpas, |t| match t {
+            Typed::Hpa(h) => Some(&**h),
             _ => None,
         })
     }
 
     pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::ServiceMonitor(m) => Some((e, &**m)),
+        self.typed_at(&self.kinds.service_monitors, |t| match t {
+            Typed::ServiceMonitor(m) => Some(&**m),
             _ => None,
         })
     }
 
     pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::PodMonitor(m) => Some((e, &**m)),
+        self.typed_at(&self.kinds.pod_monitors, |t| match t {
+            Typed::PodMonitor(m) => Some(&**m),
             _ => None,
+        })
+    }
+
+    pub fn pdbs(&self) -> impl Iterator<Item = (&Entry, &PodDisruptionBudget)> {
+        self.typed_at(&self.kinds.pdbs, |t| match t {
+            Typed::Pdb(p) => Some(&**p),
+            _ => None,
+        })
+    }
+
+    pub fn network_policies(&self) -> impl Iterator<Item = (&Entry, &NetworkPolicy)> {
+        self.typed_at(&self.kinds.network_policies, |t| match t {
+            Typed::NetworkPolicy(p) => Some(&**p),
+            _ => None,
+        })
+    }
+
+    pub fn http_routes(&self) -> impl Iterator<Item = (&Entry, &crds::HttpRoute)> {
+        self.typed_at(&self.kinds.http_routes, |t| match t {
+            Typed::HttpRoute(r) => Some(&**r),
+            _ => None,
+        })
+    }
+
+    pub fn gateways(&self) -> impl Iterator<Item = (&Entry, &crds::Gateway)> {
+        self.typed_at(&self.kinds.gateways, |t| match t {
+            Typed::Gateway(g) => Some(&**g),
+            _ => None,
+        })
+    }
+
+    /// The workloads whose pod labels `selector` matches (any namespace), in bundle order,
+    /// looked up through the label index rather than by trying every workload.
+    pub fn workloads_selected_by<'a>(
+        &'a self,
+        selector: &'a LabelSelector,
+    ) -> impl Iterator<Item = Workload<'a>> + 'a {
+        candidates(
+            selector,
+            &self.workloads_by_label,
+            &self.workloads_by_label_key,
+            &self.kinds.workloads,
+        )
+        .into_iter()
+        .filter_map(|i| self.workload_at(i))
+        .filter(move |w| w.labels().is_some_and(|l| selector_matches(selector, l)))
+    }
+
+    /// The Services whose own labels `selector` matches (any namespace), in bundle order.
+    pub fn services_selected_by<'a>(
+        &'a self,
+        selector: &'a LabelSelector,
+    ) -> impl Iterator<Item = (&'a Entry, &'a Service)> + 'a {
+        let found = candidates(
+            selector,
+            &self.services_by_label,
+            &self.services_by_label_key,
+            &self.kinds.services,
+        );
+        found.into_iter().filter_map(move |i| {
+            let entry = &self.entries[i];
+            match &entry.typed {
+                Typed::Service(s) if selector_matches(selector, entry.labels()) => {
+                    Some((entry, &**s))
+                }
+                _ => None,
+            }
         })
     }
 
