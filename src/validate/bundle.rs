@@ -388,16 +388,12 @@ pub struct Bundle {
     secret_providers: HashMap<String, Vec<usize>>,
     /// scaleTargetRef kind → name → HPA entries.
     hpa_by_target: Index,
-    /// Pod template label key → value → workload entries.
-    workloads_by_label: Index,
-    /// Pod template label key → the workload entries having it.
-    workloads_by_label_key: HashMap<String, Vec<usize>>,
+    /// Pod template labels → workload entries.
+    workloads_by_label: LabelIndex,
     /// First selector pair key → value → Service entries.
     services_by_selector: Index,
-    /// Service `metadata.labels` key → value → Service entries (for monitors' selectors).
-    services_by_label: Index,
-    /// Service `metadata.labels` key → the Service entries having it.
-    services_by_label_key: HashMap<String, Vec<usize>>,
+    /// Service `metadata.labels` → Service entries (for monitors' selectors).
+    services_by_label: LabelIndex,
     /// The entries of each kind rules go through, in bundle order.
     kinds: Kinds,
     /// Backend Service name → the Ingresses and HTTPRoutes naming it.
@@ -425,37 +421,49 @@ struct Kinds {
     gateways: Vec<usize>,
 }
 
-/// Candidates for a label selector from an index of labels (key → value → positions) and of
-/// label keys: those with its first `matchLabels` pair, else with one of the values of its first
-/// `In` expression or the key of its first `Exists` expression, else all of `every`. In bundle
-/// order; the caller still applies the whole selector.
-fn candidates(
-    selector: &LabelSelector,
-    pairs: &Index,
-    keys: &HashMap<String, Vec<usize>>,
-    every: &[usize],
-) -> Vec<usize> {
-    if let Some((key, value)) = selector.match_labels.iter().flatten().next() {
-        return lookup(pairs, key, value).to_vec();
-    }
-    for expression in selector.match_expressions.iter().flatten() {
-        match expression.operator.as_str() {
-            "In" => {
-                let mut found: Vec<usize> = expression
-                    .values
-                    .iter()
-                    .flatten()
-                    .flat_map(|value| lookup(pairs, &expression.key, value).iter().copied())
-                    .collect();
-                found.sort_unstable();
-                found.dedup();
-                return found;
-            }
-            "Exists" => return keys.get(&expression.key).cloned().unwrap_or_default(),
-            _ => {}
+/// Entries by their labels: key → value → positions, and key → positions.
+#[derive(Default)]
+struct LabelIndex {
+    pairs: Index,
+    keys: HashMap<String, Vec<usize>>,
+}
+
+impl LabelIndex {
+    fn add<'a>(&mut self, labels: impl IntoIterator<Item = (&'a String, &'a String)>, at: usize) {
+        for (key, value) in labels {
+            insert(&mut self.pairs, key, value, at);
+            self.keys.entry(key.clone()).or_default().push(at);
         }
     }
-    every.to_vec()
+
+    /// Candidates for a label selector: those with its first `matchLabels` pair, else with one
+    /// of the values of its first `In` expression or the key of its first `Exists` expression,
+    /// else all of `every`. In bundle order; the caller still applies the whole selector.
+    fn candidates(&self, selector: &LabelSelector, every: &[usize]) -> Vec<usize> {
+        if let Some((key, value)) = selector.match_labels.iter().flatten().next() {
+            return lookup(&self.pairs, key, value).to_vec();
+        }
+        for expression in selector.match_expressions.iter().flatten() {
+            match expression.operator.as_str() {
+                "In" => {
+                    let mut found: Vec<usize> = expression
+                        .values
+                        .iter()
+                        .flatten()
+                        .flat_map(|value| {
+                            lookup(&self.pairs, &expression.key, value).iter().copied()
+                        })
+                        .collect();
+                    found.sort_unstable();
+                    found.dedup();
+                    return found;
+                }
+                "Exists" => return self.keys.get(&expression.key).cloned().unwrap_or_default(),
+                _ => {}
+            }
+        }
+        every.to_vec()
+    }
 }
 
 fn insert(index: &mut Index, outer: &str, inner: &str, position: usize) {
@@ -474,6 +482,19 @@ fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// `pub fn $name(&self)`: the entries of one kind with their typed values, in bundle order,
+/// from the positions [`Kinds`] keeps of it.
+macro_rules! kind_iterator {
+    ($name:ident, $positions:ident, $variant:ident, $ty:ty) => {
+        pub fn $name(&self) -> impl Iterator<Item = (&Entry, &$ty)> {
+            self.typed_at(&self.kinds.$positions, |t| match t {
+                Typed::$variant(v) => Some(&**v),
+                _ => None,
+            })
+        }
+    };
+}
+
 impl Bundle {
     pub fn new(entries: Vec<Entry>) -> Self {
         let (entries, duplicates) = without_duplicates(entries);
@@ -483,11 +504,9 @@ impl Bundle {
             by_name: Index::default(),
             secret_providers: HashMap::default(),
             hpa_by_target: Index::default(),
-            workloads_by_label: Index::default(),
-            workloads_by_label_key: HashMap::default(),
+            workloads_by_label: LabelIndex::default(),
             services_by_selector: Index::default(),
-            services_by_label: Index::default(),
-            services_by_label_key: HashMap::default(),
+            services_by_label: LabelIndex::default(),
             kinds: Kinds::default(),
             routes_by_service: HashMap::default(),
             front_door: None,
@@ -541,14 +560,7 @@ impl Bundle {
                     if let Some((key, value)) = first {
                         insert(&mut bundle.services_by_selector, key, value, position);
                     }
-                    for (key, value) in entry.labels() {
-                        insert(&mut bundle.services_by_label, key, value, position);
-                        bundle
-                            .services_by_label_key
-                            .entry(key.clone())
-                            .or_default()
-                            .push(position);
-                    }
+                    bundle.services_by_label.add(entry.labels(), position);
                 }
                 Typed::ServiceMonitor(_) => kinds.service_monitors.push(position),
                 Typed::PodMonitor(_) => kinds.pod_monitors.push(position),
@@ -561,14 +573,9 @@ impl Bundle {
                 continue;
             };
             bundle.kinds.workloads.push(position);
-            for (key, value) in workload.labels().into_iter().flatten() {
-                insert(&mut bundle.workloads_by_label, key, value, position);
-                bundle
-                    .workloads_by_label_key
-                    .entry(key.clone())
-                    .or_default()
-                    .push(position);
-            }
+            bundle
+                .workloads_by_label
+                .add(workload.labels().into_iter().flatten(), position);
         }
         bundle
     }
@@ -617,68 +624,25 @@ impl Bundle {
         })
     }
 
-    pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
-        self.typed_at(&self.kinds.services, |t| match t {
-            Typed::Service(s) => Some(&**s),
-            _ => None,
-        })
-    }
-
-    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
-        self.typed_at(&self.kinds.ingresses, |t| match t {
-            Typed::Ingress(i) => Some(&**i),
-            _ => None,
-        })
-    }
-
-    pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
-        self.typed_at(&self.kinds.hpas, |t| match t {
-            Typed::Hpa(h) => Some(&**h),
-            _ => None,
-        })
-    }
-
-    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
-        self.typed_at(&self.kinds.service_monitors, |t| match t {
-            Typed::ServiceMonitor(m) => Some(&**m),
-            _ => None,
-        })
-    }
-
-    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
-        self.typed_at(&self.kinds.pod_monitors, |t| match t {
-            Typed::PodMonitor(m) => Some(&**m),
-            _ => None,
-        })
-    }
-
-    pub fn pdbs(&self) -> impl Iterator<Item = (&Entry, &PodDisruptionBudget)> {
-        self.typed_at(&self.kinds.pdbs, |t| match t {
-            Typed::Pdb(p) => Some(&**p),
-            _ => None,
-        })
-    }
-
-    pub fn network_policies(&self) -> impl Iterator<Item = (&Entry, &NetworkPolicy)> {
-        self.typed_at(&self.kinds.network_policies, |t| match t {
-            Typed::NetworkPolicy(p) => Some(&**p),
-            _ => None,
-        })
-    }
-
-    pub fn http_routes(&self) -> impl Iterator<Item = (&Entry, &crds::HttpRoute)> {
-        self.typed_at(&self.kinds.http_routes, |t| match t {
-            Typed::HttpRoute(r) => Some(&**r),
-            _ => None,
-        })
-    }
-
-    pub fn gateways(&self) -> impl Iterator<Item = (&Entry, &crds::Gateway)> {
-        self.typed_at(&self.kinds.gateways, |t| match t {
-            Typed::Gateway(g) => Some(&**g),
-            _ => None,
-        })
-    }
+    kind_iterator!(services, services, Service, Service);
+    kind_iterator!(ingresses, ingresses, Ingress, Ingress);
+    kind_iterator!(hpas, hpas, Hpa, HorizontalPodAutoscaler);
+    kind_iterator!(
+        service_monitors,
+        service_monitors,
+        ServiceMonitor,
+        crds::ServiceMonitor
+    );
+    kind_iterator!(pod_monitors, pod_monitors, PodMonitor, crds::PodMonitor);
+    kind_iterator!(pdbs, pdbs, Pdb, PodDisruptionBudget);
+    kind_iterator!(
+        network_policies,
+        network_policies,
+        NetworkPolicy,
+        NetworkPolicy
+    );
+    kind_iterator!(http_routes, http_routes, HttpRoute, crds::HttpRoute);
+    kind_iterator!(gateways, gateways, Gateway, crds::Gateway);
 
     /// The workloads whose pod labels `selector` matches (any namespace), in bundle order,
     /// looked up through the label index rather than by trying every workload.
@@ -686,15 +650,11 @@ impl Bundle {
         &'a self,
         selector: &'a LabelSelector,
     ) -> impl Iterator<Item = Workload<'a>> + 'a {
-        candidates(
-            selector,
-            &self.workloads_by_label,
-            &self.workloads_by_label_key,
-            &self.kinds.workloads,
-        )
-        .into_iter()
-        .filter_map(|i| self.workload_at(i))
-        .filter(move |w| w.labels().is_some_and(|l| selector_matches(selector, l)))
+        self.workloads_by_label
+            .candidates(selector, &self.kinds.workloads)
+            .into_iter()
+            .filter_map(|i| self.workload_at(i))
+            .filter(move |w| w.labels().is_some_and(|l| selector_matches(selector, l)))
     }
 
     /// The Services whose own labels `selector` matches (any namespace), in bundle order.
@@ -702,12 +662,9 @@ impl Bundle {
         &'a self,
         selector: &'a LabelSelector,
     ) -> impl Iterator<Item = (&'a Entry, &'a Service)> + 'a {
-        let found = candidates(
-            selector,
-            &self.services_by_label,
-            &self.services_by_label_key,
-            &self.kinds.services,
-        );
+        let found = self
+            .services_by_label
+            .candidates(selector, &self.kinds.services);
         found.into_iter().filter_map(move |i| {
             let entry = &self.entries[i];
             match &entry.typed {
@@ -826,7 +783,7 @@ impl Bundle {
         else {
             return Vec::new();
         };
-        lookup(&self.workloads_by_label, key, value)
+        lookup(&self.workloads_by_label.pairs, key, value)
             .iter()
             .filter_map(|i| self.workload_at(*i))
             .filter(|w| {

@@ -135,7 +135,11 @@ fn selected_services<'a>(
         .collect()
 }
 
-fn selected_pods<'a>(bundle: &'a Bundle, monitor: &Entry, spec: &'a PodMonitorSpec) -> Vec<Workload<'a>> {
+fn selected_pods<'a>(
+    bundle: &'a Bundle,
+    monitor: &Entry,
+    spec: &'a PodMonitorSpec,
+) -> Vec<Workload<'a>> {
     bundle
         .workloads_selected_by(&spec.selector)
         .filter(|w| namespace_allowed(monitor, spec.namespace_selector.as_ref(), w.entry))
@@ -153,8 +157,7 @@ struct Monitors<'a> {
 
 impl<'a> Monitors<'a> {
     fn of(bundle: &'a Bundle) -> Self {
-        let mut by_service: HashMap<*const Entry, Vec<&'a ServiceMonitorSpec>> =
-            HashMap::default();
+        let mut by_service: HashMap<*const Entry, Vec<&'a ServiceMonitorSpec>> = HashMap::default();
         for (entry, monitor) in bundle.service_monitors() {
             for (service, _) in selected_services(bundle, entry, &monitor.spec) {
                 by_service
@@ -208,16 +211,14 @@ impl<'a> Monitors<'a> {
     fn scrape_pods_of(&self, workload: &Workload, metrics: i32) -> bool {
         let monitors = self.by_workload.get(&std::ptr::from_ref(workload.entry));
         monitors.into_iter().flatten().any(|spec| {
-            spec.pod_metrics_endpoints
-                .iter()
-                .flatten()
-                .any(|endpoint| {
-                    let by_name = endpoint.port.as_ref().and_then(|name| {
-                        workload.container_port(&IntOrString::String(name.clone()))
-                    });
-                    by_name.is_some_and(|p| p.container_port == metrics)
-                        || endpoint.port_number == Some(metrics)
-                })
+            spec.pod_metrics_endpoints.iter().flatten().any(|endpoint| {
+                let by_name = endpoint
+                    .port
+                    .as_ref()
+                    .and_then(|name| workload.container_port(&IntOrString::String(name.clone())));
+                by_name.is_some_and(|p| p.container_port == metrics)
+                    || endpoint.port_number == Some(metrics)
+            })
         })
     }
 }

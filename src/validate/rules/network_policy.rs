@@ -67,7 +67,10 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         let Some(spec) = &policy.spec else { continue };
         let workloads: Vec<Workload> = match &spec.pod_selector {
             Some(selector) => bundle.workloads_selected_by(selector).collect(),
-            None => bundle.workloads().filter(|w| w.labels().is_some()).collect(),
+            None => bundle
+                .workloads()
+                .filter(|w| w.labels().is_some())
+                .collect(),
         };
         for workload in workloads {
             if workload.entry.same_namespace(entry) {
