@@ -132,7 +132,7 @@ fn write_helm_input(root: &std::path::Path, dir: &std::path::Path) -> Result<()>
     let chart = entry.join("chart");
     let values = entry.join("values-production.yaml");
     let output = std::process::Command::new("helm")
-        .args(["template", HELM_RELEASE])
+        .args(["template", "--skip-tests", HELM_RELEASE])
         .arg(&chart)
         .arg("--values")
         .arg(&values)

@@ -152,10 +152,11 @@ pub fn run() -> Result<()> {
             ],
         ),
         (
-            "helm template (alone)",
+            "helm template --skip-tests (alone)",
             vec![
                 "helm".into(),
                 "template".into(),
+                "--skip-tests".into(),
                 chart.to_string(),
                 "--values".into(),
                 values.to_string(),
