@@ -70,6 +70,7 @@ fn findings(rule: &str, variant: &str) -> Vec<Finding> {
 #[case("pdb", "blocks-drains", "maxUnavailable 0")]
 #[case("pdb", "missing", "no PodDisruptionBudget")]
 #[case("image-tag", "latest", "latest")]
+#[case("image-tag", "suffix-latest", "moving tag `7-latest`")]
 #[case("reference", "ingress-backend", "camunda-web")]
 #[case(
     "reference",

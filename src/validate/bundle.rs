@@ -8,7 +8,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, PodTemplateSpec, Service, ServicePort,
 };
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rustc_hash::FxHashMap as HashMap;
@@ -387,10 +388,14 @@ pub struct Bundle {
     secret_providers: HashMap<String, Vec<usize>>,
     /// scaleTargetRef kind → name → HPA entries.
     hpa_by_target: Index,
-    /// Pod template label key → value → workload entries.
-    workloads_by_label: Index,
+    /// Pod template labels → workload entries.
+    workloads_by_label: LabelIndex,
     /// First selector pair key → value → Service entries.
     services_by_selector: Index,
+    /// Service `metadata.labels` → Service entries (for monitors' selectors).
+    services_by_label: LabelIndex,
+    /// The entries of each kind rules go through, in bundle order.
+    kinds: Kinds,
     /// Backend Service name → the Ingresses and HTTPRoutes naming it.
     routes_by_service: HashMap<String, Vec<usize>>,
     /// `validate --front-door`: the front door rule `front-door` judges the bundle for.
@@ -398,6 +403,68 @@ pub struct Bundle {
 }
 
 type Index = HashMap<String, HashMap<String, Vec<usize>>>;
+
+/// The positions of the entries of each kind the rules go through, so that a rule asking for
+/// one kind inside its loop over another walks only that kind, never the whole bundle again
+/// (which made `validate` quadratic in the number of objects).
+#[derive(Default)]
+struct Kinds {
+    workloads: Vec<usize>,
+    services: Vec<usize>,
+    ingresses: Vec<usize>,
+    hpas: Vec<usize>,
+    service_monitors: Vec<usize>,
+    pod_monitors: Vec<usize>,
+    pdbs: Vec<usize>,
+    network_policies: Vec<usize>,
+    http_routes: Vec<usize>,
+    gateways: Vec<usize>,
+}
+
+/// Entries by their labels: key → value → positions, and key → positions.
+#[derive(Default)]
+struct LabelIndex {
+    pairs: Index,
+    keys: HashMap<String, Vec<usize>>,
+}
+
+impl LabelIndex {
+    fn add<'a>(&mut self, labels: impl IntoIterator<Item = (&'a String, &'a String)>, at: usize) {
+        for (key, value) in labels {
+            insert(&mut self.pairs, key, value, at);
+            self.keys.entry(key.clone()).or_default().push(at);
+        }
+    }
+
+    /// Candidates for a label selector: those with its first `matchLabels` pair, else with one
+    /// of the values of its first `In` expression or the key of its first `Exists` expression,
+    /// else all of `every`. In bundle order; the caller still applies the whole selector.
+    fn candidates(&self, selector: &LabelSelector, every: &[usize]) -> Vec<usize> {
+        if let Some((key, value)) = selector.match_labels.iter().flatten().next() {
+            return lookup(&self.pairs, key, value).to_vec();
+        }
+        for expression in selector.match_expressions.iter().flatten() {
+            match expression.operator.as_str() {
+                "In" => {
+                    let mut found: Vec<usize> = expression
+                        .values
+                        .iter()
+                        .flatten()
+                        .flat_map(|value| {
+                            lookup(&self.pairs, &expression.key, value).iter().copied()
+                        })
+                        .collect();
+                    found.sort_unstable();
+                    found.dedup();
+                    return found;
+                }
+                "Exists" => return self.keys.get(&expression.key).cloned().unwrap_or_default(),
+                _ => {}
+            }
+        }
+        every.to_vec()
+    }
+}
 
 fn insert(index: &mut Index, outer: &str, inner: &str, position: usize) {
     index
@@ -415,6 +482,19 @@ fn lookup<'a>(index: &'a Index, outer: &str, inner: &str) -> &'a [usize] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// `pub fn $name(&self)`: the entries of one kind with their typed values, in bundle order,
+/// from the positions [`Kinds`] keeps of it.
+macro_rules! kind_iterator {
+    ($name:ident, $positions:ident, $variant:ident, $ty:ty) => {
+        pub fn $name(&self) -> impl Iterator<Item = (&Entry, &$ty)> {
+            self.typed_at(&self.kinds.$positions, |t| match t {
+                Typed::$variant(v) => Some(&**v),
+                _ => None,
+            })
+        }
+    };
+}
+
 impl Bundle {
     pub fn new(entries: Vec<Entry>) -> Self {
         let (entries, duplicates) = without_duplicates(entries);
@@ -424,8 +504,10 @@ impl Bundle {
             by_name: Index::default(),
             secret_providers: HashMap::default(),
             hpa_by_target: Index::default(),
-            workloads_by_label: Index::default(),
+            workloads_by_label: LabelIndex::default(),
             services_by_selector: Index::default(),
+            services_by_label: LabelIndex::default(),
+            kinds: Kinds::default(),
             routes_by_service: HashMap::default(),
             front_door: None,
         };
@@ -438,8 +520,10 @@ impl Bundle {
                     .or_default()
                     .push(position);
             }
+            let kinds = &mut bundle.kinds;
             match &entry.typed {
                 Typed::Hpa(hpa) => {
+                    kinds.hpas.push(position);
                     if let Some(spec) = &hpa.spec {
                         let target = &spec.scale_target_ref;
                         insert(
@@ -451,6 +535,11 @@ impl Bundle {
                     }
                 }
                 Typed::Ingress(_) | Typed::HttpRoute(_) => {
+                    if matches!(entry.typed, Typed::Ingress(_)) {
+                        kinds.ingresses.push(position);
+                    } else {
+                        kinds.http_routes.push(position);
+                    }
                     for service in backend_services(entry) {
                         let routes = bundle
                             .routes_by_service
@@ -462,6 +551,7 @@ impl Bundle {
                     }
                 }
                 Typed::Service(service) => {
+                    kinds.services.push(position);
                     let first = service
                         .spec
                         .as_ref()
@@ -470,35 +560,24 @@ impl Bundle {
                     if let Some((key, value)) = first {
                         insert(&mut bundle.services_by_selector, key, value, position);
                     }
+                    bundle.services_by_label.add(entry.labels(), position);
                 }
+                Typed::ServiceMonitor(_) => kinds.service_monitors.push(position),
+                Typed::PodMonitor(_) => kinds.pod_monitors.push(position),
+                Typed::Pdb(_) => kinds.pdbs.push(position),
+                Typed::NetworkPolicy(_) => kinds.network_policies.push(position),
+                Typed::Gateway(_) => kinds.gateways.push(position),
                 _ => {}
             }
-        }
-        let labelled: Vec<(usize, Vec<(String, String)>)> = bundle
-            .workloads()
-            .filter_map(|w| {
-                let position = bundle.position(w.entry)?;
-                let labels = w
-                    .labels()?
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                Some((position, labels))
-            })
-            .collect();
-        for (position, labels) in labelled {
-            for (key, value) in labels {
-                insert(&mut bundle.workloads_by_label, &key, &value, position);
-            }
+            let Some(workload) = workload_of(entry) else {
+                continue;
+            };
+            bundle.kinds.workloads.push(position);
+            bundle
+                .workloads_by_label
+                .add(workload.labels().into_iter().flatten(), position);
         }
         bundle
-    }
-
-    fn position(&self, entry: &Entry) -> Option<usize> {
-        lookup(&self.by_name, &entry.kind, &entry.name)
-            .iter()
-            .copied()
-            .find(|i| std::ptr::eq(&self.entries[*i], entry))
     }
 
     /// Entries of a kind and name near (in the namespace of) `near`.
@@ -522,7 +601,10 @@ impl Bundle {
     }
 
     pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
-        self.entries.iter().filter_map(workload_of)
+        self.kinds
+            .workloads
+            .iter()
+            .filter_map(|i| self.workload_at(*i))
     }
 
     pub fn camunda_workloads(&self) -> impl Iterator<Item = (Workload<'_>, &Container)> {
@@ -530,38 +612,67 @@ impl Bundle {
             .filter_map(|w| w.camunda_container().map(|c| (w, c)))
     }
 
-    pub fn services(&self) -> impl Iterator<Item = (&Entry, &Service)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Service(s) => Some((e, &**s)),
-            _ => None,
+    /// The entries at `positions` typed as `T`.
+    fn typed_at<'a, T: ?Sized + 'a>(
+        &'a self,
+        positions: &'a [usize],
+        of: fn(&'a Typed) -> Option<&'a T>,
+    ) -> impl Iterator<Item = (&'a Entry, &'a T)> + 'a {
+        positions.iter().filter_map(move |i| {
+            let entry = &self.entries[*i];
+            of(&entry.typed).map(|t| (entry, t))
         })
     }
 
-    pub fn ingresses(&self) -> impl Iterator<Item = (&Entry, &Ingress)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Ingress(i) => Some((e, &**i)),
-            _ => None,
-        })
+    kind_iterator!(services, services, Service, Service);
+    kind_iterator!(ingresses, ingresses, Ingress, Ingress);
+    kind_iterator!(hpas, hpas, Hpa, HorizontalPodAutoscaler);
+    kind_iterator!(
+        service_monitors,
+        service_monitors,
+        ServiceMonitor,
+        crds::ServiceMonitor
+    );
+    kind_iterator!(pod_monitors, pod_monitors, PodMonitor, crds::PodMonitor);
+    kind_iterator!(pdbs, pdbs, Pdb, PodDisruptionBudget);
+    kind_iterator!(
+        network_policies,
+        network_policies,
+        NetworkPolicy,
+        NetworkPolicy
+    );
+    kind_iterator!(http_routes, http_routes, HttpRoute, crds::HttpRoute);
+    kind_iterator!(gateways, gateways, Gateway, crds::Gateway);
+
+    /// The workloads whose pod labels `selector` matches (any namespace), in bundle order,
+    /// looked up through the label index rather than by trying every workload.
+    pub fn workloads_selected_by<'a>(
+        &'a self,
+        selector: &'a LabelSelector,
+    ) -> impl Iterator<Item = Workload<'a>> + 'a {
+        self.workloads_by_label
+            .candidates(selector, &self.kinds.workloads)
+            .into_iter()
+            .filter_map(|i| self.workload_at(i))
+            .filter(move |w| w.labels().is_some_and(|l| selector_matches(selector, l)))
     }
 
-    pub fn hpas(&self) -> impl Iterator<Item = (&Entry, &HorizontalPodAutoscaler)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::Hpa(h) => Some((e, &**h)),
-            _ => None,
-        })
-    }
-
-    pub fn service_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::ServiceMonitor)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::ServiceMonitor(m) => Some((e, &**m)),
-            _ => None,
-        })
-    }
-
-    pub fn pod_monitors(&self) -> impl Iterator<Item = (&Entry, &crds::PodMonitor)> {
-        self.entries.iter().filter_map(|e| match &e.typed {
-            Typed::PodMonitor(m) => Some((e, &**m)),
-            _ => None,
+    /// The Services whose own labels `selector` matches (any namespace), in bundle order.
+    pub fn services_selected_by<'a>(
+        &'a self,
+        selector: &'a LabelSelector,
+    ) -> impl Iterator<Item = (&'a Entry, &'a Service)> + 'a {
+        let found = self
+            .services_by_label
+            .candidates(selector, &self.kinds.services);
+        found.into_iter().filter_map(move |i| {
+            let entry = &self.entries[i];
+            match &entry.typed {
+                Typed::Service(s) if selector_matches(selector, entry.labels()) => {
+                    Some((entry, &**s))
+                }
+                _ => None,
+            }
         })
     }
 
@@ -672,7 +783,7 @@ impl Bundle {
         else {
             return Vec::new();
         };
-        lookup(&self.workloads_by_label, key, value)
+        lookup(&self.workloads_by_label.pairs, key, value)
             .iter()
             .filter_map(|i| self.workload_at(*i))
             .filter(|w| {

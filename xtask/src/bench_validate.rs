@@ -1,8 +1,10 @@
 //! `cargo xtask bench validate`: the in-process timings of the `validate` bench target (built
 //! optimised; the xtask itself runs as a debug build, useless for timing), then `validate` side by
-//! side with kubeconform and kube-score on the same generated bundle, as whole processes: CPU time
-//! (user + system) and peak memory of each run from the kernel's accounting (`wait4`), the median
-//! of five runs after a warm-up, and the ratios.
+//! side with kubeconform and kube-score on the same bundles — generated at two sizes (4,002 and
+//! 40,002 objects in one namespace) and a public chart rendered by helm — as whole processes: CPU
+//! time (user + system) and peak memory of each run from the kernel's accounting (`wait4`), the
+//! median of five rounds after a warm-up, and the ratios; last, `validate` on the chart
+//! directory itself beside `helm template` alone.
 //!
 //! kubeconform and kube-score are built with `go install` from the Go module proxy into the build
 //! cache (`<cache>/bench-tools/<key>/`, keyed by tool, version and Go version) or taken from there.
@@ -29,7 +31,27 @@ const KUBE_SCORE: (&str, &str, &str) = (
     "github.com/zegl/kube-score/cmd/kube-score",
     "v1.20.0",
 );
-const RUNS: usize = 10;
+/// Rounds of each side-by-side run (kube-score takes ~25 s a run on the large bundle).
+const RUNS: usize = 5;
+/// The bundles the bench target writes, side by side at two sizes and one helm-rendered, and
+/// whether kube-score runs on it (it takes more than 7 minutes a run on 40,002 objects).
+const INPUTS: [(&str, &str, bool); 3] = [
+    (
+        "generated, 1,000 Camunda sets (4,002 objects)",
+        "bundle-1000.yaml",
+        true,
+    ),
+    (
+        "generated, 10,000 Camunda sets (40,002 objects; kube-score left out: minutes a run)",
+        "bundle-10000.yaml",
+        false,
+    ),
+    (
+        "helm-rendered Operaton chart, 1,000 releases (6,000 objects)",
+        "helm-1000.yaml",
+        true,
+    ),
+];
 
 pub fn run() -> Result<()> {
     let root = workspace_root();
@@ -73,55 +95,95 @@ pub fn run() -> Result<()> {
     let kubeconform = go_tool(KUBECONFORM)?;
     let kube_score = go_tool(KUBE_SCORE)?;
 
-    let bundle = dir.join("bundle.yaml");
-    let bytes = std::fs::metadata(&bundle)
-        .with_context(|| format!("the bench target left no {}", bundle.display()))?
-        .len();
     let ours = root.join("target/release/camunda-conformance");
     let schema_location = format!(
         "{}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
         dir.join("schemas").display()
     );
-    let commands: [(&str, Vec<String>); 3] = [
+    for (what, file, with_kube_score) in INPUTS {
+        let bundle = dir.join(file);
+        let bytes = std::fs::metadata(&bundle)
+            .with_context(|| format!("the bench target left no {}", bundle.display()))?
+            .len();
+        let path = bundle.display().to_string();
+        let mut commands: Vec<(&str, Vec<String>)> = vec![
+            (
+                "camunda-conformance validate",
+                vec![ours.display().to_string(), "validate".into(), path.clone()],
+            ),
+            (
+                "kubeconform -strict",
+                vec![
+                    kubeconform.display().to_string(),
+                    "-strict".into(),
+                    "-summary".into(),
+                    "-schema-location".into(),
+                    schema_location.clone(),
+                    path.clone(),
+                ],
+            ),
+        ];
+        if with_kube_score {
+            commands.push((
+                "kube-score score",
+                vec![kube_score.display().to_string(), "score".into(), path],
+            ));
+        }
+        println!(
+            "\n{what}: {} ({:.1} MB), whole processes, {RUNS} rounds after a warm-up",
+            bundle.display(),
+            bytes as f64 / 1e6
+        );
+        side_by_side(&commands)?;
+    }
+    // The chart directory itself: helm's render is part of the run (its CPU and memory count:
+    // wait4 includes the children `validate` waited for).
+    let chart_txt = dir.join("chart.txt");
+    let chart = std::fs::read_to_string(&chart_txt)
+        .with_context(|| format!("the bench target left no {}", chart_txt.display()))?;
+    let mut lines = chart.lines();
+    let (Some(chart), Some(values)) = (lines.next(), lines.next()) else {
+        bail!("{} names no chart and values", chart_txt.display());
+    };
+    println!("\nthe chart directory {chart} with its production values, whole processes, {RUNS} rounds after a warm-up");
+    side_by_side(&[
         (
-            "camunda-conformance validate",
+            "camunda-conformance validate <chart>",
             vec![
                 ours.display().to_string(),
                 "validate".into(),
-                bundle.display().to_string(),
+                chart.to_string(),
+                "--values".into(),
+                values.to_string(),
             ],
         ),
         (
-            "kubeconform -strict",
+            "helm template --skip-tests (alone)",
             vec![
-                kubeconform.display().to_string(),
-                "-strict".into(),
-                "-summary".into(),
-                "-schema-location".into(),
-                schema_location,
-                bundle.display().to_string(),
+                "helm".into(),
+                "template".into(),
+                "--skip-tests".into(),
+                chart.to_string(),
+                "--values".into(),
+                values.to_string(),
             ],
         ),
-        (
-            "kube-score score",
-            vec![
-                kube_score.display().to_string(),
-                "score".into(),
-                bundle.display().to_string(),
-            ],
-        ),
-    ];
+    ])?;
     println!(
-        "\nside by side on {} ({:.1} MB), whole processes, {RUNS} rounds after a warm-up",
-        bundle.display(),
-        bytes as f64 / 1e6
+        "(goal: kubeconform's CPU at least 10× ours, our peak memory at most kubeconform's; kubeconform runs 4 workers, its CPU sums them)"
     );
+    Ok(())
+}
+
+/// Runs `commands` in rounds and prints each one's median CPU and peak memory with its ratios to
+/// the first (ours).
+fn side_by_side(commands: &[(&str, Vec<String>)]) -> Result<()> {
     println!(
         "(each round runs every command in turn, so that all see the machine alike): medians, and the range of the round-by-round ratios"
     );
-    let runs = measure(&commands)?;
+    let runs = measure(commands)?;
     println!(
-        "{:<30} {:>10} {:>12} {:>20} {:>20}",
+        "{:<38} {:>10} {:>12} {:>20} {:>20}",
         "command", "CPU s", "peak MB", "CPU vs ours", "memory vs ours"
     );
     for ((name, _), figures) in commands.iter().zip(&runs) {
@@ -142,16 +204,13 @@ pub fn run() -> Result<()> {
         let cpu: Vec<f64> = figures.iter().map(|f| f.cpu).collect();
         let peak: Vec<f64> = figures.iter().map(|f| f.peak_kb as f64).collect();
         println!(
-            "{name:<30} {:>10.3} {:>12.1} {:>20} {:>20}",
+            "{name:<38} {:>10.3} {:>12.1} {:>20} {:>20}",
             median_of(cpu),
             median_of(peak) / 1024.0,
             ratio(|f| f.cpu, 1),
             ratio(|f| f.peak_kb as f64, 2)
         );
     }
-    println!(
-        "(goal: kubeconform's CPU at least 10× ours, our peak memory at most kubeconform's; kubeconform runs 4 workers, its CPU sums them)"
-    );
     Ok(())
 }
 

@@ -34,9 +34,14 @@ pub enum Command {
     /// no secret of the run in their output or artifacts (stop the control plane with
     /// `cargo xtask e2e --backend kwok --down`).
     TestSecretsCanary,
-    /// `cargo install` the CLI, then run it from a folder outside the repository against the
-    /// control plane `e2e --backend kwok --keep` left: validate, discovery, the scaling suite.
-    TestInstalled,
+    /// `cargo install` the CLI, then run it from a folder outside the repository: validate on a
+    /// rendered overlay and on a Helm chart directory with values, then, against the control
+    /// plane `e2e --backend kwok --keep` left, discovery and the scaling suite.
+    TestInstalled {
+        /// Only the validate steps (no control plane needed).
+        #[arg(long)]
+        validate_only: bool,
+    },
     /// Interrupt the local end-to-end with SIGINT and SIGTERM in each phase; prove nothing is
     /// left and the next run is green. `--backend node`: the node end-to-end in each of its
     /// phases; nothing of the node left on the host.

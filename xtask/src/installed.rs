@@ -1,9 +1,11 @@
 //! `cargo xtask test-installed`: the CLI as a platform team gets it — `cargo install` into a
 //! temp root — run from a temp folder outside this repository that holds only a rendered
-//! overlay: `validate` on it, then `run --kube-context` against the control plane that
-//! `cargo xtask e2e --backend kwok --keep` left (discovery printed and checked against the
-//! overlay and the cluster, then the scaling suite). Everything it makes goes with its temp
-//! folder, also on error.
+//! overlay and a copy of a Helm chart: `validate` on each (the chart rendered by the `helm` on
+//! PATH with a values file and `--set`, its findings on its templates), then `run
+//! --kube-context` against the control plane that `cargo xtask e2e --backend kwok --keep` left
+//! (discovery printed and checked against the overlay and the cluster, then the scaling suite).
+//! `--validate-only` stops after the validate steps, with no control plane. Everything it makes
+//! goes with its temp folder, also on error.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,13 +26,16 @@ const RENDER_BOUND: Duration = Duration::from_secs(120);
 /// Discovery and the read-only scaling checks against a local control plane.
 const RUN_BOUND: Duration = Duration::from_secs(600);
 const OVERLAY: &str = "manifests/overlays/e2e";
+/// The chart the team keeps in its repository (copied out of this one), and what `validate`
+/// must say of it with its production values and autoscaling on.
+const CHART: &str = "fixtures/validate/helm/camunda";
 
-pub fn run() -> Result<bool> {
+pub fn run(validate_only: bool) -> Result<bool> {
     let root = workspace_root();
     let kubeconfig = crate::kwok::kept_kubeconfig();
     ensure!(
-        kubeconfig.is_file(),
-        "no kept kwok control plane ({} is missing): run `cargo xtask e2e --backend kwok --keep` first",
+        validate_only || kubeconfig.is_file(),
+        "no kept kwok control plane ({} is missing): run `cargo xtask e2e --backend kwok --keep` first, or pass --validate-only",
         kubeconfig.display()
     );
     let tmp = tempfile::Builder::new()
@@ -100,6 +105,11 @@ pub fn run() -> Result<bool> {
         String::from_utf8_lossy(&validate.stdout)
     );
     println!("  validate: passed");
+    validate_chart(&root, &team, &cli)?;
+    if validate_only {
+        tmp.close().context("removing the temp folder")?;
+        return Ok(true);
+    }
 
     let context = crate::kwok::control_plane::CONTEXT;
     let ns = expected.namespace.as_str();
@@ -155,6 +165,69 @@ pub fn run() -> Result<bool> {
     println!("  scaling: exit 0, {passed} checks passed");
     tmp.close().context("removing the temp folder")?;
     Ok(true)
+}
+
+/// `validate` on a chart directory of the team's folder: rendered by the `helm` on PATH with a
+/// values file and `--set`, the renderer and its version said, findings on the chart's own
+/// template files (relative to the team's folder), exit 1 for its errors.
+fn validate_chart(
+    root: &Path,
+    team: &Path,
+    cli: &dyn Fn(&[&str]) -> Result<std::process::Output>,
+) -> Result<()> {
+    copy_dir(&root.join(CHART), &team.join("chart"))?;
+    let validate = cli(&[
+        "validate",
+        "chart",
+        "-f",
+        "chart/values-prod.yaml",
+        "--set",
+        "autoscaling.enabled=true",
+    ])?;
+    let stdout = String::from_utf8_lossy(&validate.stdout);
+    ensure!(
+        validate.status.code() == Some(1),
+        "validate chart exited {} (expected 1, for its errors):\n{stdout}{}",
+        validate.status,
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let rendered = format!(
+        "chart: 4 objects, rendered by helm {}",
+        camunda_conformance::validate::input::HELM_VERSION
+    );
+    ensure!(
+        stdout.lines().any(|l| l.starts_with(&rendered)),
+        "validate chart does not say `{rendered} …`:\n{stdout}"
+    );
+    let expected = [
+        "Deployment/release-name-camunda-bpm (chart/templates/deployment.yaml:2)",
+        "error   session-strategy           runs up to 5 replicas with in-memory sessions",
+    ];
+    for line in expected {
+        ensure!(
+            stdout.contains(line),
+            "validate chart does not say `{line}`:\n{stdout}"
+        );
+    }
+    println!("  validate chart: exit 1, rendered by helm, session-strategy on chart/templates/deployment.yaml");
+    Ok(())
+}
+
+/// Copies a directory tree (a chart: plain files and folders).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), target.display())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// What the overlay says discovery must find.

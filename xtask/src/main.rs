@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             InterruptBackend::Node => node::interrupts::run(),
         },
         Command::TestSecretsCanary => canary::kubernetes(),
-        Command::TestInstalled => installed::run(),
+        Command::TestInstalled { validate_only } => installed::run(validate_only),
         Command::Mutants => mutants::run(),
         Command::Bench { what } => match what {
             BenchWhat::Validate => bench_validate::run().map(|()| true),

@@ -6,7 +6,6 @@
 use super::{Bundle, Finding, Rule, Severity};
 use crate::validate::bundle::Entry;
 use crate::validate::routes::{ingress_controller, Controller};
-use crate::validate::schema::Typed;
 
 pub const RULE: Rule = Rule {
     id: "front-door",
@@ -256,10 +255,7 @@ fn from_nginx_annotations(bundle: &Bundle, door: FrontDoor, out: &mut Vec<Findin
 /// `SessionPersistence`: `Support: Extended`, `<gateway:experimental>`): the standard-channel
 /// CRDs prune it and an implementation without it (Traefik v3.6) ignores it.
 fn session_persistence(bundle: &Bundle, out: &mut Vec<Finding>) {
-    for entry in &bundle.entries {
-        let Typed::HttpRoute(route) = &entry.typed else {
-            continue;
-        };
+    for (entry, route) in bundle.http_routes() {
         let sticky = route
             .spec
             .rules

@@ -5,7 +5,7 @@ pub const RULE: Rule = Rule {
     id: "image-tag",
     severity: Severity::Error,
     description:
-        "every container image is pinned to an exact tag or digest, never `latest` or untagged",
+        "every container image is pinned to an exact tag or digest, never `latest` (or a `<flavour>-latest` such as `run-latest`) or untagged",
     check,
 };
 
@@ -19,8 +19,10 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
                 continue;
             }
             let problem = match image_tag(image) {
-                None => "has no tag",
-                Some("latest") => "uses the moving tag `latest`",
+                None => "has no tag".to_string(),
+                Some(tag) if tag == "latest" || tag.ends_with("-latest") => {
+                    format!("uses the moving tag `{tag}`")
+                }
                 Some(_) => continue,
             };
             out.push(RULE.finding(

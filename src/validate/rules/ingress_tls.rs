@@ -71,18 +71,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
 /// to a plain HTTP listener serves the application unencrypted; an HTTP listener answers with a
 /// redirect only when a route with a RequestRedirect filter is attached to it.
 fn gateways(bundle: &Bundle, out: &mut Vec<Finding>) {
-    let routes: Vec<(&Entry, &HttpRoute)> = bundle
-        .entries
-        .iter()
-        .filter_map(|e| match &e.typed {
-            Typed::HttpRoute(r) => Some((e, &**r)),
-            _ => None,
-        })
-        .collect();
-    for entry in &bundle.entries {
-        let Typed::Gateway(gateway) = &entry.typed else {
-            continue;
-        };
+    let routes: Vec<(&Entry, &HttpRoute)> = bundle.http_routes().collect();
+    for (entry, gateway) in bundle.gateways() {
         let issued = ISSUER_ANNOTATIONS
             .iter()
             .any(|a| entry.annotation(a).is_some());

@@ -3,11 +3,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::metrics_exposed::metrics_port;
 use super::{Bundle, Finding, Rule, Severity};
-use crate::validate::bundle::{
-    describe_selector, selector_matches, service_ports, target_of, Entry, Workload,
-};
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::validate::bundle::{describe_selector, service_ports, target_of, Entry, Workload};
 use crate::validate::env::Env;
-use crate::validate::schema::crds::{NamespaceSelector, ServiceMonitorSpec};
+use crate::validate::schema::crds::{NamespaceSelector, PodMonitorSpec, ServiceMonitorSpec};
 
 pub const RULE: Rule = Rule {
     id: "metrics-scraped",
@@ -17,6 +17,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
+    let monitors = Monitors::of(bundle);
     check_service_monitors(bundle, out);
     check_pod_monitors(bundle, out);
     for (workload, container) in bundle.camunda_workloads() {
@@ -24,8 +25,8 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         let Some(port) = metrics_port(&env, container) else {
             continue; // metrics-exposed reports it
         };
-        if scraped_by_service_monitor(bundle, &workload, port)
-            || scraped_by_pod_monitor(bundle, &workload, port)
+        if monitors.scrape_service_of(bundle, &workload, port)
+            || monitors.scrape_pods_of(&workload, port)
         {
             continue;
         }
@@ -126,13 +127,100 @@ fn namespace_allowed(
 fn selected_services<'a>(
     bundle: &'a Bundle,
     monitor: &Entry,
-    spec: &ServiceMonitorSpec,
+    spec: &'a ServiceMonitorSpec,
 ) -> Vec<(&'a Entry, &'a Service)> {
     bundle
-        .services()
+        .services_selected_by(&spec.selector)
         .filter(|(entry, _)| namespace_allowed(monitor, spec.namespace_selector.as_ref(), entry))
-        .filter(|(entry, _)| selector_matches(&spec.selector, entry.labels()))
         .collect()
+}
+
+fn selected_pods<'a>(
+    bundle: &'a Bundle,
+    monitor: &Entry,
+    spec: &'a PodMonitorSpec,
+) -> Vec<Workload<'a>> {
+    bundle
+        .workloads_selected_by(&spec.selector)
+        .filter(|w| namespace_allowed(monitor, spec.namespace_selector.as_ref(), w.entry))
+        .collect()
+}
+
+/// Which monitors select which Service and which pods, worked out once per monitor through the
+/// label index, so that judging each workload does not try every monitor again.
+struct Monitors<'a> {
+    /// Service entry → the ServiceMonitors selecting it.
+    by_service: HashMap<*const Entry, Vec<&'a ServiceMonitorSpec>>,
+    /// Workload entry → the PodMonitors selecting its pods.
+    by_workload: HashMap<*const Entry, Vec<&'a PodMonitorSpec>>,
+}
+
+impl<'a> Monitors<'a> {
+    fn of(bundle: &'a Bundle) -> Self {
+        let mut by_service: HashMap<*const Entry, Vec<&'a ServiceMonitorSpec>> = HashMap::default();
+        for (entry, monitor) in bundle.service_monitors() {
+            for (service, _) in selected_services(bundle, entry, &monitor.spec) {
+                by_service
+                    .entry(std::ptr::from_ref(service))
+                    .or_default()
+                    .push(&monitor.spec);
+            }
+        }
+        let mut by_workload: HashMap<*const Entry, Vec<&'a PodMonitorSpec>> = HashMap::default();
+        for (entry, monitor) in bundle.pod_monitors() {
+            for workload in selected_pods(bundle, entry, &monitor.spec) {
+                by_workload
+                    .entry(std::ptr::from_ref(workload.entry))
+                    .or_default()
+                    .push(&monitor.spec);
+            }
+        }
+        Monitors {
+            by_service,
+            by_workload,
+        }
+    }
+
+    /// A ServiceMonitor selects a Service in front of the workload with an endpoint whose port
+    /// reaches the container's metrics port.
+    fn scrape_service_of(&self, bundle: &Bundle, workload: &Workload, metrics: i32) -> bool {
+        bundle
+            .services_for(workload)
+            .into_iter()
+            .any(|(entry, service)| {
+                let monitors = self.by_service.get(&std::ptr::from_ref(entry));
+                monitors.into_iter().flatten().any(|spec| {
+                    spec.endpoints.iter().any(|endpoint| {
+                        let target = match (&endpoint.port, &endpoint.target_port) {
+                            (Some(name), _) => service_ports(service)
+                                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                                .map(target_of),
+                            (None, Some(target)) => Some(target.clone()),
+                            (None, None) => None,
+                        };
+                        target
+                            .and_then(|t| workload.container_port(&t))
+                            .is_some_and(|p| p.container_port == metrics)
+                    })
+                })
+            })
+    }
+
+    /// A PodMonitor selects the workload's pods with an endpoint on the metrics port (by name or
+    /// number).
+    fn scrape_pods_of(&self, workload: &Workload, metrics: i32) -> bool {
+        let monitors = self.by_workload.get(&std::ptr::from_ref(workload.entry));
+        monitors.into_iter().flatten().any(|spec| {
+            spec.pod_metrics_endpoints.iter().flatten().any(|endpoint| {
+                let by_name = endpoint
+                    .port
+                    .as_ref()
+                    .and_then(|name| workload.container_port(&IntOrString::String(name.clone())));
+                by_name.is_some_and(|p| p.container_port == metrics)
+                    || endpoint.port_number == Some(metrics)
+            })
+        })
+    }
 }
 
 fn check_service_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
@@ -191,14 +279,7 @@ fn namespaces_hint(entry: &Entry, selector: Option<&NamespaceSelector>) -> Strin
 
 fn check_pod_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
     for (entry, monitor) in bundle.pod_monitors() {
-        let pods: Vec<Workload> = bundle
-            .workloads()
-            .filter(|w| namespace_allowed(entry, monitor.spec.namespace_selector.as_ref(), w.entry))
-            .filter(|w| {
-                w.labels()
-                    .is_some_and(|l| selector_matches(&monitor.spec.selector, l))
-            })
-            .collect();
+        let pods = selected_pods(bundle, entry, &monitor.spec);
         if pods.is_empty() {
             out.push(RULE.finding(
                 entry,
@@ -236,54 +317,4 @@ fn check_pod_monitors(bundle: &Bundle, out: &mut Vec<Finding>) {
             }
         }
     }
-}
-
-/// A ServiceMonitor selects a Service in front of the workload with an endpoint whose port
-/// reaches the container's metrics port.
-fn scraped_by_service_monitor(bundle: &Bundle, workload: &Workload, metrics: i32) -> bool {
-    let fronting = bundle.services_for(workload);
-    bundle.service_monitors().any(|(entry, monitor)| {
-        selected_services(bundle, entry, &monitor.spec)
-            .iter()
-            .filter(|(s, _)| fronting.iter().any(|(f, _)| std::ptr::eq(*f, *s)))
-            .any(|(_, service)| {
-                monitor.spec.endpoints.iter().any(|endpoint| {
-                    let target = match (&endpoint.port, &endpoint.target_port) {
-                        (Some(name), _) => service_ports(service)
-                            .find(|p| p.name.as_deref() == Some(name.as_str()))
-                            .map(target_of),
-                        (None, Some(target)) => Some(target.clone()),
-                        (None, None) => None,
-                    };
-                    target
-                        .and_then(|t| workload.container_port(&t))
-                        .is_some_and(|p| p.container_port == metrics)
-                })
-            })
-    })
-}
-
-fn scraped_by_pod_monitor(bundle: &Bundle, workload: &Workload, metrics: i32) -> bool {
-    let Some(labels) = workload.labels() else {
-        return false;
-    };
-    bundle.pod_monitors().any(|(entry, monitor)| {
-        namespace_allowed(
-            entry,
-            monitor.spec.namespace_selector.as_ref(),
-            workload.entry,
-        ) && selector_matches(&monitor.spec.selector, labels)
-            && monitor
-                .spec
-                .pod_metrics_endpoints
-                .iter()
-                .flatten()
-                .any(|endpoint| {
-                    let by_name = endpoint.port.as_ref().and_then(|name| {
-                        workload.container_port(&IntOrString::String(name.clone()))
-                    });
-                    by_name.is_some_and(|p| p.container_port == metrics)
-                        || endpoint.port_number == Some(metrics)
-                })
-    })
 }

@@ -1,8 +1,9 @@
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::{Bundle, Finding, Rule, Severity};
-use crate::validate::bundle::{selector_matches, Workload};
-use crate::validate::schema::Typed;
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::validate::bundle::{Entry, Workload};
 
 pub const RULE: Rule = Rule {
     id: "network-policy",
@@ -59,33 +60,37 @@ fn limits_ingress(policy: &NetworkPolicy) -> bool {
 }
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
-    let policies: Vec<_> = bundle
-        .entries
-        .iter()
-        .filter_map(|e| match &e.typed {
-            Typed::NetworkPolicy(p) => Some((e, p)),
-            _ => None,
-        })
-        .collect();
+    // Workload → the policies selecting its pods in its namespace, in bundle order (an empty
+    // or absent podSelector selects every pod): one label-index lookup per policy.
+    let mut selected: HashMap<*const Entry, Vec<(&Entry, &NetworkPolicy)>> = HashMap::default();
+    for (entry, policy) in bundle.network_policies() {
+        let Some(spec) = &policy.spec else { continue };
+        let workloads: Vec<Workload> = match &spec.pod_selector {
+            Some(selector) => bundle.workloads_selected_by(selector).collect(),
+            None => bundle
+                .workloads()
+                .filter(|w| w.labels().is_some())
+                .collect(),
+        };
+        for workload in workloads {
+            if workload.entry.same_namespace(entry) {
+                selected
+                    .entry(std::ptr::from_ref(workload.entry))
+                    .or_default()
+                    .push((entry, policy));
+            }
+        }
+    }
     for workload in bundle.workloads() {
         let Some(what) = guarded(&workload) else {
             continue;
         };
-        let Some(labels) = workload.labels() else {
+        if workload.labels().is_none() {
             continue;
-        };
-        let selecting: Vec<_> = policies
-            .iter()
-            .filter(|(entry, policy)| {
-                entry.same_namespace(workload.entry)
-                    && policy.spec.as_ref().is_some_and(|s| {
-                        // An empty (or absent) podSelector selects every pod.
-                        s.pod_selector
-                            .as_ref()
-                            .is_none_or(|selector| selector_matches(selector, labels))
-                    })
-            })
-            .collect();
+        }
+        let selecting = selected
+            .get(&std::ptr::from_ref(workload.entry))
+            .map_or(&[][..], Vec::as_slice);
         if selecting.is_empty() {
             out.push(RULE.finding(
                 workload.entry,

@@ -1,8 +1,10 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Bundle, Finding, Rule, Severity};
-use crate::validate::bundle::selector_matches;
-use crate::validate::schema::Typed;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::validate::bundle::Entry;
 
 pub const RULE: Rule = Rule {
     id: "pdb",
@@ -12,22 +14,24 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
-    let pdbs: Vec<_> = bundle
-        .entries
-        .iter()
-        .filter_map(|e| match &e.typed {
-            Typed::Pdb(p) => Some((e, p)),
-            _ => None,
-        })
-        .collect();
-    for (entry, pdb) in &pdbs {
+    // Workload → the PDBs selecting its pods in its namespace, in bundle order: one lookup per
+    // PDB in the label index instead of every PDB tried against every workload.
+    let mut covering: HashMap<*const Entry, Vec<(&Entry, &PodDisruptionBudget)>> =
+        HashMap::default();
+    for (entry, pdb) in bundle.pdbs() {
         let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
             continue;
         };
-        let selects_any = bundle.workloads().any(|w| {
-            w.entry.same_namespace(entry)
-                && w.labels().is_some_and(|l| selector_matches(selector, l))
-        });
+        let mut selects_any = false;
+        for workload in bundle.workloads_selected_by(selector) {
+            if workload.entry.same_namespace(entry) {
+                selects_any = true;
+                covering
+                    .entry(std::ptr::from_ref(workload.entry))
+                    .or_default()
+                    .push((entry, pdb));
+            }
+        }
         if !selects_any {
             out.push(RULE.finding(
                 entry,
@@ -36,22 +40,12 @@ fn check(bundle: &Bundle, out: &mut Vec<Finding>) {
         }
     }
     for (workload, _) in bundle.camunda_workloads() {
-        if bundle.max_pods(&workload) <= 1 {
+        if bundle.max_pods(&workload) <= 1 || workload.labels().is_none() {
             continue;
         }
-        let Some(labels) = workload.labels() else {
-            continue;
-        };
-        let covering: Vec<_> = pdbs
-            .iter()
-            .filter(|(e, p)| {
-                e.same_namespace(workload.entry)
-                    && p.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.as_ref())
-                        .is_some_and(|s| selector_matches(s, labels))
-            })
-            .collect();
+        let covering = covering
+            .get(&std::ptr::from_ref(workload.entry))
+            .map_or(&[][..], Vec::as_slice);
         if covering.is_empty() {
             out.push(RULE.finding(
                 workload.entry,
