@@ -621,7 +621,7 @@ impl Target {
     }
 
     /// The ingress host name (validate() guarantees base_url has one).
-    pub(crate) fn host(&self) -> String {
+    pub fn host(&self) -> String {
         self.ingress
             .host
             .clone()
@@ -635,7 +635,7 @@ impl Target {
     }
 
     /// `base_url` + path (path starts with `/`).
-    pub(crate) fn ingress_url(&self, path: &str) -> String {
+    pub fn ingress_url(&self, path: &str) -> String {
         format!("{}{path}", self.ingress.base_url.trim_end_matches('/'))
     }
 

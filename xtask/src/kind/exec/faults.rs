@@ -63,6 +63,9 @@ enum Settle {
     },
     /// A Deployment (namespace, name) runs no pod.
     NoPods(&'static str, &'static str),
+    /// The front door's certificate does (not) verify against the target's CA: Traefik read
+    /// the TLS Secret.
+    FrontDoorTrusted(bool),
 }
 
 /// What one fault changed, to undo, and how its suites run.
@@ -453,7 +456,8 @@ async fn inject(runner: &mut Runner, id: &str, injected: &mut Injected) -> Resul
             injected.added.push(service);
         }
         "other-ca" => {
-            injected.settle = Settle::Seconds(10, "Traefik's Secret watch");
+            injected.settle = Settle::FrontDoorTrusted(false);
+            injected.healed_when = Settle::FrontDoorTrusted(true);
             let host = runner
                 .names
                 .host
@@ -699,6 +703,57 @@ async fn settle(runner: &mut Runner, what: Settle) -> Result<()> {
                         done: now.done == available,
                         failed: None,
                         seen: now.seen,
+                    })
+                }
+            })
+            .await
+        }
+        Settle::FrontDoorTrusted(trusted) => {
+            let (file, _, _) = runner
+                .target
+                .clone()
+                .ok_or_else(|| anyhow!("no target description was written"))?;
+            let target = Target::load(&file)?;
+            let host = target.host();
+            let mut client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .tls_built_in_root_certs(false);
+            if let Some(ca_file) = &target.ingress.ca_file {
+                let pem = std::fs::read(ca_file)
+                    .with_context(|| format!("reading {}", ca_file.display()))?;
+                client = client.add_root_certificate(
+                    reqwest::Certificate::from_pem(&pem).with_context(|| {
+                        format!("{} is not a PEM certificate", ca_file.display())
+                    })?,
+                );
+            }
+            if let Some(addr) = target.ingress.connect_to {
+                client = client.resolve(&host, addr);
+            }
+            let client = client.build().context("building the front door's client")?;
+            let url = target.ingress_url(&format!("{}/engine", target.ingress.rest_path));
+            let what = format!(
+                "the front door's certificate {} the target CA",
+                if trusted {
+                    "verified by"
+                } else {
+                    "no longer verified by"
+                }
+            );
+            wait::poll_until(&what, bound, Duration::from_secs(1), || {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    let answer = client.get(&url).send().await;
+                    let seen = match &answer {
+                        Ok(response) => format!("GET {url}: {}", response.status()),
+                        Err(err) => format!("GET {url}: {err:#}"),
+                    };
+                    // Any answer means the TLS handshake passed; a refused certificate is an
+                    // error before any answer.
+                    Ok(wait::Progress {
+                        done: answer.is_ok() == trusted,
+                        failed: None,
+                        seen,
                     })
                 }
             })
