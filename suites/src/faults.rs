@@ -29,6 +29,10 @@ pub struct FaultInfo {
     pub target: bool,
     /// The backends whose `--faults` inject it.
     pub backends: &'static [Backend],
+    /// Neither its injection nor its symptom involves the session mode or the route (a pod
+    /// template, a ServiceMonitor, an HPA, an addon): the node backend injects it once, in
+    /// its sticky matrix, and not again behind the shared stack's Gateway route.
+    pub once_per_node: bool,
 }
 
 /// A check that must fail, with words its message must contain.
@@ -69,6 +73,7 @@ const fn fault(
         expects,
         target: false,
         backends: &[Backend::Local],
+        once_per_node: false,
     }
 }
 
@@ -89,6 +94,14 @@ impl FaultInfo {
     /// Injected on these backends (default: local only).
     pub const fn on(self, backends: &'static [Backend]) -> Self {
         FaultInfo { backends, ..self }
+    }
+
+    /// See [`FaultInfo::once_per_node`].
+    pub const fn once_per_node(self) -> Self {
+        FaultInfo {
+            once_per_node: true,
+            ..self
+        }
     }
 }
 
@@ -366,6 +379,16 @@ pub const CATALOGUE: &[FaultInfo] = &[
 /// instead of local ones.
 pub const KUBERNETES_ONLY_CHECKS: &[&str] = &["cluster.all-replicas-ready"];
 
+/// A node fault whose injection and symptom involve neither the session mode nor the route
+/// (see [`FaultInfo::once_per_node`]).
+const fn node_fault_once(
+    id: &'static str,
+    description: &'static str,
+    expects: &'static [Expect],
+) -> FaultInfo {
+    node_fault(id, description, None, expects).once_per_node()
+}
+
 /// A fault the node backend's `--faults` injects into the real cluster (kubectl-style edits of
 /// the deployed objects, a Service added, an addon scaled to zero, the node cordoned), undoes,
 /// and proves healed.
@@ -381,40 +404,35 @@ const fn node_fault(
 /// Faults whose symptom only a real cluster produces (kubelet probes, crash loops, HPA
 /// metrics, Services, the scheduler): the node backend injects them, the local matrix does not.
 pub const NODE: &[FaultInfo] = &[
-    node_fault(
+    node_fault_once(
         "crash-looping-replica",
         "a rollout whose new pod crash-loops (its container command exits 1) beside the Ready ones",
-        None,
         &[expect("cluster.all-replicas-ready", "waiting CrashLoopBackOff")],
     ),
-    node_fault(
+    node_fault_once(
         "readiness-never-passes",
         "a rollout whose new pod's readiness probe asks for a path that does not exist",
-        None,
         &[expect(
             "cluster.all-replicas-ready",
             "not Ready (phase Running; container camunda running",
         )],
     ),
-    node_fault(
+    node_fault_once(
         "admin-secret-wrong-key",
         "the admin Secret holds the password under another key than the Deployment reads (a rollout's new pod cannot start)",
-        None,
         &[expect(
             "cluster.all-replicas-ready",
             "waiting CreateContainerConfigError",
         )],
     ),
-    node_fault(
+    node_fault_once(
         "servicemonitor-selects-nothing",
         "the ServiceMonitor's selector matches no Service (a label value that differs)",
-        None,
         &[expect("metrics.prometheus-targets", "not a target of job")],
     ),
-    node_fault(
+    node_fault_once(
         "servicemonitor-wrong-port",
         "the ServiceMonitor's endpoint names a port the Service lacks",
-        None,
         &[expect("metrics.prometheus-targets", "not a target of job")],
     ),
     node_fault(
@@ -435,10 +453,9 @@ pub const NODE: &[FaultInfo] = &[
             "expected every replica to serve at least",
         )],
     ),
-    node_fault(
+    node_fault_once(
         "metrics-nodeport",
         "a NodePort Service exposes the replicas' metrics port on every node",
-        None,
         &[expect("metrics.not-public", "metrics served at http://")],
     ),
     node_fault(
@@ -447,37 +464,33 @@ pub const NODE: &[FaultInfo] = &[
         Some(Shared),
         &[expect("sessions.login", "got 500")],
     ),
-    node_fault(
+    node_fault_once(
         "metrics-server-stopped",
         "metrics-server is stopped (its Deployment scaled to zero): the resource metrics API has no backend",
-        None,
         &[
             expect("scaling.metrics-api", "Error from server (ServiceUnavailable)"),
             expect("scaling.hpa-metrics", "FailedGetResourceMetric"),
         ],
     ),
-    node_fault(
+    node_fault_once(
         "hpa-metric-unresolved",
         "the HPA has a second metric (a Pods metric no adapter serves) beside cpu",
-        None,
         &[expect(
             "scaling.hpa-metrics",
             "no current value for 1 of the HPA's metrics",
         )],
     ),
-    node_fault(
+    node_fault_once(
         "hpa-targets-other-deployment",
         "the HPA's scaleTargetRef names another Deployment (left from a rename)",
-        None,
         &[expect(
             "scaling.hpa-metrics",
             "the HPA scales Deployment/camunda-old, not the target's Deployment/camunda",
         )],
     ),
-    node_fault(
+    node_fault_once(
         "hpa-max-equals-min",
         "the HPA's maxReplicas equals its minReplicas",
-        Some(Sticky),
         &[expect(
             "scaling.scale-out",
             "maxReplicas 2 is not above minReplicas 2",

@@ -117,9 +117,7 @@ impl ClusterBackend {
             .as_ref()
             .ok_or_else(|| anyhow!("no target description was written"))?;
         let mode: SessionMode = Target::load(file)?.sessions.mode;
-        let catalogue: Vec<&FaultInfo> = faults::all()
-            .filter(|f| f.applies_to(mode) && f.injected_on(TargetBackend::Node))
-            .collect();
+        let catalogue = node_catalogue(mode);
         let dir = self.runner.settings.work.join("faults");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // What the heal converges to: the overlay as deployed (`camunda-conformance deploy`).
@@ -195,6 +193,15 @@ impl ClusterBackend {
         }
         fault_matrix::report(&rows, &self.runner.settings.work, started.elapsed())
     }
+}
+
+/// The faults the node injects into a stack of this session mode: those that involve the mode
+/// or the route in every matrix, the others once, in the sticky one.
+fn node_catalogue(mode: SessionMode) -> Vec<&'static FaultInfo> {
+    faults::all()
+        .filter(|f| f.applies_to(mode) && f.injected_on(TargetBackend::Node))
+        .filter(|f| !(f.once_per_node && mode == SessionMode::Shared))
+        .collect()
 }
 
 impl Runner {
@@ -846,6 +853,24 @@ mod tests {
                 fault.id
             );
         }
+    }
+
+    #[test]
+    fn the_shared_matrix_runs_what_involves_sessions_or_the_route_the_sticky_one_everything() {
+        let ids = |mode| {
+            node_catalogue(mode)
+                .iter()
+                .map(|f| f.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(SessionMode::Shared),
+            ["other-ca", "ready-pod-outside-service", "redis-gone"]
+        );
+        let sticky = ids(SessionMode::Sticky);
+        assert!(sticky.contains(&"hpa-max-equals-min") && sticky.contains(&"other-ca"));
+        assert!(!sticky.contains(&"redis-gone"));
+        assert_eq!(sticky.len(), 13);
     }
 
     #[test]
