@@ -132,6 +132,10 @@ impl ClusterBackend {
         let started = Instant::now();
         let mut rows: Vec<MatrixRow> = Vec::new();
         for fault in catalogue {
+            // Ctrl-C/SIGTERM: the handler is taking the node down; nothing left to inject into.
+            if crate::local::supervisor::interrupted() {
+                bail!("interrupted during the fault matrix");
+            }
             let fault_started = Instant::now();
             let suites = fault_matrix::suites_of(fault, mode);
             fault_matrix::announce(fault, mode);
@@ -279,6 +283,29 @@ impl Runner {
             }
         }
         put(&api, &now).await
+    }
+
+    /// The TLS Secret the front door serves: the Ingress's `spec.tls[0].secretName`, or the
+    /// first certificate a TLS listener of the Gateway references.
+    async fn serving_secret(&mut self) -> Result<String> {
+        let (kind, name) = self.names.route.clone();
+        let ns = self.names.namespace.clone();
+        let route = match kind {
+            "Ingress" => reference("networking.k8s.io/v1", "Ingress", &ns, &name),
+            _ => reference("gateway.networking.k8s.io/v1", "Gateway", &ns, &name),
+        };
+        let (_, live) = self.live(&route).await?;
+        let secret = match kind {
+            "Ingress" => live["spec"]["tls"][0]["secretName"].as_str(),
+            _ => live["spec"]["listeners"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|l| l["tls"]["certificateRefs"][0]["name"].as_str()),
+        };
+        secret
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("{kind} {ns}/{name} names no TLS Secret"))
     }
 
     /// The pods of the stack's Deployment.
@@ -470,12 +497,7 @@ async fn inject(runner: &mut Runner, id: &str, injected: &mut Injected) -> Resul
                 .host
                 .clone()
                 .ok_or_else(|| anyhow!("the route names no TLS host"))?;
-            let (secret_ns, secret) = runner
-                .names
-                .certificates
-                .first()
-                .cloned()
-                .ok_or_else(|| anyhow!("the stack has no TLS Secret"))?;
+            let (secret_ns, secret) = (ns.clone(), runner.serving_secret().await?);
             let other = crate::local::tls::Pki::generate(&host)?;
             injected.edited.push(
                 runner
