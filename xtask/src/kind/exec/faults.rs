@@ -744,8 +744,11 @@ async fn settle(runner: &mut Runner, what: Settle) -> Result<()> {
                 .ok_or_else(|| anyhow!("no target description was written"))?;
             let target = Target::load(&file)?;
             let host = target.host();
+            // A new connection (and TLS handshake) for every request: a kept-alive one would
+            // go on showing the certificate it was opened with.
             let mut client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .pool_max_idle_per_host(0)
                 .tls_built_in_root_certs(false);
             if let Some(ca_file) = &target.ingress.ca_file {
                 let pem = std::fs::read(ca_file)
