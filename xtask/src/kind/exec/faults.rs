@@ -513,6 +513,9 @@ async fn inject(runner: &mut Runner, id: &str, injected: &mut Injected) -> Resul
         }
         "redis-gone" => {
             injected.settle = Settle::NoPods("redis", "redis");
+            // Without a login every later sessions check fails, the disruptive one too: the
+            // heal run must run it again (a read-only heal would only skip it).
+            injected.disruptive = true;
             injected.edited.push(
                 runner
                     .edit(reference("apps/v1", "Deployment", &ns, "redis"), |d| {
