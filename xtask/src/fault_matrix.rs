@@ -52,14 +52,19 @@ pub fn touched(fault: &FaultInfo, mode: SessionMode, probed: &Result<Report>) ->
 }
 
 /// The matrix rows of one fault: each expected check is detected when it failed and its
-/// message holds the expected words (case-insensitive). Prints one line per check.
+/// message holds the expected words (case-insensitive). Prints why the stack did not heal, then
+/// one line per check.
 pub fn judge(
     fault: &FaultInfo,
     mode: SessionMode,
     probed: &Result<Report>,
-    healed: bool,
+    healed: &Result<()>,
     started: Instant,
 ) -> Vec<MatrixRow> {
+    if let Err(err) = healed {
+        println!("  NOT HEALED: {err:#}");
+    }
+    let healed = healed.is_ok();
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     fault
         .expected(mode)

@@ -177,16 +177,7 @@ fn run_catalogue(
             )?;
             fault_matrix::heal_problems(&report, &touched)
         });
-        if let Err(err) = &healed {
-            println!("  NOT HEALED: {err:#}");
-        }
-        rows.extend(fault_matrix::judge(
-            fault,
-            mode,
-            &probed,
-            healed.is_ok(),
-            started,
-        ));
+        rows.extend(fault_matrix::judge(fault, mode, &probed, &healed, started));
     }
     Ok(rows)
 }

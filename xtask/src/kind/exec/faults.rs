@@ -184,14 +184,11 @@ impl ClusterBackend {
                 })?;
                 fault_matrix::heal_problems(&report, &touched)
             });
-            if let Err(err) = &healed {
-                println!("  NOT HEALED: {err:#}");
-            }
             rows.extend(fault_matrix::judge(
                 fault,
                 mode,
                 &probed,
-                healed.is_ok(),
+                &healed,
                 fault_started,
             ));
         }
